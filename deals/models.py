@@ -1,0 +1,353 @@
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Role
+from stages.models import ActivityType, ContactRole, StageKind
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+
+def scope_q(user: User, *, prefix: str = "", write: bool = False) -> Q | None:
+    """The permission matrix as a filter on a deal's owner.
+
+    Returns None for "everything" (admins) and Q(pk__in=[]) for nothing. `prefix` lets
+    other models (activities, people) reuse the same rule through their deal relation.
+    """
+    if not user.is_authenticated or not user.is_active:
+        return Q(pk__in=[])
+    if user.role == Role.ADMIN or user.is_superuser:
+        return None
+    owner = f"{prefix}owner"
+    if user.role == Role.MANAGER:
+        return Q(**{owner: user}) | Q(**{f"{owner}__team__manager": user})
+    if write or user.team_id is None:
+        return Q(**{owner: user})
+    return Q(**{owner: user}) | Q(**{f"{owner}__team_id": user.team_id})
+
+
+class DealQuerySet(models.QuerySet["Deal"]):
+    def visible_to(self, user: User) -> DealQuerySet:
+        """The one gate for reads: every list, board, count, sum and export goes through it."""
+        q = scope_q(user)
+        return self if q is None else self.filter(q)
+
+    def editable_by(self, user: User) -> DealQuerySet:
+        """Deals `user` may edit or move (own; managed teams' for managers; all for admins)."""
+        q = scope_q(user, write=True)
+        return self if q is None else self.filter(q)
+
+    def open(self) -> DealQuerySet:
+        return self.filter(stage__kind=StageKind.OPEN)
+
+
+class Deal(models.Model):
+    title = models.CharField(max_length=200)
+    organization = models.ForeignKey(
+        "contacts.Organization",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="deals",
+    )
+    person = models.ForeignKey(
+        "contacts.Person",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="deals",
+        verbose_name="primary contact",
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="deals"
+    )
+    pipeline = models.ForeignKey(
+        "stages.Pipeline", on_delete=models.PROTECT, related_name="deals"
+    )
+    stage = models.ForeignKey("stages.Stage", on_delete=models.PROTECT, related_name="deals")
+    amount = models.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0"))],
+    )
+    currency = models.CharField(max_length=3, default="USD")
+    expected_close_date = models.DateField(null=True, blank=True)
+    close_date_pushes = models.PositiveIntegerField(
+        default=0, help_text="How often the expected close date moved later"
+    )
+    probability_override = models.PositiveSmallIntegerField(null=True, blank=True)
+    next_step = models.CharField(max_length=200, blank=True)
+    lost_reason = models.CharField(max_length=200, blank=True)
+    product = models.CharField(max_length=100, blank=True)
+    stage_entered_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    position = models.BigIntegerField(default=0)
+    version = models.PositiveIntegerField(default=1)
+    snoozed_until = models.DateField(null=True, blank=True)
+    snooze_reason = models.CharField(max_length=200, blank=True)
+    external_id = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = DealQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["position", "id"]
+        indexes = [
+            models.Index(fields=["stage", "position", "id"], name="deal_column_order"),
+            models.Index(fields=["owner", "stage"], name="deal_owner_stage"),
+            models.Index(fields=["expected_close_date"], name="deal_close_date"),
+            models.Index(fields=["external_id"], name="deal_external_id"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount__isnull=True) | Q(amount__gte=0), name="deal_amount_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(probability_override__isnull=True)
+                | (Q(probability_override__gte=0) & Q(probability_override__lte=100)),
+                name="deal_probability_0_100",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_open(self) -> bool:
+        return self.stage.kind == StageKind.OPEN
+
+    @property
+    def probability(self) -> int:
+        if self.probability_override is not None:
+            return self.probability_override
+        return self.stage.probability
+
+    @property
+    def days_in_stage(self) -> int:
+        return (timezone.now() - self.stage_entered_at).days
+
+
+class Activity(models.Model):
+    type = models.CharField(max_length=10, choices=ActivityType.choices, default=ActivityType.CALL)
+    subject = models.CharField(max_length=200)
+    note = models.TextField(blank=True, max_length=5000)
+    due_at = models.DateTimeField(null=True, blank=True)
+    done = models.BooleanField(default=False)
+    done_at = models.DateTimeField(null=True, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="activities"
+    )
+    deal = models.ForeignKey(Deal, on_delete=models.CASCADE, related_name="activities")
+    person = models.ForeignKey(
+        "contacts.Person",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="activities",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["due_at", "id"]
+        verbose_name_plural = "activities"
+        indexes = [
+            models.Index(fields=["deal", "done", "due_at"], name="activity_deal_next"),
+            models.Index(fields=["owner", "done", "due_at"], name="activity_owner_due"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(done=False) | Q(done_at__isnull=False), name="activity_done_has_time"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.subject
+
+    @property
+    def is_overdue(self) -> bool:
+        return not self.done and self.due_at is not None and self.due_at < timezone.now()
+
+
+class MoveSource(models.TextChoices):
+    BOARD = "board", "Board"
+    MENU = "menu", "Move menu"
+    FORM = "form", "Edit form"
+    BULK = "bulk", "Bulk action"
+    IMPORT = "import", "Import"
+    API = "api", "API"
+    AUTOMATION = "automation", "Automation"
+    UNDO = "undo", "Undo"
+    ADMIN = "admin", "Django admin"
+    CREATE = "create", "Created"
+
+
+class StageChange(models.Model):
+    """Append-only history of stage entries. `seq` orders a deal's rows exactly."""
+
+    deal = models.ForeignKey(Deal, on_delete=models.PROTECT, related_name="stage_changes")
+    seq = models.PositiveIntegerField()
+    from_stage = models.ForeignKey(
+        "stages.Stage", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    to_stage = models.ForeignKey("stages.Stage", on_delete=models.PROTECT, related_name="entries")
+    pipeline = models.ForeignKey("stages.Pipeline", on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    source = models.CharField(max_length=10, choices=MoveSource.choices)
+    override_reason = models.CharField(max_length=500, blank=True)
+    overridden = models.JSONField(default=list, blank=True, help_text="Requirements overridden")
+
+    class Meta:
+        ordering = ["deal_id", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["deal", "seq"], name="stage_change_unique_seq"),
+        ]
+        indexes = [
+            models.Index(fields=["to_stage", "at"], name="stage_change_to_at"),
+            models.Index(fields=["pipeline", "at"], name="stage_change_pipeline_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.deal_id} #{self.seq} → {self.to_stage_id}"
+
+
+class GateOutcome(models.TextChoices):
+    BLOCKED = "blocked", "Blocked"
+    OVERRIDDEN = "overridden", "Overridden"
+
+
+class GateEvent(models.Model):
+    """Gate telemetry: one row per failed requirement per attempt (a single bulk insert)."""
+
+    deal = models.ForeignKey(Deal, on_delete=models.CASCADE, related_name="gate_events")
+    stage = models.ForeignKey("stages.Stage", on_delete=models.CASCADE, related_name="+")
+    criterion = models.ForeignKey(
+        "stages.EntryCriterion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requirement = models.CharField(max_length=200)
+    outcome = models.CharField(max_length=10, choices=GateOutcome.choices)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    source = models.CharField(max_length=10, choices=MoveSource.choices)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["stage", "at"], name="gate_event_stage_at")]
+
+
+class DealContact(models.Model):
+    deal = models.ForeignKey(Deal, on_delete=models.CASCADE, related_name="contact_roles")
+    person = models.ForeignKey("contacts.Person", on_delete=models.CASCADE, related_name="+")
+    role = models.CharField(max_length=20, choices=ContactRole.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["deal", "person", "role"], name="deal_contact_unique"),
+        ]
+
+
+class ChecklistTick(models.Model):
+    deal = models.ForeignKey(Deal, on_delete=models.CASCADE, related_name="checklist_ticks")
+    criterion = models.ForeignKey(
+        "stages.EntryCriterion", on_delete=models.CASCADE, related_name="ticks"
+    )
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["deal", "criterion"], name="checklist_tick_unique"),
+        ]
+
+
+class FieldChange(models.Model):
+    """Append-only record of edits to a deal's fields, for the timeline."""
+
+    deal = models.ForeignKey(Deal, on_delete=models.CASCADE, related_name="field_changes")
+    field = models.CharField(max_length=40)
+    old_value = models.CharField(max_length=500, blank=True)
+    new_value = models.CharField(max_length=500, blank=True)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+
+class StalledRule(models.TextChoices):
+    IN_STAGE_TOO_LONG = "in_stage_too_long", "In stage too long"
+    NO_RECENT_ACTIVITY = "no_recent_activity", "No recent activity"
+    NO_NEXT_STEP = "no_next_step", "No next step scheduled"
+    CLOSE_DATE_PASSED = "close_date_passed", "Close date passed"
+    CLOSE_DATE_SLIPPING = "close_date_slipping", "Close date keeps slipping"
+
+
+class StalledFlag(models.Model):
+    """A stalled rule that currently fires for a deal. Rows are removed when the cause goes."""
+
+    deal = models.ForeignKey(Deal, on_delete=models.CASCADE, related_name="stalled_flags")
+    rule = models.CharField(max_length=24, choices=StalledRule.choices)
+    flagged_at = models.DateTimeField(default=timezone.now)
+    notified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["deal", "rule"], name="stalled_flag_unique"),
+        ]
+
+
+class Notification(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    deal = models.ForeignKey(
+        Deal, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    )
+    kind = models.CharField(max_length=30)
+    text = models.CharField(max_length=300)
+    dedupe_key = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "read_at"], name="notification_unread")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "dedupe_key"],
+                condition=~Q(dedupe_key=""),
+                name="notification_dedupe",
+            ),
+        ]
+
+
+class OutboxMessage(models.Model):
+    """Work a request caused, written in its transaction and dispatched to Celery later."""
+
+    task = models.CharField(max_length=100)
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["dispatched_at", "id"], name="outbox_pending")]

@@ -1,0 +1,317 @@
+"""Writes with rules for deals. Every stage move goes through `move_deal`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from django.db import connection, transaction
+from django.db.models import Max, Min
+from django.utils import timezone
+
+from deals import outbox
+from deals.models import Deal, GateEvent, GateOutcome, MoveSource, StageChange
+from stages import gate
+from stages.models import Stage, StageKind
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+POSITION_GAP = 1024
+
+
+class DealError(Exception):
+    """A domain failure with a message fit to show the user."""
+
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(DealError):
+    """The deal does not exist or the user may not change it (answered as 404)."""
+
+    status = 404
+
+
+class VersionConflict(DealError):
+    status = 409
+
+    def __init__(self, deal: Deal) -> None:
+        super().__init__(
+            f"“{deal.title}” was changed by someone else meanwhile; here is its current state."
+        )
+        self.deal = deal
+
+
+class GateBlocked(DealError):
+    status = 422
+
+    def __init__(self, deal: Deal, stage: Stage, failures: list[gate.Failure]) -> None:
+        super().__init__(f"“{deal.title}” cannot enter {stage.name} yet.")
+        self.deal = deal
+        self.stage = stage
+        self.failures = failures
+
+
+class InvalidMove(DealError):
+    status = 400
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a card lands in its column: right after `after_id` or right before `before_id`."""
+
+    after_id: int | None = None
+    before_id: int | None = None
+
+
+@dataclass(frozen=True)
+class MoveResult:
+    deal: Deal
+    from_stage: Stage
+    change: StageChange
+
+
+def _lock(deal_id: int, by: User) -> Deal:
+    """Lock the deal row for the rest of the transaction; 404 unless `by` may edit it."""
+    lock = {"of": ("self",)} if connection.features.has_select_for_update_of else {}
+    try:
+        return (
+            Deal.objects.editable_by(by)
+            .select_for_update(**lock)
+            .select_related("stage", "pipeline")
+            .get(pk=deal_id)
+        )
+    except Deal.DoesNotExist:
+        raise NotFound("Deal not found.") from None
+
+
+def _renumber(stage_id: int) -> None:
+    """Spread a column's positions out again when two neighbours leave no gap between them."""
+    table = Deal._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {table} SET position = ranked.rn * %s
+            FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY position, id) AS rn
+                  FROM {table} WHERE stage_id = %s) AS ranked
+            WHERE {table}.id = ranked.id
+            """,
+            [POSITION_GAP, stage_id],
+        )
+
+
+def _position(stage_id: int, deal_id: int, placement: Placement | None) -> int:
+    """A position in the column that puts the card where `placement` says (top by default)."""
+    column = Deal.objects.filter(stage_id=stage_id).exclude(pk=deal_id)
+    for _attempt in range(2):
+        anchor = None
+        if placement and (placement.after_id or placement.before_id):
+            anchor_id = placement.after_id or placement.before_id
+            anchor = column.filter(pk=anchor_id).values_list("position", flat=True).first()
+        if anchor is None:
+            top = column.aggregate(m=Min("position"))["m"]
+            return 0 if top is None else top - POSITION_GAP
+        if placement and placement.after_id:
+            neighbour = column.filter(position__gt=anchor).aggregate(m=Min("position"))["m"]
+            if neighbour is None:
+                return anchor + POSITION_GAP
+        else:
+            neighbour = column.filter(position__lt=anchor).aggregate(m=Max("position"))["m"]
+            if neighbour is None:
+                return anchor - POSITION_GAP
+        if abs(neighbour - anchor) > 1:
+            return (anchor + neighbour) // 2
+        _renumber(stage_id)
+    raise InvalidMove("Could not place the card; please try again.")
+
+
+def _next_seq(deal: Deal) -> int:
+    last = StageChange.objects.filter(deal=deal).aggregate(m=Max("seq"))["m"]
+    return (last or 0) + 1
+
+
+def _record_gate_events(
+    deal: Deal,
+    stage: Stage,
+    failures: list[gate.Failure],
+    *,
+    outcome: str,
+    by: User,
+    source: str,
+) -> None:
+    """Gate telemetry: one bulk insert, whatever the number of failures."""
+    GateEvent.objects.bulk_create(
+        GateEvent(
+            deal_id=deal.pk,
+            stage=stage,
+            criterion=failure.criterion,
+            requirement=failure.message[:200],
+            outcome=outcome,
+            by=by,
+            source=source,
+        )
+        for failure in failures
+    )
+
+
+def move_deal(
+    deal: Deal,
+    to_stage: Stage,
+    *,
+    by: User,
+    expected_version: int,
+    position: Placement | None = None,
+    source: str = MoveSource.BOARD,
+    override_reason: str = "",
+) -> MoveResult:
+    """Move `deal` into `to_stage`, following the move protocol.
+
+    In one transaction: lock the row; refuse a stale `expected_version` (VersionConflict);
+    refuse if the gate fails (GateBlocked), unless `by` may override and gave a reason;
+    then update stage, entry time, position and version, append a StageChange with the
+    next per-deal sequence number, and enqueue follow-up work to run after commit.
+    Every blocked attempt and every override is recorded as gate telemetry.
+    """
+    override_reason = override_reason.strip()
+    if override_reason and not by.can_override_gate:
+        raise InvalidMove("Only managers and admins can override entry criteria.")
+    if to_stage.is_archived:
+        raise InvalidMove(f"{to_stage.name} is archived.")
+    try:
+        with transaction.atomic():
+            locked = _lock(deal.pk, by)
+            if locked.version != expected_version:
+                raise VersionConflict(locked)
+            from_stage = locked.stage
+            if to_stage.pk == from_stage.pk:
+                raise InvalidMove(f"“{locked.title}” is already in {to_stage.name}.")
+            failures = gate.evaluate(locked, to_stage)
+            if failures and not override_reason:
+                raise GateBlocked(locked, to_stage, failures)
+            now = timezone.now()
+            locked.stage = to_stage
+            locked.pipeline_id = to_stage.pipeline_id
+            locked.stage_entered_at = now
+            locked.position = _position(to_stage.pk, locked.pk, position)
+            locked.version += 1
+            locked.closed_at = None if to_stage.kind == StageKind.OPEN else now
+            locked.save(
+                update_fields=[
+                    "stage",
+                    "pipeline",
+                    "stage_entered_at",
+                    "position",
+                    "version",
+                    "closed_at",
+                    "updated_at",
+                ]
+            )
+            change = StageChange.objects.create(
+                deal=locked,
+                seq=_next_seq(locked),
+                from_stage=from_stage,
+                to_stage=to_stage,
+                pipeline_id=to_stage.pipeline_id,
+                at=now,
+                by=by,
+                source=source,
+                override_reason=override_reason if failures else "",
+                overridden=[f.message for f in failures],
+            )
+            if failures:
+                _record_gate_events(
+                    locked,
+                    to_stage,
+                    failures,
+                    outcome=GateOutcome.OVERRIDDEN,
+                    by=by,
+                    source=source,
+                )
+            outbox.enqueue("deals.after_move", deal_id=locked.pk, owner_id=locked.owner_id)
+    except GateBlocked as blocked:
+        _record_gate_events(
+            blocked.deal,
+            to_stage,
+            blocked.failures,
+            outcome=GateOutcome.BLOCKED,
+            by=by,
+            source=source,
+        )
+        raise
+    return MoveResult(deal=locked, from_stage=from_stage, change=change)
+
+
+def reorder_deal(deal: Deal, *, by: User, position: Placement) -> Deal:
+    """Change a card's place within its own column.
+
+    Only the card's own row is written, so concurrent reorders cannot lose or duplicate
+    a card; ties are broken by id. The version is left alone: order is not content.
+    """
+    with transaction.atomic():
+        locked = _lock(deal.pk, by)
+        locked.position = _position(locked.stage_id, locked.pk, position)
+        locked.save(update_fields=["position"])
+    return locked
+
+
+def create_deal(
+    *,
+    by: User,
+    title: str,
+    stage: Stage,
+    owner: User | None = None,
+    amount: Decimal | None = None,
+    currency: str = "USD",
+    expected_close_date: date | None = None,
+    source: str = MoveSource.CREATE,
+    override_reason: str = "",
+    **fields: Any,
+) -> Deal:
+    """Create a deal in `stage`, which must let it in (the gate applies to new deals too).
+
+    The deal starts at the top of its column with history row 1 (from nowhere).
+    """
+    owner = owner or by
+    if owner.pk != by.pk and not (by.is_admin or by.is_manager):
+        raise InvalidMove("Only managers and admins can create deals for someone else.")
+    if stage.is_archived:
+        raise InvalidMove(f"{stage.name} is archived.")
+    deal = Deal(
+        title=title,
+        stage=stage,
+        pipeline_id=stage.pipeline_id,
+        owner=owner,
+        amount=amount,
+        currency=currency,
+        expected_close_date=expected_close_date,
+        **fields,
+    )
+    failures = gate.evaluate(deal, stage) if stage.criteria.exists() or not stage.is_open else []
+    if failures and not (override_reason and by.can_override_gate):
+        raise GateBlocked(deal, stage, failures)
+    with transaction.atomic():
+        now = timezone.now()
+        deal.stage_entered_at = now
+        deal.closed_at = None if stage.is_open else now
+        deal.position = _position(stage.pk, 0, None)
+        deal.save()
+        StageChange.objects.create(
+            deal=deal,
+            seq=1,
+            from_stage=None,
+            to_stage=stage,
+            pipeline_id=stage.pipeline_id,
+            at=now,
+            by=by,
+            source=source,
+            override_reason=override_reason if failures else "",
+            overridden=[f.message for f in failures],
+        )
+        outbox.enqueue("deals.after_move", deal_id=deal.pk, owner_id=deal.owner_id)
+    return deal

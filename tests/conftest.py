@@ -1,0 +1,85 @@
+"""Named actors shared by every test: two teams, their reps and managers, an admin."""
+
+from __future__ import annotations
+
+import pytest
+
+from accounts.models import Role
+from stages.models import StageKind
+from tests.factories import PipelineFactory, StageFactory, TeamFactory, UserFactory
+
+
+@pytest.fixture
+def team(db):
+    return TeamFactory(name="East")
+
+
+@pytest.fixture
+def other_team(db):
+    return TeamFactory(name="West")
+
+
+@pytest.fixture
+def manager(team):
+    user = UserFactory(username="manager", role=Role.MANAGER, team=team)
+    team.manager = user
+    team.save()
+    return user
+
+
+@pytest.fixture
+def other_manager(other_team):
+    user = UserFactory(username="other_manager", role=Role.MANAGER, team=other_team)
+    other_team.manager = user
+    other_team.save()
+    return user
+
+
+@pytest.fixture
+def rep(team, manager):
+    return UserFactory(username="rep", team=team)
+
+
+@pytest.fixture
+def teammate(team, manager):
+    return UserFactory(username="teammate", team=team)
+
+
+@pytest.fixture
+def outsider(other_team, other_manager):
+    """A rep of another team."""
+    return UserFactory(username="outsider", team=other_team)
+
+
+@pytest.fixture
+def admin_user(db):
+    return UserFactory(username="admin", role=Role.ADMIN, is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def pipeline(db):
+    return PipelineFactory(name="Sales")
+
+
+@pytest.fixture
+def stages(pipeline):
+    """Lead in → Qualified → Demo → Proposal, plus Won and Lost."""
+    names = ["Lead in", "Qualified", "Demo", "Proposal"]
+    opened = [
+        StageFactory(pipeline=pipeline, name=name, position=i, probability=10 * (i + 1))
+        for i, name in enumerate(names)
+    ]
+    won = StageFactory(
+        pipeline=pipeline, name="Won", position=10, kind=StageKind.WON, probability=100
+    )
+    lost = StageFactory(
+        pipeline=pipeline, name="Lost", position=11, kind=StageKind.LOST, probability=0
+    )
+    return {
+        "lead": opened[0],
+        "qualified": opened[1],
+        "demo": opened[2],
+        "proposal": opened[3],
+        "won": won,
+        "lost": lost,
+    }
