@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.urls import path
 
-from deals import views
+from deals.views import board as board_views
 
 urlpatterns = [
-    path("", views.board, name="board"),
+    path("", board_views.board, name="board"),
 ]
