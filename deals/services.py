@@ -315,3 +315,150 @@ def create_deal(
         )
         outbox.enqueue("deals.after_move", deal_id=deal.pk, owner_id=deal.owner_id)
     return deal
+
+
+@dataclass(frozen=True)
+class GateFixes:
+    """What a rep filled in on the blocked-move form, already validated."""
+
+    fields: dict[str, Any]  # deal fields: amount, expected_close_date, next_step, lost_reason
+    organization_name: str = ""
+    person_name: str = ""
+    checklist_ids: tuple[int, ...] = ()
+    activities: tuple[tuple[str, str], ...] = ()  # (activity type, subject), logged as done
+    contact_roles: tuple[tuple[str, int], ...] = ()  # (role, person id)
+
+
+FIXABLE_FIELDS = {"amount", "expected_close_date", "next_step", "lost_reason"}
+
+
+def complete_and_move(
+    deal: Deal,
+    to_stage: Stage,
+    fixes: GateFixes,
+    *,
+    by: User,
+    expected_version: int,
+    source: str = MoveSource.BOARD,
+    override_reason: str = "",
+) -> MoveResult:
+    """Save what a blocked move was missing and retry the move, all in one transaction.
+
+    Either both happen or neither: if the deal still fails the gate, the fixes are rolled
+    back with the refused move and GateBlocked tells what is still missing.
+    """
+    from contacts.models import Organization, Person
+    from deals.models import Activity, ChecklistTick, DealContact
+
+    with transaction.atomic():
+        locked = _lock(deal.pk, by)
+        if locked.version != expected_version:
+            raise VersionConflict(locked)
+        changed = []
+        for name, value in fixes.fields.items():
+            if name in FIXABLE_FIELDS and value not in (None, ""):
+                setattr(locked, name, value)
+                changed.append(name)
+        if fixes.organization_name:
+            locked.organization, _ = Organization.objects.get_or_create(
+                name=fixes.organization_name, defaults={"created_by": by}
+            )
+            changed.append("organization")
+        if fixes.person_name:
+            locked.person = Person.objects.create(
+                name=fixes.person_name, organization=locked.organization, created_by=by
+            )
+            changed.append("person")
+        if changed:
+            record_field_changes(locked, changed, by=by)
+            locked.save(update_fields=[*changed, "updated_at"])
+        valid_checks = set(
+            to_stage.criteria.filter(pk__in=fixes.checklist_ids).values_list("pk", flat=True)
+        )
+        ChecklistTick.objects.bulk_create(
+            [ChecklistTick(deal=locked, criterion_id=pk, by=by) for pk in valid_checks],
+            ignore_conflicts=True,
+        )
+        now = timezone.now()
+        Activity.objects.bulk_create(
+            Activity(
+                deal=locked,
+                owner=by,
+                type=kind,
+                subject=subject,
+                done=True,
+                done_at=now,
+                due_at=now,
+            )
+            for kind, subject in fixes.activities
+        )
+        DealContact.objects.bulk_create(
+            [DealContact(deal=locked, person_id=pk, role=role) for role, pk in fixes.contact_roles],
+            ignore_conflicts=True,
+        )
+        return move_deal(
+            locked,
+            to_stage,
+            by=by,
+            expected_version=locked.version,
+            source=source,
+            override_reason=override_reason,
+        )
+
+
+def record_field_changes(deal: Deal, names: list[str], *, by: User) -> None:
+    """Append the timeline rows for fields about to be saved (old value read from the DB)."""
+    from deals.models import FieldChange
+
+    old = Deal.objects.filter(pk=deal.pk).values(*[_column(n) for n in names]).first() or {}
+    FieldChange.objects.bulk_create(
+        FieldChange(
+            deal=deal,
+            field=name,
+            old_value=_text(old.get(_column(name)))[:500],
+            new_value=_text(getattr(deal, _column(name)))[:500],
+            by=by,
+        )
+        for name in names
+        if _text(old.get(_column(name))) != _text(getattr(deal, _column(name)))
+    )
+
+
+def _column(name: str) -> str:
+    return f"{name}_id" if name in {"organization", "person", "owner", "stage"} else name
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+class UndoExpired(DealError):
+    status = 409
+
+
+def undo_move(deal: Deal, *, by: User, change_id: int) -> MoveResult:
+    """Move a deal back where it came from, shortly after the move, as a move of its own.
+
+    Only the latest stage change of the deal, made by the same user within the undo
+    window, can be undone. History stays append-only: the undo is a new row.
+    """
+    from django.conf import settings
+
+    latest = StageChange.objects.filter(deal_id=deal.pk).order_by("-seq").first()
+    if (
+        latest is None
+        or latest.pk != change_id
+        or latest.by_id != by.pk
+        or latest.from_stage_id is None
+        or latest.source == MoveSource.UNDO
+        or timezone.now() - latest.at > settings.UNDO_WINDOW
+    ):
+        raise UndoExpired("This move can no longer be undone.")
+    current = Deal.objects.editable_by(by).filter(pk=deal.pk).values_list("version", flat=True)
+    version = current.first()
+    if version is None:
+        raise NotFound("Deal not found.")
+    back = Stage.objects.get(pk=latest.from_stage_id)
+    return move_deal(
+        deal, back, by=by, expected_version=version, source=MoveSource.UNDO, override_reason=""
+    )

@@ -1,7 +1,288 @@
+"""The board: columns of deal cards, moves by drag or menu, blocked moves fixed in place."""
+
 from __future__ import annotations
 
-from django.http import HttpResponse
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from deals import queries, services
+from deals.forms import BoardFilterForm, GateFixForm, MoveForm
+from deals.models import Deal, MoveSource
+from stages import gate
+from stages.models import Stage
 
 
-def board(request):
-    return HttpResponse("")
+def visible_deal(request: HttpRequest, pk: int) -> Deal:
+    """The deal if the user may see it; 404 otherwise, so ids cannot be probed."""
+    return get_object_or_404(
+        Deal.objects.visible_to(request.user).select_related("stage", "pipeline", "owner"), pk=pk
+    )
+
+
+def _filters(request: HttpRequest) -> queries.BoardFilters:
+    return BoardFilterForm(request.GET).filters(request.user)
+
+
+def _mark_movable(request: HttpRequest, deals: list[Deal]) -> None:
+    may_edit = queries.edit_rule(request.user)
+    for deal in deals:
+        deal.can_move = may_edit(deal)
+
+
+def _columns(request: HttpRequest, pipeline: Any, filters: queries.BoardFilters) -> list:
+    columns = queries.board(request.user, pipeline, filters)
+    _mark_movable(request, [card for column in columns for card in column.cards])
+    return columns
+
+
+def _stage_context(pipeline: Any) -> dict[str, Any]:
+    stages = [s for s in pipeline.stages.all() if not s.is_archived]
+    return {
+        "targets": stages,
+        "closed_stages": [s for s in stages if not s.is_open],
+        "now": timezone.now(),
+        "undo_seconds": settings.UNDO_SECONDS,
+    }
+
+
+@login_required
+@require_GET
+def board(request: HttpRequest) -> HttpResponse:
+    pipeline = queries.board_pipeline(_int(request.GET.get("pipeline")))
+    filter_form = BoardFilterForm(request.GET)
+    context: dict[str, Any] = {
+        "pipeline": pipeline,
+        "pipelines": queries.pipelines_for_switcher(),
+        "filter_form": filter_form,
+        "query": request.GET.urlencode(),
+    }
+    if pipeline is not None:
+        filters = filter_form.filters(request.user)
+        context["columns"] = _columns(request, pipeline, filters)
+        context.update(_stage_context(pipeline))
+    return TemplateResponse(request, "deals/board.html", context)
+
+
+@login_required
+@require_GET
+def column_more(request: HttpRequest, stage_id: int) -> HttpResponse:
+    """The next page of one column ("Load more")."""
+    stage = get_object_or_404(Stage.objects.select_related("pipeline"), pk=stage_id)
+    offset = max(_int(request.GET.get("offset")) or 0, 0)
+    cards = queries.column_page(request.user, stage, _filters(request), offset=offset)
+    _mark_movable(request, cards)
+    context = {
+        "cards": cards,
+        "stage": stage,
+        "next_offset": offset + len(cards),
+        "has_more": len(cards) == settings.BOARD_PAGE_SIZE,
+        "query": request.GET.urlencode(),
+        **_stage_context(stage.pipeline),
+    }
+    return TemplateResponse(request, "deals/board.html#more_cards", context)
+
+
+def _move_response(
+    request: HttpRequest,
+    deal: Deal,
+    stage_ids: list[int],
+    *,
+    status: int = 200,
+    dialog: str = "",
+    undo: Any = None,
+) -> HttpResponse:
+    """Re-render the affected columns (out of band) with their totals, plus the flash area."""
+    pipeline = queries.board_pipeline(deal.pipeline_id)
+    filters = _filters(request)
+    columns = [c for c in _columns(request, pipeline, filters) if c.stage.pk in stage_ids]
+    context = {
+        "columns": columns,
+        "dialog": dialog,
+        "undo": undo,
+        "deal": deal,
+        "pipeline": pipeline,
+        **_stage_context(pipeline),
+    }
+    return TemplateResponse(request, "deals/board.html#move_response", context, status=status)
+
+
+def _plain_redirect(request: HttpRequest, deal: Deal) -> HttpResponse:
+    return redirect(f"{reverse('board')}?pipeline={deal.pipeline_id}")
+
+
+@login_required
+@require_POST
+def move(request: HttpRequest, pk: int) -> HttpResponse:
+    """Board drop or "Move to stage" menu. 200 moved, 409 stale, 422 gate failed, 404 unseen."""
+    deal = visible_deal(request, pk)
+    form = MoveForm(request.POST)
+    if not form.is_valid():
+        return _error(request, deal, "That move request was not understood.", status=400)
+    data = form.cleaned_data
+    to_stage = Stage.objects.filter(pk=data["stage"], is_archived=False).first()
+    if to_stage is None:
+        return _error(request, deal, "That stage does not exist.", status=400)
+    source = data.get("source") or MoveSource.MENU
+    placement = services.Placement(after_id=data.get("after"), before_id=data.get("before"))
+    from_stage_id = deal.stage_id
+    try:
+        if to_stage.pk == deal.stage_id:
+            services.reorder_deal(deal, by=request.user, position=placement)
+            return HttpResponse(status=204) if request.htmx else _plain_redirect(request, deal)
+        result = services.move_deal(
+            deal,
+            to_stage,
+            by=request.user,
+            expected_version=data["version"],
+            position=placement,
+            source=source,
+            override_reason=data.get("override_reason") or "",
+        )
+    except services.GateBlocked as blocked:
+        return _blocked(request, blocked, source=source)
+    except services.VersionConflict as conflict:
+        return _error(request, conflict.deal, conflict.message, status=409)
+    except services.NotFound:
+        return _error(request, deal, "You can only move deals you own or manage.", status=403)
+    except services.DealError as error:
+        return _error(request, deal, error.message, status=error.status)
+    return _moved(request, result, from_stage_id)
+
+
+def _moved(request: HttpRequest, result: services.MoveResult, from_stage_id: int) -> HttpResponse:
+    text = f"Moved “{result.deal.title}” to {result.deal.stage.name}."
+    if not request.htmx:
+        messages.success(request, text)
+        return _plain_redirect(request, result.deal)
+    undo = {"deal": result.deal, "change": result.change, "text": text}
+    stage_ids = [from_stage_id, result.deal.stage_id]
+    return _move_response(request, result.deal, stage_ids, undo=undo)
+
+
+def _error(request: HttpRequest, deal: Deal, message: str, *, status: int) -> HttpResponse:
+    """Refusals re-render the deal's columns so a dragged card snaps back, with the reason."""
+    if not request.htmx:
+        messages.error(request, message)
+        return redirect(f"{reverse('board')}?pipeline={deal.pipeline_id}")
+    stage_ids = [deal.stage_id, _int(request.POST.get("stage")) or 0]
+    response = _move_response(request, deal, stage_ids, status=status)
+    response.context_data["error"] = message
+    return response
+
+
+def _blocked(request: HttpRequest, blocked: services.GateBlocked, *, source: str) -> HttpResponse:
+    deal, stage = blocked.deal, blocked.stage
+    form = GateFixForm(
+        initial={"stage": stage.pk, "version": deal.version, "source": source},
+        deal=deal,
+        failures=blocked.failures,
+        user=request.user,
+    )
+    return _gate_page(request, deal, stage, form, blocked.failures)
+
+
+def _gate_page(
+    request: HttpRequest, deal: Deal, stage: Stage, form: GateFixForm, failures: list
+) -> HttpResponse:
+    context = {"deal": deal, "stage": stage, "form": form, "failures": failures}
+    if not request.htmx:
+        return TemplateResponse(request, "deals/gate_fix.html", context, status=422)
+    response = _move_response(request, deal, [deal.stage_id], status=422, dialog="gate")
+    response.context_data.update(context)
+    return response
+
+
+@login_required
+@require_POST
+def fix_and_move(request: HttpRequest, pk: int) -> HttpResponse:
+    """Submit the blocked-move form: save the missing items and move, in one transaction."""
+    deal = visible_deal(request, pk)
+    to_stage = Stage.objects.filter(pk=_int(request.POST.get("stage")), is_archived=False).first()
+    if to_stage is None:
+        return _error(request, deal, "That stage does not exist.", status=400)
+    failures = gate.evaluate(deal, to_stage)
+    form = GateFixForm(request.POST, deal=deal, failures=failures, user=request.user)
+    if not form.is_valid():
+        return _gate_page(request, deal, to_stage, form, failures)
+    data = form.cleaned_data
+    fixes = services.GateFixes(
+        fields={k: data[k] for k in services.FIXABLE_FIELDS if k in data},
+        organization_name=data.get("organization", ""),
+        person_name=data.get("person", ""),
+        checklist_ids=tuple(int(k[6:]) for k, v in data.items() if k.startswith("check_") and v),
+        activities=tuple((k[9:], v) for k, v in data.items() if k.startswith("activity_")),
+        contact_roles=tuple((k[5:], v.pk) for k, v in data.items() if k.startswith("role_")),
+    )
+    from_stage_id = deal.stage_id
+    try:
+        result = services.complete_and_move(
+            deal,
+            to_stage,
+            fixes,
+            by=request.user,
+            expected_version=data["version"],
+            source=data.get("source") or MoveSource.BOARD,
+            override_reason=data.get("override_reason") or "",
+        )
+    except services.GateBlocked as blocked:
+        form = GateFixForm(
+            request.POST, deal=deal, failures=blocked.failures, user=request.user
+        )
+        form.is_valid()
+        return _gate_page(request, deal, to_stage, form, blocked.failures)
+    except services.VersionConflict as conflict:
+        return _error(request, conflict.deal, conflict.message, status=409)
+    except services.NotFound:
+        return _error(request, deal, "You can only move deals you own or manage.", status=403)
+    except services.DealError as error:
+        return _error(request, deal, error.message, status=error.status)
+    return _moved(request, result, from_stage_id)
+
+
+@login_required
+@require_GET
+def gate_hints(request: HttpRequest, pk: int) -> JsonResponse:
+    """At drag start: which stages would refuse this deal, and why (one request per drag)."""
+    deal = visible_deal(request, pk)
+    targets = deal.pipeline.stages.filter(is_archived=False).exclude(pk=deal.stage_id)
+    failures = gate.evaluate_many(deal, targets)
+    return JsonResponse(
+        {"blocked": {str(k): [f.message for f in v] for k, v in failures.items() if v}}
+    )
+
+
+@login_required
+@require_POST
+def undo(request: HttpRequest, pk: int) -> HttpResponse:
+    deal = visible_deal(request, pk)
+    from_stage_id = deal.stage_id
+    try:
+        change_id = _int(request.POST.get("change")) or 0
+        result = services.undo_move(deal, by=request.user, change_id=change_id)
+    except services.GateBlocked as blocked:
+        return _blocked(request, blocked, source=MoveSource.UNDO)
+    except services.DealError as error:
+        return _error(request, deal, error.message, status=error.status)
+    if not request.htmx:
+        messages.success(request, f"Moved “{deal.title}” back to {result.deal.stage.name}.")
+        return _plain_redirect(request, deal)
+    response = _move_response(request, result.deal, [from_stage_id, result.deal.stage_id])
+    response.context_data["notice"] = f"Moved “{deal.title}” back to {result.deal.stage.name}."
+    return response
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+

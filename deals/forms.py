@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
+
+from contacts.models import Person
+from deals.queries import SORTS, BoardFilters
+from stages.gate import Failure
+from stages.models import ContactRole, CriterionKind
+
+if TYPE_CHECKING:
+    from accounts.models import User
+    from deals.models import Deal
+
+MAX_AMOUNT = Decimal("999999999999.99")
+
+
+def amount_field(**kwargs: Any) -> forms.DecimalField:
+    return forms.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        validators=[MinValueValidator(Decimal(0)), MaxValueValidator(MAX_AMOUNT)],
+        **kwargs,
+    )
+
+
+class BoardFilterForm(forms.Form):
+    """The board's filters, read from the query string; bad values are ignored, not fatal."""
+
+    owner = forms.IntegerField(required=False, min_value=1)
+    team = forms.IntegerField(required=False, min_value=1)
+    q = forms.CharField(required=False, max_length=100, label="Search")
+    stalled = forms.BooleanField(required=False, label="Stalled only")
+    no_next = forms.BooleanField(required=False, label="No next activity")
+    close_from = forms.DateField(required=False)
+    close_to = forms.DateField(required=False)
+    sort = forms.ChoiceField(
+        required=False,
+        choices=[(s, s.replace("_", " ").capitalize()) for s in SORTS],
+    )
+
+    def filters(self, user: User) -> BoardFilters:
+        data = self.cleaned_data if self.is_valid() else {}
+        owner = data.get("owner")
+        if self.data.get("owner") == "me":
+            owner = user.pk
+        return BoardFilters(
+            owner=owner,
+            team=data.get("team"),
+            q=(data.get("q") or "").strip(),
+            stalled=bool(data.get("stalled")),
+            no_next_activity=bool(data.get("no_next")),
+            close_from=data.get("close_from"),
+            close_to=data.get("close_to"),
+            sort=data.get("sort") or "manual",
+        )
+
+
+class MoveForm(forms.Form):
+    """A move request from the board drop or the "Move to stage" menu."""
+
+    stage = forms.IntegerField(min_value=1)
+    version = forms.IntegerField(min_value=1)
+    after = forms.IntegerField(required=False, min_value=1)
+    before = forms.IntegerField(required=False, min_value=1)
+    source = forms.ChoiceField(
+        required=False, choices=[("board", "board"), ("menu", "menu")], initial="menu"
+    )
+    override_reason = forms.CharField(required=False, max_length=500)
+
+
+class GateFixForm(forms.Form):
+    """The inline form a blocked move answers with: one field per fixable failure."""
+
+    stage = forms.IntegerField(widget=forms.HiddenInput)
+    version = forms.IntegerField(widget=forms.HiddenInput)
+    source = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    def __init__(
+        self, *args: Any, deal: Deal, failures: list[Failure], user: User, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.deal = deal
+        self.failures = failures
+        self.unfixable: list[Failure] = []
+        for failure in failures:
+            name, field = self._field_for(failure, user)
+            if field is None:
+                self.unfixable.append(failure)
+            elif name not in self.fields:
+                self.fields[name] = field
+        if user.can_override_gate:
+            self.fields["override_reason"] = forms.CharField(
+                required=False,
+                max_length=500,
+                widget=forms.Textarea(attrs={"rows": 2}),
+                label="Or override with a reason (manager/admin)",
+            )
+
+    def _field_for(self, failure: Failure, user: User) -> tuple[str, forms.Field | None]:
+        label = failure.message
+        match failure.kind:
+            case CriterionKind.FIELD_REQUIRED if failure.fix in {"person", "organization"}:
+                return failure.fix, forms.CharField(
+                    max_length=200, label=label, help_text="Type a name; it is created if new."
+                )
+            case CriterionKind.FIELD_REQUIRED if failure.fix == "amount":
+                return "amount", amount_field(label=label)
+            case CriterionKind.FIELD_REQUIRED if failure.fix == "expected_close_date":
+                return "expected_close_date", forms.DateField(
+                    label=label, widget=forms.DateInput(attrs={"type": "date"})
+                )
+            case CriterionKind.FIELD_REQUIRED:
+                return failure.fix, forms.CharField(max_length=200, label=label)
+            case CriterionKind.AMOUNT_AT_LEAST | "won_amount":
+                minimum = failure.criterion.amount if failure.criterion else Decimal(0)
+                field = amount_field(label=label)
+                field.validators.append(MinValueValidator(minimum))
+                return "amount", field
+            case "lost_reason":
+                return "lost_reason", forms.CharField(max_length=200, label=label)
+            case CriterionKind.CHECKLIST:
+                return f"check_{failure.fix}", forms.BooleanField(label=label)
+            case CriterionKind.ACTIVITY_DONE:
+                return f"activity_{failure.fix}", forms.CharField(
+                    max_length=200, label=label, help_text="What happened (subject)"
+                )
+            case CriterionKind.CONTACT_ROLE:
+                people = Person.objects.filter(organization_id=self.deal.organization_id)
+                if self.deal.organization_id is None:
+                    people = Person.objects.filter(pk=self.deal.person_id)
+                role = ContactRole(failure.fix).label
+                return f"role_{failure.fix}", forms.ModelChoiceField(
+                    queryset=people.order_by("name"), label=f"{label}: who is the {role.lower()}?"
+                )
+        return "", None
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.unfixable and not (data.get("override_reason") or "").strip():
+            # Rules like "no skipping" cannot be fixed in a form; only an override passes them.
+            self.add_error(
+                None, "Some requirements can only be met over time or overridden by a manager."
+            )
+        return data

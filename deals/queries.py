@@ -1,0 +1,238 @@
+"""Reads for the board: a fixed number of queries whatever the number of deals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db.models import (
+    Count,
+    DecimalField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    Window,
+)
+from django.db.models.functions import Coalesce, RowNumber
+from django.utils import timezone
+
+from deals.models import Activity, Deal, StalledFlag
+from stages.models import Pipeline, Stage, StageKind
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+SORTS = {
+    "manual": ("position", "id"),
+    "next_activity": (F("next_activity_due").asc(nulls_last=True), "id"),
+    "amount": (F("amount").desc(nulls_last=True), "id"),
+    "days_in_stage": ("stage_entered_at", "id"),
+}
+
+
+@dataclass(frozen=True)
+class BoardFilters:
+    """What the board shows; every field comes from the URL so a view can be bookmarked."""
+
+    owner: int | None = None
+    team: int | None = None
+    q: str = ""
+    stalled: bool = False
+    no_next_activity: bool = False
+    close_from: date | None = None
+    close_to: date | None = None
+    sort: str = "manual"
+
+    def apply(self, deals: QuerySet[Deal]) -> QuerySet[Deal]:
+        if self.owner:
+            deals = deals.filter(owner_id=self.owner)
+        if self.team:
+            deals = deals.filter(owner__team_id=self.team)
+        if self.q:
+            deals = deals.filter(
+                Q(title__icontains=self.q)
+                | Q(organization__name__icontains=self.q)
+                | Q(person__name__icontains=self.q)
+            )
+        if self.stalled:
+            deals = deals.filter(Exists(StalledFlag.objects.filter(deal=OuterRef("pk"))))
+        if self.no_next_activity:
+            upcoming = Activity.objects.filter(deal=OuterRef("pk"), done=False)
+            deals = deals.exclude(Exists(upcoming))
+        if self.close_from:
+            deals = deals.filter(expected_close_date__gte=self.close_from)
+        if self.close_to:
+            deals = deals.filter(expected_close_date__lte=self.close_to)
+        return deals
+
+
+@dataclass
+class Total:
+    currency: str
+    amount: Decimal
+    weighted: Decimal
+
+
+@dataclass
+class Column:
+    stage: Stage
+    cards: list[Deal] = field(default_factory=list)
+    count: int = 0
+    totals: list[Total] = field(default_factory=list)
+
+    @property
+    def has_more(self) -> bool:
+        return len(self.cards) < self.count
+
+
+def weighted_amount() -> ExpressionWrapper:
+    probability = Coalesce("probability_override", "stage__probability")
+    return ExpressionWrapper(
+        F("amount") * probability / Value(Decimal(100)),
+        output_field=DecimalField(max_digits=20, decimal_places=4),
+    )
+
+
+def with_next_activity(deals: QuerySet[Deal]) -> QuerySet[Deal]:
+    upcoming = Activity.objects.filter(deal=OuterRef("pk"), done=False).order_by("due_at", "id")
+    return deals.annotate(
+        next_activity_due=Subquery(upcoming.values("due_at")[:1]),
+        next_activity_subject=Subquery(upcoming.values("subject")[:1]),
+        next_activity_type=Subquery(upcoming.values("type")[:1]),
+    )
+
+
+def card_queryset(user: User, filters: BoardFilters) -> QuerySet[Deal]:
+    deals = filters.apply(Deal.objects.visible_to(user))
+    deals = with_next_activity(deals.select_related("organization", "person", "owner", "stage"))
+    return deals.prefetch_related(
+        Prefetch("stalled_flags", queryset=StalledFlag.objects.order_by("rule"))
+    )
+
+
+def column_page(
+    user: User,
+    stage: Stage,
+    filters: BoardFilters,
+    *,
+    offset: int = 0,
+    size: int | None = None,
+) -> list[Deal]:
+    """One page of a column's cards, in the board's sort order."""
+    size = size or settings.BOARD_PAGE_SIZE
+    deals = card_queryset(user, filters).filter(stage=stage)
+    return list(deals.order_by(*SORTS.get(filters.sort, SORTS["manual"]))[offset : offset + size])
+
+
+def board(user: User, pipeline: Pipeline, filters: BoardFilters) -> list[Column]:
+    """The open columns of `pipeline` with their first page of cards and totals.
+
+    Three queries whatever the data: stages, grouped totals, and the first page of
+    every column at once (a window function numbers each column's cards), plus one
+    prefetch of stalled flags.
+    """
+    stages = [s for s in pipeline.stages.all() if s.kind == StageKind.OPEN and not s.is_archived]
+    columns = {s.pk: Column(stage=s) for s in stages}
+    visible = filters.apply(Deal.objects.visible_to(user)).filter(stage__in=list(columns))
+    totals = (
+        visible.values("stage_id", "currency")
+        .annotate(n=Count("id"), total=Sum("amount"), weighted_total=Sum(weighted_amount()))
+        .order_by("stage_id", "currency")
+    )
+    for row in totals:
+        column = columns[row["stage_id"]]
+        column.count += row["n"]
+        column.totals.append(
+            Total(row["currency"], row["total"] or Decimal(0), row["weighted_total"] or Decimal(0))
+        )
+    if any(c.count for c in columns.values()):
+        order = SORTS.get(filters.sort, SORTS["manual"])
+        ranked = card_queryset(user, filters).filter(stage__in=list(columns))
+        ranked = ranked.annotate(
+            rank=Window(RowNumber(), partition_by=[F("stage_id")], order_by=list(order))
+        ).filter(rank__lte=settings.BOARD_PAGE_SIZE)
+        for deal in ranked.order_by("stage_id", "rank"):
+            columns[deal.stage_id].cards.append(deal)
+    return list(columns.values())
+
+
+def pipelines_for_switcher() -> list[Pipeline]:
+    return list(Pipeline.objects.filter(is_archived=False))
+
+
+def board_pipeline(pipeline_id: int | None) -> Pipeline | None:
+    pipelines = Pipeline.objects.filter(is_archived=False).prefetch_related("stages")
+    if pipeline_id:
+        found = pipelines.filter(pk=pipeline_id).first()
+        if found:
+            return found
+    return pipelines.first()
+
+
+def days_since(moment: timezone.datetime) -> int:
+    return (timezone.now() - moment).days
+
+
+def edit_rule(user: User) -> Callable[[Deal], bool]:
+    """A per-card "may this user move it?" check that costs at most one query per request.
+
+    Mirrors `Deal.objects.editable_by` (the server still enforces it on every write);
+    the board uses it only to hide move controls on cards the user cannot move.
+    """
+    if not user.is_active:
+        return lambda deal: False
+    if user.is_admin:
+        return lambda deal: True
+    if user.is_manager:
+        managed = set(user.managed_teams.values_list("pk", flat=True))
+        return lambda deal: deal.owner_id == user.pk or deal.owner.team_id in managed
+    return lambda deal: deal.owner_id == user.pk
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: timezone.datetime
+    kind: str  # "stage", "activity", "field"
+    text: str
+    by: str
+    detail: str = ""
+
+
+def timeline(deal: Deal, limit: int = 100) -> list[TimelineEntry]:
+    """Stage changes, activities and field edits, newest first, in three queries."""
+    from deals.models import FieldChange, StageChange
+
+    entries: list[TimelineEntry] = []
+    changes = StageChange.objects.filter(deal=deal).select_related("from_stage", "to_stage", "by")
+    for change in changes.order_by("-seq")[:limit]:
+        text = (
+            f"Moved from {change.from_stage.name} to {change.to_stage.name}"
+            if change.from_stage
+            else f"Created in {change.to_stage.name}"
+        )
+        detail = f"Override: {change.override_reason}" if change.override_reason else ""
+        by = change.by.display_name if change.by else "system"
+        entries.append(TimelineEntry(change.at, "stage", text, by, detail))
+    activities = Activity.objects.filter(deal=deal).select_related("owner")
+    for activity in activities.order_by("-created_at")[:limit]:
+        state = "Done" if activity.done else "Scheduled"
+        text = f"{state} {activity.get_type_display().lower()}: {activity.subject}"
+        when = activity.done_at or activity.created_at
+        entries.append(TimelineEntry(when, "activity", text, activity.owner.display_name))
+    for edit in FieldChange.objects.filter(deal=deal).select_related("by")[:limit]:
+        text = f"Changed {edit.field.replace('_', ' ')}: {edit.old_value or '—'} → {edit.new_value}"
+        by = edit.by.display_name if edit.by else "system"
+        entries.append(TimelineEntry(edit.at, "field", text, by))
+    entries.sort(key=lambda e: e.at, reverse=True)
+    return entries[:limit]
