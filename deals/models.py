@@ -69,9 +69,7 @@ class Deal(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="deals"
     )
-    pipeline = models.ForeignKey(
-        "stages.Pipeline", on_delete=models.PROTECT, related_name="deals"
-    )
+    pipeline = models.ForeignKey("stages.Pipeline", on_delete=models.PROTECT, related_name="deals")
     stage = models.ForeignKey("stages.Stage", on_delete=models.PROTECT, related_name="deals")
     amount = models.DecimalField(
         max_digits=14,
@@ -111,7 +109,8 @@ class Deal(models.Model):
         ]
         constraints = [
             models.CheckConstraint(
-                condition=Q(amount__isnull=True) | Q(amount__gte=0), name="deal_amount_not_negative"
+                condition=Q(amount__isnull=True) | Q(amount__gte=0),
+                name="deal_amount_not_negative",
             ),
             models.CheckConstraint(
                 condition=Q(probability_override__isnull=True)
@@ -240,7 +239,11 @@ class GateEvent(models.Model):
     requirement = models.CharField(max_length=200)
     outcome = models.CharField(max_length=10, choices=GateOutcome.choices)
     by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
     )
     source = models.CharField(max_length=10, choices=MoveSource.choices)
     at = models.DateTimeField(default=timezone.now)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -231,7 +231,9 @@ def timeline(deal: Deal, limit: int = 100) -> list[TimelineEntry]:
         when = activity.done_at or activity.created_at
         entries.append(TimelineEntry(when, "activity", text, activity.owner.display_name))
     for edit in FieldChange.objects.filter(deal=deal).select_related("by")[:limit]:
-        text = f"Changed {edit.field.replace('_', ' ')}: {edit.old_value or '—'} → {edit.new_value}"
+        text = (
+            f"Changed {edit.field.replace('_', ' ')}: {edit.old_value or '—'} → {edit.new_value}"
+        )
         by = edit.by.display_name if edit.by else "system"
         entries.append(TimelineEntry(edit.at, "field", text, by))
     entries.sort(key=lambda e: e.at, reverse=True)

@@ -393,7 +393,10 @@ def complete_and_move(
             for kind, subject in fixes.activities
         )
         DealContact.objects.bulk_create(
-            [DealContact(deal=locked, person_id=pk, role=role) for role, pk in fixes.contact_roles],
+            [
+                DealContact(deal=locked, person_id=pk, role=role)
+                for role, pk in fixes.contact_roles
+            ],
             ignore_conflicts=True,
         )
         return move_deal(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
@@ -77,6 +78,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "pipeline_crm.context_processors.navigation",
+                "deals.context_processors.notifications",
             ],
         },
     }
@@ -165,16 +167,59 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "max_retries": 0,
 }
 CELERY_TASK_PUBLISH_RETRY = False
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+CELERY_TIMEZONE = TIME_ZONE
+# Static schedule (no database scheduler): what runs when, in TIME_ZONE.
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "drain-outbox": {"task": "deals.drain_outbox", "schedule": 60.0},
+    "check-stalled": {"task": "deals.check_stalled", "schedule": 5 * 60.0},
+    "check-stalled-nightly": {
+        "task": "deals.check_stalled",
+        "schedule": crontab(hour=1, minute=30),
+    },
+    "send-digests": {"task": "deals.send_digests", "schedule": crontab(hour=7, minute=0)},
+    "recompute-forecasts": {"task": "reports.recompute_forecasts", "schedule": crontab(minute=7)},
+    "recompute-forecasts-nightly": {
+        "task": "reports.recompute_forecasts",
+        "schedule": crontab(hour=2, minute=15),
+    },
+    "snapshot-forecasts": {
+        "task": "reports.snapshot_forecasts",
+        "schedule": crontab(hour=3, minute=0, day_of_week="mon"),
+    },
+}
 
 # Product settings.
 BOARD_PAGE_SIZE = env_int("BOARD_PAGE_SIZE", 25)
 UNDO_SECONDS = env_int("UNDO_SECONDS", 10)
 STALLED_NO_ACTIVITY_DAYS = env_int("STALLED_NO_ACTIVITY_DAYS", 14)
+STALLED_SLIPPING_PUSHES = env_int("STALLED_SLIPPING_PUSHES", 3)
+# Learned win rates: closes of the last FORECAST_HISTORY_DAYS, shrunk toward the
+# configured probability as if FORECAST_SHRINKAGE_K deals had closed at exactly it.
+FORECAST_HISTORY_DAYS = env_int("FORECAST_HISTORY_DAYS", 365)
+FORECAST_SHRINKAGE_K = env_int("FORECAST_SHRINKAGE_K", 10)
+# Absolute links in e-mails (the digest) point here.
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
 DEFAULT_CURRENCY = env_str("DEFAULT_CURRENCY", "USD")
 MAX_TEXT_LENGTH = 5000
 
-EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# E-mail through Django 6.1's MAILERS (the EMAIL_* settings are deprecated). Locally the
+# console backend prints digests; production defaults to SMTP on EMAIL_HOST.
+EMAIL_BACKEND_PATH = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+MAILERS: dict[str, dict[str, object]] = {"default": {"BACKEND": EMAIL_BACKEND_PATH}}
+if EMAIL_BACKEND_PATH.endswith("smtp.EmailBackend"):
+    MAILERS["default"]["OPTIONS"] = {
+        "host": env_str("EMAIL_HOST", "localhost"),
+        "port": env_int("EMAIL_PORT", 25),
+        "username": env_str("EMAIL_HOST_USER", ""),
+        "password": env_str("EMAIL_HOST_PASSWORD", ""),
+        "use_tls": env_bool("EMAIL_USE_TLS", False),
+        "timeout": env_int("EMAIL_TIMEOUT", 10),
+    }
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Pipeline CRM <crm@localhost>")
 
 LOGGING = {

@@ -191,9 +191,8 @@ def evaluate_many(
     facts = facts or DealFacts(deal)
     result: dict[int, list[Failure]] = {}
     for stage in stages:
-        previous = (
-            _previous_open_stage(stage, siblings.get(stage.pipeline_id, [])) if needs_order else None
-        )
+        same_pipeline = siblings.get(stage.pipeline_id, [])
+        previous = _previous_open_stage(stage, same_pipeline) if needs_order else None
         failures = _builtin(deal, stage)
         for criterion in sorted(by_stage.get(stage.pk, []), key=lambda c: (c.position, c.pk)):
             failure = _check(criterion, deal, facts, previous)

@@ -234,9 +234,7 @@ def fix_and_move(request: HttpRequest, pk: int) -> HttpResponse:
             override_reason=data.get("override_reason") or "",
         )
     except services.GateBlocked as blocked:
-        form = GateFixForm(
-            request.POST, deal=deal, failures=blocked.failures, user=request.user
-        )
+        form = GateFixForm(request.POST, deal=deal, failures=blocked.failures, user=request.user)
         form.is_valid()
         return _gate_page(request, deal, to_stage, form, blocked.failures)
     except services.VersionConflict as conflict:
@@ -285,4 +283,3 @@ def _int(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
-

@@ -189,7 +189,7 @@ class Command(BaseCommand):
             probability=0,
             forecast_category=ForecastCategory.OMITTED,
         )
-        lead, qualified, demo, proposal, negotiation = stages
+        _lead, qualified, demo, proposal, negotiation = stages
         criteria = [
             (qualified, CriterionKind.FIELD_REQUIRED, {"field_name": "expected_close_date"}),
             (qualified, CriterionKind.FIELD_REQUIRED, {"field_name": "organization"}),
