@@ -9,7 +9,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from contacts.models import Person
 from deals.queries import SORTS, BoardFilters
 from stages.gate import Failure
-from stages.models import ContactRole, CriterionKind
+from stages.models import ActivityType, ContactRole, CriterionKind
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -146,3 +146,90 @@ class GateFixForm(forms.Form):
                 None, "Some requirements can only be met over time or overridden by a manager."
             )
         return data
+
+
+CURRENCY_HELP = "Three-letter code, e.g. USD, EUR"
+
+
+class DealForm(forms.Form):
+    """Create or edit a deal. Organization and contact are typed names (picked or new)."""
+
+    title = forms.CharField(max_length=200)
+    amount = amount_field(required=False)
+    currency = forms.RegexField(
+        regex=r"^[A-Za-z]{3}$",
+        initial="USD",
+        help_text=CURRENCY_HELP,
+        error_messages={"invalid": "Use a three-letter currency code, e.g. USD."},
+    )
+    expected_close_date = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    probability_override = forms.IntegerField(
+        required=False, min_value=0, max_value=100, label="Probability override (%)"
+    )
+    next_step = forms.CharField(max_length=200, required=False)
+    product = forms.CharField(max_length=100, required=False)
+    organization_name = forms.CharField(max_length=200, required=False, label="Organization")
+    person_name = forms.CharField(max_length=200, required=False, label="Primary contact")
+
+    def clean_currency(self) -> str:
+        return self.cleaned_data["currency"].upper()
+
+    def clean_title(self) -> str:
+        title = self.cleaned_data["title"].strip()
+        if not title:
+            raise forms.ValidationError("Give the deal a title.")
+        return title
+
+
+class DealEditForm(DealForm):
+    version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    stage = forms.ModelChoiceField(queryset=None, empty_label=None)  # type: ignore[arg-type]
+
+    def __init__(self, *args: Any, pipeline_stages: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["stage"].queryset = pipeline_stages
+
+
+class ActivityForm(forms.Form):
+    type = forms.ChoiceField(choices=ActivityType.choices)
+    subject = forms.CharField(max_length=200)
+    due_at = forms.DateTimeField(
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
+        label="Due",
+    )
+    done = forms.BooleanField(required=False, label="Already done")
+    note = forms.CharField(
+        required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+
+class ReassignForm(forms.Form):
+    owner = forms.ModelChoiceField(queryset=None, empty_label=None)  # type: ignore[arg-type]
+    version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+
+    def __init__(self, *args: Any, owners: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = owners
+
+
+class CloseForm(forms.Form):
+    """Quick "mark won" (amount required) or "mark lost" (reason required)."""
+
+    version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    amount = amount_field(required=False)
+    lost_reason = forms.CharField(max_length=200, required=False)
+
+
+class BulkMoveForm(forms.Form):
+    deals = forms.TypedMultipleChoiceField(coerce=int, choices=())
+    stage = forms.IntegerField(min_value=1)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Ids are checked by the service against what the user may see, not here.
+        ids = self.data.getlist("deals") if hasattr(self.data, "getlist") else []
+        self.fields["deals"].choices = [(i, i) for i in ids]

@@ -167,21 +167,15 @@ def board(user: User, pipeline: Pipeline, filters: BoardFilters) -> list[Column]
     return list(columns.values())
 
 
-def pipelines_for_switcher() -> list[Pipeline]:
-    return list(Pipeline.objects.filter(is_archived=False))
+def board_pipelines(pipeline_id: int | None) -> tuple[Pipeline | None, list[Pipeline]]:
+    """The pipeline to show (the requested one, else the first) and all for the switcher."""
+    pipelines = list(Pipeline.objects.filter(is_archived=False).prefetch_related("stages"))
+    chosen = next((p for p in pipelines if p.pk == pipeline_id), None)
+    return chosen or (pipelines[0] if pipelines else None), pipelines
 
 
 def board_pipeline(pipeline_id: int | None) -> Pipeline | None:
-    pipelines = Pipeline.objects.filter(is_archived=False).prefetch_related("stages")
-    if pipeline_id:
-        found = pipelines.filter(pk=pipeline_id).first()
-        if found:
-            return found
-    return pipelines.first()
-
-
-def days_since(moment: timezone.datetime) -> int:
-    return (timezone.now() - moment).days
+    return board_pipelines(pipeline_id)[0]
 
 
 def edit_rule(user: User) -> Callable[[Deal], bool]:

@@ -410,25 +410,30 @@ def complete_and_move(
 
 
 def record_field_changes(deal: Deal, names: list[str], *, by: User) -> None:
-    """Append the timeline rows for fields about to be saved (old value read from the DB)."""
+    """Append timeline rows for fields about to be saved, old values read from the DB."""
     from deals.models import FieldChange
 
-    old = Deal.objects.filter(pk=deal.pk).values(*[_column(n) for n in names]).first() or {}
+    relations = [n for n in names if n in RELATIONS]
+    old_rows = Deal.objects.select_related(*relations) if relations else Deal.objects
+    old = old_rows.get(pk=deal.pk)
     FieldChange.objects.bulk_create(
         FieldChange(
             deal=deal,
             field=name,
-            old_value=_text(old.get(_column(name)))[:500],
-            new_value=_text(getattr(deal, _column(name)))[:500],
+            old_value=_text(getattr(old, name))[:500],
+            new_value=_text(getattr(deal, name))[:500],
             by=by,
         )
         for name in names
-        if _text(old.get(_column(name))) != _text(getattr(deal, _column(name)))
+        if getattr(old, _column(name)) != getattr(deal, _column(name))
     )
 
 
+RELATIONS = {"organization", "person", "owner", "stage"}
+
+
 def _column(name: str) -> str:
-    return f"{name}_id" if name in {"organization", "person", "owner", "stage"} else name
+    return f"{name}_id" if name in RELATIONS else name
 
 
 def _text(value: object) -> str:
@@ -465,3 +470,146 @@ def undo_move(deal: Deal, *, by: User, change_id: int) -> MoveResult:
     return move_deal(
         deal, back, by=by, expected_version=version, source=MoveSource.UNDO, override_reason=""
     )
+
+
+EDITABLE_FIELDS = (
+    "title",
+    "amount",
+    "currency",
+    "expected_close_date",
+    "probability_override",
+    "next_step",
+    "organization",
+    "person",
+    "product",
+)
+
+
+def update_deal(
+    deal: Deal,
+    changes: dict[str, Any],
+    *,
+    by: User,
+    expected_version: int,
+    to_stage: Stage | None = None,
+    source: str = MoveSource.FORM,
+) -> Deal:
+    """Edit a deal's fields; a stage change in the same form goes through `move_deal`.
+
+    Refuses a stale version. Every changed field is recorded for the timeline; moving the
+    expected close date later counts as a slip (the `close_date_slipping` stalled rule).
+    Field edits and the move are one transaction: a refused move saves nothing.
+    """
+    with transaction.atomic():
+        locked = _lock(deal.pk, by)
+        if locked.version != expected_version:
+            raise VersionConflict(locked)
+        changed = []
+        for name, value in changes.items():
+            if name not in EDITABLE_FIELDS:
+                continue  # mass assignment: only the listed fields can be written
+            if getattr(locked, _column(name)) != (getattr(value, "pk", value)):
+                if name == "expected_close_date" and _slips(locked.expected_close_date, value):
+                    locked.close_date_pushes += 1
+                    changed.append("close_date_pushes")
+                setattr(locked, name, value)
+                changed.append(name)
+        if changed:
+            record_field_changes(locked, [n for n in changed if n != "close_date_pushes"], by=by)
+            locked.version += 1
+            locked.save(update_fields=[*changed, "version", "updated_at"])
+            outbox.enqueue("deals.after_move", deal_id=locked.pk, owner_id=locked.owner_id)
+        if to_stage is not None and to_stage.pk != locked.stage_id:
+            return move_deal(
+                locked, to_stage, by=by, expected_version=locked.version, source=source
+            ).deal
+    return locked
+
+
+def _slips(old: date | None, new: date | None) -> bool:
+    return old is not None and new is not None and new > old
+
+
+def reassign_deal(deal: Deal, *, new_owner: User, by: User, expected_version: int) -> Deal:
+    """Hand a deal to another rep: managers within the teams they manage, admins anyone."""
+    if not (by.is_admin or by.is_manager):
+        raise InvalidMove("Only managers and admins can reassign deals.")
+    if not new_owner.is_active:
+        raise InvalidMove(f"{new_owner.display_name} is deactivated.")
+    if by.is_manager and not by.is_admin:
+        managed = set(by.managed_teams.values_list("pk", flat=True))
+        if new_owner.pk != by.pk and new_owner.team_id not in managed:
+            raise InvalidMove("You can only reassign to members of teams you manage.")
+    with transaction.atomic():
+        locked = _lock(deal.pk, by)
+        if locked.version != expected_version:
+            raise VersionConflict(locked)
+        if locked.owner_id == new_owner.pk:
+            return locked
+        locked.owner = new_owner
+        record_field_changes(locked, ["owner"], by=by)
+        locked.version += 1
+        locked.save(update_fields=["owner", "version", "updated_at"])
+        outbox.enqueue("deals.after_move", deal_id=locked.pk, owner_id=new_owner.pk)
+    return locked
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    deal_id: int
+    title: str
+    moved: bool
+    reason: str = ""
+
+
+def bulk_move(
+    deal_ids: list[int], to_stage: Stage, *, by: User, source: str = MoveSource.BULK
+) -> list[BulkOutcome]:
+    """Move several deals, each through `move_deal` on its own; report each outcome.
+
+    One deal's refusal does not undo the others: each move is its own transaction.
+    Deals the user may not see are reported as not found, never moved.
+    """
+    found = {
+        d.pk: d
+        for d in Deal.objects.visible_to(by).filter(pk__in=deal_ids).select_related("stage")
+    }
+    outcomes = []
+    for deal_id in dict.fromkeys(deal_ids):
+        deal = found.get(deal_id)
+        if deal is None:
+            outcomes.append(BulkOutcome(deal_id, f"#{deal_id}", False, "Deal not found."))
+            continue
+        try:
+            move_deal(deal, to_stage, by=by, expected_version=deal.version, source=source)
+        except GateBlocked as blocked:
+            reason = "; ".join(f.message for f in blocked.failures)
+            outcomes.append(BulkOutcome(deal.pk, deal.title, False, reason))
+        except DealError as error:
+            outcomes.append(BulkOutcome(deal.pk, deal.title, False, error.message))
+        else:
+            outcomes.append(BulkOutcome(deal.pk, deal.title, True))
+    return outcomes
+
+
+def resolve_contacts(
+    *, organization_name: str, person_name: str, by: User
+) -> dict[str, Any]:
+    """Turn typed names into an organization and a person: match by name, else create."""
+    from contacts.models import Organization, Person
+
+    found: dict[str, Any] = {"organization": None, "person": None}
+    if organization_name.strip():
+        name = organization_name.strip()
+        found["organization"] = Organization.objects.filter(
+            name__iexact=name
+        ).first() or Organization.objects.create(name=name, created_by=by)
+    if person_name.strip():
+        name = person_name.strip()
+        people = Person.objects.filter(name__iexact=name)
+        if found["organization"] is not None:
+            people = people.filter(organization=found["organization"])
+        found["person"] = people.first() or Person.objects.create(
+            name=name, organization=found["organization"], created_by=by
+        )
+    return found

@@ -8,9 +8,51 @@ from deals.views import deal as deal_views
 urlpatterns = [
     path("", board_views.board, name="board"),
     path("board/columns/<int:stage_id>/", board_views.column_more, name="column_more"),
+    path("board/bulk-move/", board_views.bulk, name="bulk_move"),
+    path("deals/new/", deal_views.new_deal, name="deal_new"),
     path("deals/<int:pk>/", deal_views.detail, name="deal_detail"),
+    path("deals/<int:pk>/edit/", deal_views.edit, name="deal_edit"),
+    path("deals/<int:pk>/close/<str:outcome>/", deal_views.close, name="deal_close"),
+    path("deals/<int:pk>/reassign/", deal_views.reassign, name="deal_reassign"),
+    path("deals/<int:pk>/activities/", deal_views.activity_create, name="activity_create"),
     path("deals/<int:pk>/move/", board_views.move, name="deal_move"),
     path("deals/<int:pk>/fix-and-move/", board_views.fix_and_move, name="deal_fix_move"),
     path("deals/<int:pk>/gate/", board_views.gate_hints, name="deal_gate"),
     path("deals/<int:pk>/undo/", board_views.undo, name="deal_undo"),
+    path("activities/", deal_views.my_activities, name="my_activities"),
+    path(
+        "activities/<int:activity_id>/complete/",
+        deal_views.activity_complete,
+        name="activity_complete",
+    ),
+    path("activities/<int:activity_id>/edit/", deal_views.activity_update, name="activity_update"),
+    path(
+        "activities/<int:activity_id>/delete/", deal_views.activity_delete, name="activity_delete"
+    ),
+]
+
+# Stalled deals and notifications (background jobs).
+from deals.views import notifications as notification_views  # noqa: E402
+from deals.views import snooze as snooze_views  # noqa: E402
+
+urlpatterns += [
+    path("deals/<int:pk>/snooze/", snooze_views.snooze, name="deal_snooze"),
+    path("deals/<int:pk>/unsnooze/", snooze_views.unsnooze, name="deal_unsnooze"),
+    path("notifications/", notification_views.notification_list, name="notifications"),
+    path(
+        "notifications/read-all/", notification_views.mark_all_read, name="notifications_read_all"
+    ),
+    path("notifications/<int:pk>/read/", notification_views.mark_read, name="notification_read"),
+    path(
+        "notifications/<int:pk>/open/",
+        notification_views.open_notification,
+        name="notification_open",
+    ),
+]
+
+# Global search (header box and results page).
+from deals.views import search as search_views  # noqa: E402
+
+urlpatterns += [
+    path("search/", search_views.search, name="search"),
 ]

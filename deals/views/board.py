@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from deals import queries, services
-from deals.forms import BoardFilterForm, GateFixForm, MoveForm
+from deals.forms import BoardFilterForm, BulkMoveForm, GateFixForm, MoveForm
 from deals.models import Deal, MoveSource
 from stages import gate
 from stages.models import Stage
@@ -24,7 +24,10 @@ from stages.models import Stage
 def visible_deal(request: HttpRequest, pk: int) -> Deal:
     """The deal if the user may see it; 404 otherwise, so ids cannot be probed."""
     return get_object_or_404(
-        Deal.objects.visible_to(request.user).select_related("stage", "pipeline", "owner"), pk=pk
+        Deal.objects.visible_to(request.user).select_related(
+            "stage", "pipeline", "owner", "organization", "person"
+        ),
+        pk=pk,
     )
 
 
@@ -57,11 +60,11 @@ def _stage_context(pipeline: Any) -> dict[str, Any]:
 @login_required
 @require_GET
 def board(request: HttpRequest) -> HttpResponse:
-    pipeline = queries.board_pipeline(_int(request.GET.get("pipeline")))
+    pipeline, pipelines = queries.board_pipelines(_int(request.GET.get("pipeline")))
     filter_form = BoardFilterForm(request.GET)
     context: dict[str, Any] = {
         "pipeline": pipeline,
-        "pipelines": queries.pipelines_for_switcher(),
+        "pipelines": pipelines,
         "filter_form": filter_form,
         "query": request.GET.urlencode(),
     }
@@ -283,3 +286,19 @@ def _int(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+@login_required
+@require_POST
+def bulk(request: HttpRequest) -> HttpResponse:
+    """Move the selected cards; each goes through `move_deal`; report each outcome."""
+    form = BulkMoveForm(request.POST)
+    stage = None
+    if form.is_valid():
+        stage = Stage.objects.filter(pk=form.cleaned_data["stage"], is_archived=False).first()
+    if stage is None:
+        messages.error(request, "Pick some deals and a stage to move them to.")
+        return redirect("board")
+    outcomes = services.bulk_move(form.cleaned_data["deals"], stage, by=request.user)
+    context = {"outcomes": outcomes, "stage": stage}
+    return TemplateResponse(request, "deals/bulk_result.html", context)

@@ -1,26 +1,34 @@
-"""The deal page: fields, stage path with guidance and next-stage checklist, timeline."""
+"""The deal workspace: deal page, in-place edit, activities, quick actions, new deals."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
-from django.views.decorators.http import require_GET
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRefresh
 
-from deals import queries
+from accounts.models import User
+from deals import activities, queries, services
+from deals.forms import ActivityForm, CloseForm, DealEditForm, DealForm, ReassignForm
+from deals.models import Activity, Deal, MoveSource
 from deals.views.board import visible_deal
 from stages import gate
+from stages.models import Stage, StageKind
+
+TEMPLATE = "deals/deal_detail.html"
 
 
-@login_required
-@require_GET
-def detail(request: HttpRequest, pk: int) -> HttpResponse:
-    deal = visible_deal(request, pk)
+def _detail_context(request: HttpRequest, deal: Deal) -> dict[str, Any]:
     stages = [s for s in deal.pipeline.stages.all() if not s.is_archived]
-    open_stages = [s for s in stages if s.is_open]
-    later = [s for s in open_stages if s.position > deal.stage.position]
+    later = [s for s in stages if s.is_open and s.position > deal.stage.position]
     next_stage = later[0] if later else None
     checklist: list[dict[str, Any]] = []
     if next_stage is not None:
@@ -29,12 +37,302 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
             {"text": c.requirement, "met": c.pk not in failing} for c in next_stage.criteria.all()
         ]
     deal.can_move = queries.edit_rule(request.user)(deal)
-    context = {
+    acts = list(deal.activities.select_related("owner").order_by("done", "due_at", "id"))
+    return {
         "deal": deal,
         "stages": stages,
         "next_stage": next_stage,
         "checklist": checklist,
         "timeline": queries.timeline(deal),
-        "next_activity": deal.activities.filter(done=False).order_by("due_at", "id").first(),
+        "open_activities": [a for a in acts if not a.done],
+        "next_activity": next((a for a in acts if not a.done), None),
+        "activity_form": ActivityForm(),
+        "owners": _owner_choices(request.user)
+        if request.user.is_admin or request.user.is_manager
+        else None,
+        "now": timezone.now(),
     }
-    return TemplateResponse(request, "deals/deal_detail.html", context)
+
+
+def _owner_choices(user: User) -> Any:
+    users = User.objects.filter(is_active=True).order_by("first_name", "username")
+    if user.is_admin:
+        return users
+    return users.filter(team__manager=user) | users.filter(pk=user.pk)
+
+
+def _page(request: HttpRequest, deal: Deal, *, status: int = 200, **extra: Any) -> HttpResponse:
+    context = {**_detail_context(request, deal), **extra}
+    name = f"{TEMPLATE}#workspace" if request.htmx else TEMPLATE
+    return TemplateResponse(request, name, context, status=status)
+
+
+@login_required
+@require_GET
+def detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _page(request, visible_deal(request, pk))
+
+
+def _edit_initial(deal: Deal) -> dict[str, Any]:
+    return {
+        "title": deal.title,
+        "amount": deal.amount,
+        "currency": deal.currency,
+        "expected_close_date": deal.expected_close_date,
+        "probability_override": deal.probability_override,
+        "next_step": deal.next_step,
+        "product": deal.product,
+        "organization_name": deal.organization.name if deal.organization else "",
+        "person_name": deal.person.name if deal.person else "",
+        "version": deal.version,
+        "stage": deal.stage_id,
+    }
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """In-place edit of all fields; changing the stage here is a move through the gate."""
+    deal = visible_deal(request, pk)
+    stages = Stage.objects.filter(pipeline__is_archived=False, is_archived=False)
+    if request.method == "GET":
+        form = DealEditForm(initial=_edit_initial(deal), pipeline_stages=stages)
+        return _page(request, deal, edit_form=form)
+    form = DealEditForm(request.POST, pipeline_stages=stages)
+    if not form.is_valid():
+        return _page(request, deal, edit_form=form, status=422)
+    data = form.cleaned_data
+    try:
+        with transaction.atomic():
+            contacts = services.resolve_contacts(
+                organization_name=data["organization_name"],
+                person_name=data["person_name"],
+                by=request.user,
+            )
+            changes = {k: data[k] for k in services.EDITABLE_FIELDS if k in data} | contacts
+            services.update_deal(
+                deal,
+                changes,
+                by=request.user,
+                expected_version=data["version"],
+                to_stage=data["stage"],
+                source=MoveSource.FORM,
+            )
+    except services.GateBlocked as blocked:
+        form.add_error("stage", [f.message for f in blocked.failures])
+        return _page(request, visible_deal(request, pk), edit_form=form, status=422)
+    except services.VersionConflict as conflict:
+        messages.error(request, conflict.message)
+        return _page(request, visible_deal(request, pk), status=409)
+    except services.NotFound:
+        return _page(request, deal, error="You can only edit deals you own or manage.", status=403)
+    if not request.htmx:
+        return redirect("deal_detail", pk=pk)
+    return _page(request, visible_deal(request, pk), notice="Saved.")
+
+
+@login_required
+@require_POST
+def close(request: HttpRequest, pk: int, outcome: str) -> HttpResponse:
+    """Quick actions: mark won (amount required) or lost (reason required)."""
+    deal = visible_deal(request, pk)
+    kind = StageKind.WON if outcome == "won" else StageKind.LOST
+    target = deal.pipeline.stages.filter(kind=kind, is_archived=False).first()
+    form = CloseForm(request.POST)
+    if target is None or not form.is_valid():
+        return _page(request, deal, error="That request was not understood.", status=400)
+    fields = {k: v for k, v in form.cleaned_data.items() if k in ("amount", "lost_reason") and v}
+    try:
+        services.complete_and_move(
+            deal,
+            target,
+            services.GateFixes(fields=fields),
+            by=request.user,
+            expected_version=form.cleaned_data["version"],
+            source=MoveSource.FORM,
+        )
+    except services.GateBlocked as blocked:
+        text = "; ".join(f.message for f in blocked.failures)
+        return _page(request, visible_deal(request, pk), error=text, status=422)
+    except services.VersionConflict as conflict:
+        return _page(request, visible_deal(request, pk), error=conflict.message, status=409)
+    except services.NotFound:
+        return _page(
+            request, deal, error="You can only close deals you own or manage.", status=403
+        )
+    except services.DealError as error:
+        return _page(request, deal, error=error.message, status=error.status)
+    if not request.htmx:
+        return redirect("deal_detail", pk=pk)
+    return _page(request, visible_deal(request, pk), notice=f"Marked {target.name}.")
+
+
+@login_required
+@require_POST
+def reassign(request: HttpRequest, pk: int) -> HttpResponse:
+    deal = visible_deal(request, pk)
+    form = ReassignForm(request.POST, owners=_owner_choices(request.user))
+    if not form.is_valid():
+        return _page(request, deal, error="Pick someone you may assign to.", status=400)
+    try:
+        services.reassign_deal(
+            deal,
+            new_owner=form.cleaned_data["owner"],
+            by=request.user,
+            expected_version=form.cleaned_data["version"],
+        )
+    except services.VersionConflict as conflict:
+        return _page(request, visible_deal(request, pk), error=conflict.message, status=409)
+    except services.NotFound:
+        return _page(request, deal, error="You cannot reassign this deal.", status=403)
+    except services.DealError as error:
+        return _page(request, deal, error=error.message, status=403)
+    if not request.htmx:
+        return redirect("deal_detail", pk=pk)
+    return _page(request, visible_deal(request, pk), notice="Reassigned.")
+
+
+@login_required
+@require_POST
+def activity_create(request: HttpRequest, pk: int) -> HttpResponse:
+    deal = visible_deal(request, pk)
+    form = ActivityForm(request.POST)
+    if not form.is_valid():
+        return _page(request, deal, activity_form_errors=form, status=422)
+    try:
+        activities.log_activity(deal, by=request.user, **form.cleaned_data)
+    except services.NotFound:
+        return _page(request, deal, error="You can only log activities on your deals.", status=403)
+    if not request.htmx:
+        return redirect("deal_detail", pk=pk)
+    return _page(request, visible_deal(request, pk), notice="Activity saved.")
+
+
+def _activity_deal(request: HttpRequest, activity_id: int) -> Deal:
+    activity = get_object_or_404(
+        Activity.objects.filter(deal__in=Deal.objects.visible_to(request.user)), pk=activity_id
+    )
+    return visible_deal(request, activity.deal_id)
+
+
+def _back(request: HttpRequest, deal: Deal, notice: str) -> HttpResponse:
+    """After an activity change: the board card, My activities, or the deal page."""
+    target = request.POST.get("from")
+    if target == "activities":
+        return redirect("my_activities")
+    if target == "board" and not request.htmx:
+        return redirect(f"{reverse('board')}?pipeline={deal.pipeline_id}")
+    if target == "board":
+        return HttpResponseClientRefresh()  # the card's column may change too
+    if not request.htmx:
+        return redirect("deal_detail", pk=deal.pk)
+    return _page(request, deal, notice=notice)
+
+
+@login_required
+@require_POST
+def activity_complete(request: HttpRequest, activity_id: int) -> HttpResponse:
+    deal = _activity_deal(request, activity_id)
+    try:
+        activities.complete_activity(activity_id, by=request.user)
+    except services.DealError as error:
+        return _page(request, deal, error=error.message, status=403)
+    return _back(request, visible_deal(request, deal.pk), "Marked done.")
+
+
+@login_required
+@require_POST
+def activity_update(request: HttpRequest, activity_id: int) -> HttpResponse:
+    deal = _activity_deal(request, activity_id)
+    form = ActivityForm(request.POST)
+    if not form.is_valid():
+        return _page(request, deal, error="Check the activity fields.", status=422)
+    data = form.cleaned_data
+    try:
+        activities.update_activity(
+            activity_id,
+            by=request.user,
+            subject=data["subject"],
+            type=data["type"],
+            due_at=data["due_at"],
+            note=data["note"],
+        )
+    except services.DealError as error:
+        return _page(request, deal, error=error.message, status=403)
+    return _back(request, visible_deal(request, deal.pk), "Activity updated.")
+
+
+@login_required
+@require_POST
+def activity_delete(request: HttpRequest, activity_id: int) -> HttpResponse:
+    deal = _activity_deal(request, activity_id)
+    try:
+        activities.delete_activity(activity_id, by=request.user)
+    except services.DealError as error:
+        return _page(request, deal, error=error.message, status=403)
+    return _back(request, visible_deal(request, deal.pk), "Activity deleted.")
+
+
+@login_required
+@require_GET
+def my_activities(request: HttpRequest) -> HttpResponse:
+    """Today, overdue and upcoming open activities of the user, in one query."""
+    now = timezone.localtime()
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    end = start + timezone.timedelta(days=1)
+    rows = list(
+        Activity.objects.filter(owner=request.user, done=False)
+        .select_related("deal")
+        .order_by("due_at", "id")[:300]
+    )
+    context = {
+        "overdue": [a for a in rows if a.due_at and a.due_at < now],
+        "today": [a for a in rows if a.due_at and now <= a.due_at < end],
+        "upcoming": [a for a in rows if a.due_at is None or a.due_at >= end],
+        "now": now,
+    }
+    return TemplateResponse(request, "deals/my_activities.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def new_deal(request: HttpRequest) -> HttpResponse:
+    """Create a deal in a stage (default: the first open stage); the stage's gate applies."""
+    stage = (
+        Stage.objects.filter(
+            pk=_int(request.GET.get("stage") or request.POST.get("stage")), is_archived=False
+        ).first()
+        or Stage.objects.filter(kind=StageKind.OPEN, is_archived=False).first()
+    )
+    if stage is None:
+        return redirect("board")
+    form = DealForm(request.POST or None, initial={"currency": "USD"})
+    context = {"form": form, "stage": stage}
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            with transaction.atomic():
+                contacts = services.resolve_contacts(
+                    organization_name=data["organization_name"],
+                    person_name=data["person_name"],
+                    by=request.user,
+                )
+                fields = {k: data[k] for k in services.EDITABLE_FIELDS if k in data}
+                deal = services.create_deal(by=request.user, stage=stage, **fields | contacts)
+        except services.GateBlocked as blocked:
+            context["failures"] = blocked.failures
+            return TemplateResponse(request, "deals/deal_new.html", context, status=422)
+        except services.DealError as error:
+            form.add_error(None, error.message)
+            return TemplateResponse(request, "deals/deal_new.html", context, status=400)
+        messages.success(request, f"Created “{deal.title}” in {stage.name}.")
+        return redirect(f"{reverse('board')}?pipeline={stage.pipeline_id}")
+    status = 422 if request.method == "POST" else 200
+    return TemplateResponse(request, "deals/deal_new.html", context, status=status)
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

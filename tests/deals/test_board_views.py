@@ -69,7 +69,7 @@ def _board_queries(client, django_assert_num_queries, expected):
     assert response.status_code == 200
 
 
-BOARD_QUERIES = 8  # session, user, pipeline+stages (2), pipelines, totals, cards, flags
+BOARD_QUERIES = 8  # session, user, pipelines+stages (2), totals, cards, flags, unread bell
 
 
 def test_board_query_count_is_fixed_with_few_deals(

@@ -1,0 +1,106 @@
+"""Writes for activities: log, schedule, edit, complete, delete. Rules in docstrings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from django.db import transaction
+from django.utils import timezone
+
+from deals import outbox
+from deals.models import Activity, Deal
+from deals.services import DealError, NotFound
+
+if TYPE_CHECKING:
+    from accounts.models import User
+    from contacts.models import Person
+
+
+def _editable_deal(deal_id: int, by: User) -> Deal:
+    deal = Deal.objects.editable_by(by).filter(pk=deal_id).first()
+    if deal is None:
+        raise NotFound("Deal not found.")
+    return deal
+
+
+def log_activity(
+    deal: Deal,
+    *,
+    by: User,
+    type: str,
+    subject: str,
+    due_at: datetime | None = None,
+    done: bool = False,
+    note: str = "",
+    person: Person | None = None,
+) -> Activity:
+    """Log a completed activity or schedule one, on a deal the user may edit."""
+    _editable_deal(deal.pk, by)
+    now = timezone.now()
+    with transaction.atomic():
+        activity = Activity.objects.create(
+            deal=deal,
+            owner=by,
+            type=type,
+            subject=subject,
+            note=note,
+            person=person,
+            due_at=due_at or (now if done else None),
+            done=done,
+            done_at=now if done else None,
+        )
+        # Logging activity can clear "no recent activity"/"no next step" flags.
+        outbox.enqueue("deals.after_move", deal_id=deal.pk, owner_id=deal.owner_id)
+    return activity
+
+
+def _own_activity(activity_id: int, by: User) -> Activity:
+    """Activities are changed by their owner, or by whoever may edit the deal."""
+    activity = (
+        Activity.objects.filter(pk=activity_id, deal__in=Deal.objects.editable_by(by))
+        .select_related("deal")
+        .first()
+    )
+    if activity is None:
+        raise NotFound("Activity not found.")
+    return activity
+
+
+def complete_activity(activity_id: int, *, by: User) -> Activity:
+    """Mark done (idempotent: completing twice keeps the first completion time)."""
+    activity = _own_activity(activity_id, by)
+    if not activity.done:
+        with transaction.atomic():
+            activity.done = True
+            activity.done_at = timezone.now()
+            activity.save(update_fields=["done", "done_at"])
+            outbox.enqueue(
+                "deals.after_move", deal_id=activity.deal_id, owner_id=activity.deal.owner_id
+            )
+    return activity
+
+
+def update_activity(
+    activity_id: int, *, by: User, subject: str, type: str, due_at: datetime | None, note: str
+) -> Activity:
+    """Edit or reschedule. A done activity keeps its completion time."""
+    activity = _own_activity(activity_id, by)
+    activity.subject, activity.type, activity.due_at, activity.note = subject, type, due_at, note
+    with transaction.atomic():
+        activity.save(update_fields=["subject", "type", "due_at", "note"])
+        outbox.enqueue(
+            "deals.after_move", deal_id=activity.deal_id, owner_id=activity.deal.owner_id
+        )
+    return activity
+
+
+def delete_activity(activity_id: int, *, by: User) -> None:
+    """Only the activity's own author may delete it (others' work is history)."""
+    activity = _own_activity(activity_id, by)
+    if activity.owner_id != by.pk:
+        raise DealError("You can only delete your own activities.")
+    with transaction.atomic():
+        deal_id, owner_id = activity.deal_id, activity.deal.owner_id
+        activity.delete()
+        outbox.enqueue("deals.after_move", deal_id=deal_id, owner_id=owner_id)
