@@ -32,6 +32,7 @@ class BoardFilterForm(forms.Form):
 
     owner = forms.IntegerField(required=False, min_value=1)
     team = forms.IntegerField(required=False, min_value=1)
+    stage = forms.IntegerField(required=False, min_value=1)
     q = forms.CharField(required=False, max_length=100, label="Search")
     stalled = forms.BooleanField(required=False, label="Stalled only")
     no_next = forms.BooleanField(required=False, label="No next activity")
@@ -43,13 +44,16 @@ class BoardFilterForm(forms.Form):
     )
 
     def filters(self, user: User) -> BoardFilters:
-        data = self.cleaned_data if self.is_valid() else {}
+        self.is_valid()
+        # Keep the filters that parsed; a bad one is dropped, never a 500.
+        data = {k: v for k, v in self.cleaned_data.items() if k not in self.errors}
         owner = data.get("owner")
         if self.data.get("owner") == "me":
             owner = user.pk
         return BoardFilters(
             owner=owner,
             team=data.get("team"),
+            stage=data.get("stage"),
             q=(data.get("q") or "").strip(),
             stalled=bool(data.get("stalled")),
             no_next_activity=bool(data.get("no_next")),

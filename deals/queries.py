@@ -47,6 +47,7 @@ class BoardFilters:
 
     owner: int | None = None
     team: int | None = None
+    stage: int | None = None
     q: str = ""
     stalled: bool = False
     no_next_activity: bool = False
@@ -59,6 +60,8 @@ class BoardFilters:
             deals = deals.filter(owner_id=self.owner)
         if self.team:
             deals = deals.filter(owner__team_id=self.team)
+        if self.stage:
+            deals = deals.filter(stage_id=self.stage)
         if self.q:
             deals = deals.filter(
                 Q(title__icontains=self.q)
@@ -232,3 +235,18 @@ def timeline(deal: Deal, limit: int = 100) -> list[TimelineEntry]:
         entries.append(TimelineEntry(edit.at, "field", text, by))
     entries.sort(key=lambda e: e.at, reverse=True)
     return entries[:limit]
+
+
+def filter_people(user: User) -> list[User]:
+    """Owners the board's owner filter offers: people whose deals the user may see."""
+    from accounts.models import User as UserModel
+
+    if user.is_admin:
+        people = UserModel.objects.filter(is_active=True)
+    elif user.is_manager:
+        people = UserModel.objects.filter(Q(team__manager=user) | Q(pk=user.pk))
+    elif user.team_id:
+        people = UserModel.objects.filter(team_id=user.team_id)
+    else:
+        people = UserModel.objects.filter(pk=user.pk)
+    return list(people.select_related("team").order_by("first_name", "username"))

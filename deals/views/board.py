@@ -67,6 +67,8 @@ def board(request: HttpRequest) -> HttpResponse:
         "pipelines": pipelines,
         "filter_form": filter_form,
         "query": request.GET.urlencode(),
+        "people": queries.filter_people(request.user),
+        "filtered": any(key != "pipeline" for key in request.GET),
     }
     if pipeline is not None:
         filters = filter_form.filters(request.user)
