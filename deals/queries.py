@@ -250,3 +250,22 @@ def filter_people(user: User) -> list[User]:
     else:
         people = UserModel.objects.filter(pk=user.pk)
     return list(people.select_related("team").order_by("first_name", "username"))
+
+
+@dataclass(frozen=True)
+class NextStep:
+    """The stage after the deal's current one, its playbook and what the deal still lacks."""
+
+    stage: Stage | None
+    checklist: list[tuple[str, bool]]
+
+
+def next_step(deal: Deal, stages: list[Stage]) -> NextStep:
+    from stages import gate
+
+    later = [s for s in stages if s.is_open and s.position > deal.stage.position]
+    if not later:
+        return NextStep(None, [])
+    stage = later[0]
+    failing = {f.criterion_id for f in gate.evaluate(deal, stage)}
+    return NextStep(stage, [(c.requirement, c.pk not in failing) for c in stage.criteria.all()])

@@ -592,9 +592,7 @@ def bulk_move(
     return outcomes
 
 
-def resolve_contacts(
-    *, organization_name: str, person_name: str, by: User
-) -> dict[str, Any]:
+def resolve_contacts(*, organization_name: str, person_name: str, by: User) -> dict[str, Any]:
     """Turn typed names into an organization and a person: match by name, else create."""
     from contacts.models import Organization, Person
 

@@ -12,6 +12,7 @@ urlpatterns = [
     path("deals/new/", deal_views.new_deal, name="deal_new"),
     path("deals/<int:pk>/", deal_views.detail, name="deal_detail"),
     path("deals/<int:pk>/edit/", deal_views.edit, name="deal_edit"),
+    path("deals/<int:pk>/next/", deal_views.next_stage, name="deal_next"),
     path("deals/<int:pk>/close/<str:outcome>/", deal_views.close, name="deal_close"),
     path("deals/<int:pk>/reassign/", deal_views.reassign, name="deal_reassign"),
     path("deals/<int:pk>/activities/", deal_views.activity_create, name="activity_create"),

@@ -20,7 +20,6 @@ from deals import activities, queries, services
 from deals.forms import ActivityForm, CloseForm, DealEditForm, DealForm, ReassignForm
 from deals.models import Activity, Deal, MoveSource
 from deals.views.board import visible_deal
-from stages import gate
 from stages.models import Stage, StageKind
 
 TEMPLATE = "deals/deal_detail.html"
@@ -28,21 +27,14 @@ TEMPLATE = "deals/deal_detail.html"
 
 def _detail_context(request: HttpRequest, deal: Deal) -> dict[str, Any]:
     stages = [s for s in deal.pipeline.stages.all() if not s.is_archived]
-    later = [s for s in stages if s.is_open and s.position > deal.stage.position]
-    next_stage = later[0] if later else None
-    checklist: list[dict[str, Any]] = []
-    if next_stage is not None:
-        failing = {f.criterion_id for f in gate.evaluate(deal, next_stage)}
-        checklist = [
-            {"text": c.requirement, "met": c.pk not in failing} for c in next_stage.criteria.all()
-        ]
+    upcoming = queries.next_step(deal, stages)
     deal.can_move = queries.edit_rule(request.user)(deal)
     acts = list(deal.activities.select_related("owner").order_by("done", "due_at", "id"))
     return {
         "deal": deal,
         "stages": stages,
-        "next_stage": next_stage,
-        "checklist": checklist,
+        "next_stage": upcoming.stage,
+        "checklist": upcoming.checklist,
         "timeline": queries.timeline(deal),
         "open_activities": [a for a in acts if not a.done],
         "next_activity": next((a for a in acts if not a.done), None),
@@ -71,6 +63,22 @@ def _page(request: HttpRequest, deal: Deal, *, status: int = 200, **extra: Any) 
 @require_GET
 def detail(request: HttpRequest, pk: int) -> HttpResponse:
     return _page(request, visible_deal(request, pk))
+
+
+@login_required
+@require_GET
+def next_stage(request: HttpRequest, pk: int) -> HttpResponse:
+    """For the card: the current playbook and what the next stage will ask for."""
+    deal = visible_deal(request, pk)
+    stages = [s for s in deal.pipeline.stages.all() if not s.is_archived]
+    upcoming = queries.next_step(deal, stages)
+    context = {
+        "deal": deal,
+        "next_stage": upcoming.stage,
+        "checklist": upcoming.checklist,
+        "card": True,
+    }
+    return TemplateResponse(request, "deals/deal_detail.html#next_step", context)
 
 
 def _edit_initial(deal: Deal) -> dict[str, Any]:

@@ -92,3 +92,12 @@ def test_dragging_marks_columns_the_deal_cannot_enter(login, live_server, rep, s
     page.locator(f"#column-{stages['demo'].pk}.is-blocked").wait_for()
     assert "is-blocked" not in (column(page, stages["qualified"]).get_attribute("class") or "")
     page.mouse.up()
+
+
+def test_card_shows_what_the_next_stage_needs(login, live_server, rep, stages):
+    CriterionFactory(stage=stages["qualified"], kind=CriterionKind.CHECKLIST, label="Budget ok")
+    deal = DealFactory(owner=rep, stage=stages["lead"])
+    page = login(rep)
+    page.locator(f"#deal-{deal.pk} .next-stage summary").click()
+    page.locator(f"#deal-{deal.pk} .next-stage .checklist").wait_for()
+    assert "Confirm: Budget ok" in page.locator(f"#deal-{deal.pk} .next-stage").inner_text()

@@ -378,3 +378,21 @@ def test_inactive_user_sees_no_deals(client_for, stages, team):
     ghost.save()
     response = client.get(reverse("deal_detail", args=[deal.pk]))
     assert response.status_code in (302, 404)
+
+
+def test_card_next_step_shows_playbook_and_unmet_criteria(client_for, rep, stages):
+    stages["lead"].guidance = "Book the first call"
+    stages["lead"].save()
+    CriterionFactory(stage=stages["qualified"], kind=CriterionKind.CHECKLIST, label="Budget ok")
+    deal = DealFactory(owner=rep, stage=stages["lead"])
+    response = client_for(rep).get(reverse("deal_next", args=[deal.pk]), **HTMX)
+    html = response.content.decode()
+    assert "To enter Qualified" in html
+    assert "Not met:</span>Confirm: Budget ok" in html
+    assert "Book the first call" in html
+    assert "<html" not in html
+
+
+def test_card_next_step_is_404_for_outsiders(client_for, rep, outsider, stages):
+    deal = DealFactory(owner=rep, stage=stages["lead"])
+    assert client_for(outsider).get(reverse("deal_next", args=[deal.pk])).status_code == 404
