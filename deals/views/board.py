@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from deals import queries, services
 from deals.forms import BoardFilterForm, BulkMoveForm, GateFixForm, MoveForm
 from deals.models import Deal, MoveSource
+from pipeline_crm.ratelimit import rate_limited
 from stages import gate
 from stages.models import Stage
 
@@ -126,6 +127,7 @@ def _plain_redirect(request: HttpRequest, deal: Deal) -> HttpResponse:
 
 @login_required
 @require_POST
+@rate_limited("move")
 def move(request: HttpRequest, pk: int) -> HttpResponse:
     """Board drop or "Move to stage" menu. 200 moved, 409 stale, 422 gate failed, 404 unseen."""
     deal = visible_deal(request, pk)
@@ -208,6 +210,7 @@ def _gate_page(
 
 @login_required
 @require_POST
+@rate_limited("move")
 def fix_and_move(request: HttpRequest, pk: int) -> HttpResponse:
     """Submit the blocked-move form: save the missing items and move, in one transaction."""
     deal = visible_deal(request, pk)
