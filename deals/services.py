@@ -11,6 +11,8 @@ from django.db import connection, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 
+from accounts import audit
+from accounts.models import AuditKind
 from deals import outbox
 from deals.models import Deal, GateEvent, GateOutcome, MoveSource, StageChange
 from stages import gate
@@ -232,6 +234,11 @@ def move_deal(
                     outcome=GateOutcome.OVERRIDDEN,
                     by=by,
                     source=source,
+                )
+                audit.record(
+                    AuditKind.GATE_OVERRIDE,
+                    user=by,
+                    detail=f"deal {locked.pk} → {to_stage.name}: {override_reason}",
                 )
             outbox.enqueue("deals.after_move", deal_id=locked.pk, owner_id=locked.owner_id)
     except GateBlocked as blocked:

@@ -14,6 +14,7 @@ NAV = [
     ("reports:dashboard", "Dashboard", "all"),
     ("reports:forecast", "Forecast", "all"),
     ("stages:pipelines", "Settings", "admin"),
+    ("accounts:audit", "Audit", "admin"),
 ]
 
 HEADER_INCLUDES = ["deals/_search_box.html", "deals/_bell.html"]

@@ -14,6 +14,7 @@ urlpatterns = [
     path("healthz/", healthz, name="healthz"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", include("accounts.urls")),
     path("admin/", admin.site.urls),
     path("settings/", include("stages.urls")),
     path("contacts/", include("contacts.urls")),
