@@ -81,14 +81,12 @@ class MoveResult:
 
 def _lock(deal_id: int, by: User) -> Deal:
     """Lock the deal row for the rest of the transaction; 404 unless `by` may edit it."""
-    lock = {"of": ("self",)} if connection.features.has_select_for_update_of else {}
+    # Lock by primary key alone, then read: PostgreSQL re-checks a locking query's joins
+    # against the joined rows as they were before it waited, so a deal another request
+    # just moved would drop out of a joined query (a 404 where a 409 conflict is due).
+    list(Deal.objects.select_for_update().filter(pk=deal_id).values_list("pk", flat=True))
     try:
-        return (
-            Deal.objects.editable_by(by)
-            .select_for_update(**lock)
-            .select_related("stage", "pipeline")
-            .get(pk=deal_id)
-        )
+        return Deal.objects.editable_by(by).select_related("stage", "pipeline").get(pk=deal_id)
     except Deal.DoesNotExist:
         raise NotFound("Deal not found.") from None
 
@@ -285,8 +283,12 @@ def create_deal(
     The deal starts at the top of its column with history row 1 (from nowhere).
     """
     owner = owner or by
-    if owner.pk != by.pk and not (by.is_admin or by.is_manager):
-        raise InvalidMove("Only managers and admins can create deals for someone else.")
+    if not by.is_active:
+        raise InvalidMove("Deactivated users cannot create deals.")
+    if owner.pk != by.pk and not (
+        by.is_admin or (by.is_manager and by.managed_teams.filter(pk=owner.team_id).exists())
+    ):
+        raise InvalidMove("You can create deals only for members of the teams you manage.")
     if stage.is_archived:
         raise InvalidMove(f"{stage.name} is archived.")
     deal = Deal(

@@ -117,7 +117,7 @@ def test_htmx_move_rerenders_both_columns_out_of_band(client_for, rep, stages):
 
 # session, user, deal, lock, criteria, position, seq, update, history, outbox (+ savepoints),
 # then re-rendering two columns: pipeline+stages, totals, cards, flags, edit rule.
-MOVE_QUERIES = 18
+MOVE_QUERIES = 19
 
 
 @pytest.mark.parametrize("others", [0, 40])
