@@ -193,7 +193,12 @@ class DealEditForm(DealForm):
 
     def __init__(self, *args: Any, pipeline_stages: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["stage"].queryset = pipeline_stages
+        field = self.fields["stage"]
+        field.queryset = pipeline_stages.select_related("pipeline").order_by(
+            "pipeline__position", "pipeline_id", "position"
+        )
+        # Stages of every pipeline are offered: moving to another pipeline is a move too.
+        field.label_from_instance = lambda stage: f"{stage.pipeline.name} · {stage.name}"
 
 
 class ActivityForm(forms.Form):
