@@ -1,7 +1,59 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.db import models
+from django.db.models import Q, QuerySet
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+
+def visible_deals(model: type[models.Model], user: User) -> QuerySet:
+    """The deals `user` may see, reached through the `deals` relation Deal declares on `model`.
+
+    Who may see a customer record is defined by who may see its deals (DESIGN's permission
+    matrix), but contacts sits below deals and may not import it. Following the reverse
+    relation to its model keeps `Deal.objects.visible_to` the one source of truth for the
+    matrix, with no import and no second copy of the rule here.
+    """
+    return model._meta.get_field("deals").related_model.objects.visible_to(user)
+
+
+class OrganizationQuerySet(models.QuerySet["Organization"]):
+    def visible_to(self, user: User) -> OrganizationQuerySet:
+        """Organizations of deals `user` may see, plus those `user` created; admins see all."""
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.is_admin:
+            return self
+        # NULLs are filtered out so the subquery stays safe under negation (NOT IN).
+        deals = visible_deals(self.model, user).filter(organization__isnull=False)
+        return self.filter(Q(pk__in=deals.values("organization_id")) | Q(created_by=user))
+
+    def matching(self, q: str) -> OrganizationQuerySet:
+        return self.filter(name__icontains=q) if q else self
+
+
+class PersonQuerySet(models.QuerySet["Person"]):
+    def visible_to(self, user: User) -> PersonQuerySet:
+        """People on deals `user` may see (primary contact or in a contact role), plus those
+        `user` created; admins see all."""
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.is_admin:
+            return self
+        deals = visible_deals(self.model, user)
+        roles = deals.model._meta.get_field("contact_roles").related_model.objects
+        return self.filter(
+            Q(pk__in=deals.filter(person__isnull=False).values("person_id"))
+            | Q(pk__in=roles.filter(deal__in=deals.values("pk")).values("person_id"))
+            | Q(created_by=user)
+        )
+
+    def matching(self, q: str) -> PersonQuerySet:
+        return self.filter(Q(name__icontains=q) | Q(email__icontains=q)) if q else self
 
 
 class Organization(models.Model):
@@ -21,12 +73,31 @@ class Organization(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = OrganizationQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
         indexes = [models.Index(fields=["name"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(annual_revenue__isnull=True) | Q(annual_revenue__gte=0),
+                name="organization_revenue_not_negative",
+                violation_error_message="Annual revenue cannot be negative.",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def website_url(self) -> str:
+        """The website as a safe link target: http(s) only, a bare domain gets https://."""
+        site = self.website.strip()
+        if site.lower().startswith(("http://", "https://")):
+            return site
+        if site and ":" not in site and " " not in site:
+            return f"https://{site}"
+        return ""
 
 
 class Person(models.Model):
@@ -47,6 +118,8 @@ class Person(models.Model):
         related_name="+",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PersonQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
