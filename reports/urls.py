@@ -1,7 +1,11 @@
 from __future__ import annotations
 
-from django.urls import path  # noqa: F401 - helpers add their routes below
+from django.urls import path
+
+from reports.dashboard import views as dashboard_views
 
 app_name = "reports"
-# Dashboard routes (reports/dashboard/) and forecast routes (reports/forecasts) go here.
-urlpatterns: list = []
+urlpatterns = [
+    path("dashboard/", dashboard_views.dashboard, name="dashboard"),
+    path("dashboard/<slug:panel>.csv", dashboard_views.panel_csv, name="dashboard_csv"),
+]

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class Pipeline(models.Model):
@@ -176,7 +178,8 @@ class EntryCriterion(models.Model):
             case CriterionKind.ACTIVITY_DONE:
                 return f"Log a completed {ActivityType(self.activity_type).label.lower()}"
             case CriterionKind.CONTACT_ROLE:
-                return f"Add a contact with the role {ContactRole(self.contact_role).label.lower()}"
+                role = ContactRole(self.contact_role).label.lower()
+                return f"Add a contact with the role {role}"
             case CriterionKind.CHECKLIST:
                 return f"Confirm: {self.label}"
             case CriterionKind.NO_SKIP:
@@ -184,3 +187,49 @@ class EntryCriterion(models.Model):
             case CriterionKind.MIN_DAYS_IN_PREVIOUS:
                 return f"Spend at least {self.days} days in the previous stage"
         return self.get_kind_display()
+
+
+class ConfigSubject(models.TextChoices):
+    PIPELINE = "pipeline", "Pipeline"
+    STAGE = "stage", "Stage"
+    CRITERION = "criterion", "Entry criterion"
+
+
+class ConfigAction(models.TextChoices):
+    CREATED = "created", "Created"
+    UPDATED = "updated", "Changed"
+    REORDERED = "reordered", "Reordered"
+    ARCHIVED = "archived", "Archived"
+    RESTORED = "restored", "Restored"
+    DELETED = "deleted", "Deleted"
+
+
+class ConfigChange(models.Model):
+    """Audit trail of configuration edits: who changed which pipeline, stage or criterion, how.
+
+    Written only by `stages.services`, in the same transaction as the change itself.
+    """
+
+    at = models.DateTimeField(default=timezone.now)
+    # PROTECT: the audit must always say who; people who configured things are deactivated,
+    # not deleted.
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=10, choices=ConfigAction.choices)
+    subject_type = models.CharField(max_length=10, choices=ConfigSubject.choices)
+    # No foreign key: the row must outlive a deleted stage or criterion.
+    subject_id = models.PositiveBigIntegerField()
+    pipeline = models.ForeignKey(
+        Pipeline, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    summary = models.CharField(max_length=1000)
+    changes = models.JSONField(default=dict, blank=True, help_text="{field: [before, after]}")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["-at", "-id"], name="config_change_recent"),
+            models.Index(fields=["pipeline", "-at"], name="config_change_pipeline"),
+        ]
+
+    def __str__(self) -> str:
+        return self.summary

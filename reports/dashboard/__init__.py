@@ -1,0 +1,1 @@
+"""Managers' bottleneck dashboards: where deals pile up, and why (DESIGN.md "Dashboards")."""

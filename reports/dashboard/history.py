@@ -1,0 +1,318 @@
+"""Stage-history reads: funnel and conversion, time in stage, cumulative flow.
+
+SQL with window functions that SQLite (3.25+) and PostgreSQL share. Percentiles are
+`percentile_cont` (linear interpolation between the two nearest ranks): PostgreSQL's
+own, and on SQLite, which has none, the same arithmetic over ROW_NUMBER and COUNT
+windows, so both databases give the same figures. Every statement starts from `scope`,
+the ids `visible_to` lets the dashboard count, reads only the changes since the period
+began, and returns aggregate rows only (stages, stages x days).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone
+
+from deals.models import Deal, StageChange
+from reports.dashboard.filters import DashboardScope, Period
+from stages.models import Stage, StageKind
+
+HISTORY = StageChange._meta.db_table
+STAGE = Stage._meta.db_table
+DEAL_TABLE = Deal._meta.db_table
+
+
+def as_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def as_date(value: Any) -> date:
+    """SQLite returns dates as text, PostgreSQL as date."""
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def _dt(value: datetime) -> Any:
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _day(value: date) -> Any:
+    return connection.ops.adapt_datefield_value(value)
+
+
+def _days_between(start_sql: str, end_sql: str) -> str:
+    """SQL for the fractional days from `start_sql` to `end_sql` (two timestamps)."""
+    if connection.vendor == "postgresql":
+        return f"(EXTRACT(EPOCH FROM ({end_sql} - {start_sql}))::float8 / 86400.0)"
+    return f"(julianday({end_sql}) - julianday({start_sql}))"
+
+
+def _weight(quantile: float) -> str:
+    """Weight of the row at 0-based rank `idx` of `n` in percentile_cont(`quantile`).
+
+    The percentile sits at fractional rank q*(n-1); the rows on either side share it by
+    distance, so SUM(value * weight) is the linearly interpolated percentile.
+    """
+    distance = f"ABS(idx - {quantile} * (n - 1))"
+    return f"(CASE WHEN {distance} < 1 THEN 1 - {distance} ELSE 0 END)"
+
+
+def _scope_cte(scope: DashboardScope) -> tuple[str, list[Any], str]:
+    """`scope AS (...)`: the ids of the deals this dashboard may count, from visible_to.
+
+    Also returns the condition `{deal}` must meet, ready to format with a column. When
+    visible_to restricts nothing (an admin, unfiltered) the condition is left out, so the
+    database scans the history by time instead of probing it deal by deal.
+    """
+    deals = scope.deals().values("id")
+    sql, params = deals.query.sql_with_params()
+    member = "{deal} IN (SELECT id FROM scope)" if deals.query.where else "1 = 1"
+    return f"scope AS ({sql})", list(params), member
+
+
+def _exits_ctes(member: str, *, until: bool) -> tuple[str, list[str]]:
+    """`since` and `exits` CTEs: every stay in a stage that ended since `start`.
+
+    Each change exits the stay in its from-stage, a stay that began at the deal's
+    previous change. History is append-only, so a deal's changes since `start` are the
+    tail of its history: the previous change is the one before in that tail (LAG) or,
+    for the first of the tail, the last one before `start`, found through the (deal, seq)
+    index. Only changes since `start` are read, and with `until` only those before `end`.
+    Returns the SQL and the names of its placeholders, in order.
+    """
+    bound = "AND x.at < %s" if until else ""
+    sql = f"""
+    since AS (
+        SELECT x.from_stage_id, x.at,
+               CASE WHEN x.from_stage_id IS NOT NULL THEN COALESCE(
+                   LAG(x.at) OVER (PARTITION BY x.deal_id ORDER BY x.seq),
+                   (SELECT p.at FROM {HISTORY} p
+                    WHERE p.deal_id = x.deal_id AND p.seq < x.seq
+                    ORDER BY p.seq DESC LIMIT 1)) END AS entry_at
+        FROM {HISTORY} x
+        WHERE {member.format(deal="x.deal_id")} AND x.at >= %s {bound}
+    ),
+    exits AS (
+        SELECT from_stage_id AS stage_id, entry_at, at AS exit_at
+        FROM since WHERE from_stage_id IS NOT NULL
+    )"""
+    return sql, ["start", "end"] if until else ["start"]
+
+
+def _percentiles() -> str:
+    """Count, median, p75 and maximum of `samples(sample, stage_id, days)` per group.
+
+    PostgreSQL has percentile_cont; elsewhere the same interpolation is computed from
+    each value's rank (ROW_NUMBER) among its group's count (COUNT), see `_weight`.
+    """
+    if connection.vendor == "postgresql":
+        return """
+    SELECT sample, stage_id, COUNT(*),
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY days),
+           percentile_cont(0.75) WITHIN GROUP (ORDER BY days),
+           MAX(days)
+    FROM samples
+    GROUP BY sample, stage_id"""
+    return f"""
+    , ranked AS (
+        SELECT sample, stage_id, days,
+               ROW_NUMBER() OVER (PARTITION BY sample, stage_id ORDER BY days) - 1 AS idx,
+               COUNT(*) OVER (PARTITION BY sample, stage_id) AS n
+        FROM samples
+    )
+    SELECT sample, stage_id, MAX(n), SUM(days * {_weight(0.5)}), SUM(days * {_weight(0.75)}),
+           MAX(days)
+    FROM ranked
+    GROUP BY sample, stage_id"""
+
+
+def _period_params(names: list[str], period: Period) -> list[Any]:
+    """The period's bounds for the placeholders a CTE builder named."""
+    values = {"start": _dt(period.start), "end": _dt(period.end)}
+    return [values[name] for name in names]
+
+
+def _fetch(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+# --- funnel and conversion ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageFunnel:
+    stage_id: int
+    entered: int
+    converted: int
+
+
+def funnel(scope: DashboardScope) -> list[StageFunnel]:
+    """Per stage: deals that entered it in the period, and how many of those went on.
+
+    "Went on" (DESIGN: stage conversion) = a later change of the same deal entered a later
+    open stage of the pipeline, or a won stage. A deal that entered a stage twice in the
+    period counts once, from its first entry. Skipped stages are simply not entered.
+    Only changes since the period began are read: each gets the best stage the deal
+    reached after it (a running MAX over its later changes, in which won beats every open
+    stage and lost or other pipelines count for nothing), and each deal's first entry
+    into a stage since then (ROW_NUMBER) is its first entry in the period if it came
+    before the end.
+    """
+    cte, params, member = _scope_cte(scope)
+    sql = f"""
+    WITH {cte},
+    ordered AS (
+        SELECT id, CASE
+                   WHEN kind = %s THEN 1000000
+                   WHEN kind = %s AND pipeline_id = %s
+                   THEN ROW_NUMBER() OVER (PARTITION BY pipeline_id ORDER BY position, id)
+                   ELSE 0 END AS reach
+        FROM {STAGE}
+    ),
+    since AS (
+        SELECT sc.to_stage_id, sc.pipeline_id, sc.at,
+               MAX(o.reach) OVER (PARTITION BY sc.deal_id ORDER BY sc.seq DESC
+                                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS best,
+               ROW_NUMBER() OVER (PARTITION BY sc.deal_id, sc.to_stage_id ORDER BY sc.seq)
+                   AS nth
+        FROM {HISTORY} sc JOIN ordered o ON o.id = sc.to_stage_id
+        WHERE {member.format(deal="sc.deal_id")} AND sc.at >= %s
+    )
+    SELECT e.to_stage_id, COUNT(*) AS entered,
+           SUM(CASE WHEN e.best > o.reach THEN 1 ELSE 0 END) AS converted
+    FROM since e JOIN ordered o ON o.id = e.to_stage_id
+    WHERE e.nth = 1 AND e.pipeline_id = %s AND e.at < %s
+    GROUP BY e.to_stage_id
+    """
+    params += [
+        StageKind.WON,
+        StageKind.OPEN,
+        scope.pipeline.pk,
+        _dt(scope.period.start),
+        scope.pipeline.pk,
+        _dt(scope.period.end),
+    ]
+    return [StageFunnel(row[0], row[1], row[2] or 0) for row in _fetch(sql, params)]
+
+
+# --- time in stage ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageTimes:
+    stage_id: int
+    count: int
+    median: float | None
+    p75: float | None
+    longest: float | None
+
+
+def time_in_stage(scope: DashboardScope) -> tuple[list[StageTimes], list[StageTimes]]:
+    """(completed stays, deals still waiting), per open stage, in days.
+
+    Completed stays are those that ended (the deal's next change) within the period:
+    exit - entry. Waiting deals are the open deals in the stage now: now - entry.
+    """
+    cte, params, member = _scope_cte(scope)
+    exits, names = _exits_ctes(member, until=True)
+    params += _period_params(names, scope.period)
+    sql = f"""
+    WITH {cte}, {exits},
+    samples AS (
+        SELECT 'done' AS sample, e.stage_id, {_days_between("e.entry_at", "e.exit_at")} AS days
+        FROM exits e JOIN {STAGE} s ON s.id = e.stage_id
+        WHERE s.pipeline_id = %s AND s.kind = %s
+        UNION ALL
+        SELECT 'open', d.stage_id, {_days_between("d.stage_entered_at", "%s")}
+        FROM {DEAL_TABLE} d JOIN {STAGE} s ON s.id = d.stage_id
+        WHERE {member.format(deal="d.id")} AND d.pipeline_id = %s AND s.kind = %s
+    )
+    {_percentiles()}
+    """
+    params += [
+        scope.pipeline.pk,
+        StageKind.OPEN,
+        _dt(scope.now),
+        scope.pipeline.pk,
+        StageKind.OPEN,
+    ]
+    done: list[StageTimes] = []
+    waiting: list[StageTimes] = []
+    for sample, stage_id, n, median, p75, longest in _fetch(sql, params):
+        times = StageTimes(stage_id, n, as_float(median), as_float(p75), as_float(longest))
+        (done if sample == "done" else waiting).append(times)
+    return done, waiting
+
+
+# --- cumulative flow ----------------------------------------------------------------------
+
+
+def cumulative_flow(scope: DashboardScope) -> dict[int, dict[date, int]]:
+    """Deals in each stage at the end of each day of the period (up to today).
+
+    Open stages start from the deals already in them; won and lost stages count only
+    deals that entered them within the period, so they grow as deals close.
+    Returns, per stage, the count on each day where it changed (carry it forward).
+    """
+    last_day = min(scope.period.last_day, scope.today)
+    cte, params, member = _scope_cte(scope)
+    tz = timezone.get_current_timezone_name()
+    entry_day, entry_params = connection.ops.datetime_cast_date_sql("sp.entry_at", (), tz)
+    exit_day, exit_params = connection.ops.datetime_cast_date_sql("sp.exit_at", (), tz)
+    exits, names = _exits_ctes(member, until=False)
+    params += _period_params(names, scope.period)
+    sql = f"""
+    WITH {cte}, {exits},
+    stays AS (
+        SELECT stage_id, entry_at, exit_at FROM exits
+        UNION ALL
+        -- The stay each deal is in now has no exit yet: it is the deal's own stage.
+        SELECT d.stage_id, d.stage_entered_at, NULL
+        FROM {DEAL_TABLE} d
+        WHERE {member.format(deal="d.id")}
+    ),
+    spans AS (
+        SELECT st.stage_id, st.entry_at, st.exit_at
+        FROM stays st JOIN {STAGE} s ON s.id = st.stage_id
+        WHERE s.pipeline_id = %s AND st.entry_at < %s
+          AND (s.kind = %s OR st.entry_at >= %s)
+    ),
+    -- Count entries and exits per stage and day first: the running sum then adds up a
+    -- few rows per day instead of one per stay.
+    events AS (
+        SELECT stage_id, {entry_day} AS on_day, COUNT(*) AS delta
+        FROM (SELECT stage_id, CASE WHEN entry_at < %s THEN %s ELSE entry_at END AS entry_at
+              FROM spans) sp
+        GROUP BY 1, 2
+        UNION ALL
+        SELECT stage_id, {exit_day}, -COUNT(*)
+        FROM spans sp
+        WHERE exit_at IS NOT NULL AND exit_at < %s
+        GROUP BY 1, 2
+    )
+    SELECT stage_id, on_day, SUM(SUM(delta)) OVER (PARTITION BY stage_id ORDER BY on_day)
+    FROM events
+    GROUP BY stage_id, on_day
+    """
+    # A deal counts on a day when it is in the stage at that day's end (midnight after).
+    cutoff = Period(scope.period.first_day, last_day, "").end
+    params += [
+        scope.pipeline.pk,
+        _dt(cutoff),
+        StageKind.OPEN,
+        _dt(scope.period.start),
+        *entry_params,
+        _dt(scope.period.start),
+        _dt(scope.period.start),
+        *exit_params,
+        _dt(cutoff),
+    ]
+    flow: dict[int, dict[date, int]] = {}
+    for stage_id, day, count in _fetch(sql, params):
+        flow.setdefault(stage_id, {})[as_date(day)] = int(count)
+    return flow

@@ -1,0 +1,328 @@
+"""Grouped reads for the panels that need no stage history, one statement each.
+
+Each reads only what `scope.deals()` (visible_to) lets it and returns aggregate rows:
+stages x currencies, reps x currencies, criteria. Stage-history reads are in history.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import (
+    Count,
+    DecimalField,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    Sum,
+)
+from django.db.models.functions import Coalesce
+
+from deals.models import Activity, GateEvent, GateOutcome, StageChange, StalledFlag
+from reports.dashboard.filters import DashboardScope, Period
+from stages.models import Stage, StageKind
+
+CENT = Decimal("0.01")
+
+
+def money(value: Any) -> Decimal:
+    """A sum from the database as an exact Decimal (SQLite hands back floats)."""
+    if value is None:
+        return Decimal("0.00")
+    return Decimal(str(value)).quantize(CENT)
+
+
+def _stalled_q(today: date) -> Q:
+    """Stalled now: any stalled rule fires and the owner has not snoozed it."""
+    flagged = Exists(StalledFlag.objects.filter(deal=OuterRef("pk")))
+    return Q(flagged) & (Q(snoozed_until__isnull=True) | Q(snoozed_until__lt=today))
+
+
+# amount * probability in percent; divided by 100 in Python so SQLite's integer
+# division cannot truncate it.
+WEIGHTED_X100 = ExpressionWrapper(
+    F("amount") * Coalesce("probability_override", "stage__probability"),
+    output_field=DecimalField(max_digits=20, decimal_places=2),
+)
+
+
+def _closed_in(kind: str, period: Period) -> Q:
+    return Q(stage__kind=kind, closed_at__gte=period.start, closed_at__lt=period.end)
+
+
+# --- pipeline now -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageMoney:
+    stage_id: int
+    currency: str
+    deals: int
+    value: Decimal
+    weighted: Decimal
+    stalled: int
+    stalled_value: Decimal
+
+
+def pipeline_now(scope: DashboardScope) -> list[StageMoney]:
+    """Open deals per stage and currency now: count, value, weighted value, stalled."""
+    stalled = _stalled_q(scope.today)
+    rows = (
+        scope.deals()
+        .filter(pipeline=scope.pipeline, stage__kind=StageKind.OPEN)
+        .values("stage_id", "currency")
+        .annotate(
+            n=Count("pk"),
+            value=Sum("amount"),
+            weighted=Sum(WEIGHTED_X100),
+            stalled=Count("pk", filter=stalled),
+            stalled_value=Sum("amount", filter=stalled),
+        )
+        .order_by("stage_id", "currency")
+    )
+    return [
+        StageMoney(
+            stage_id=row["stage_id"],
+            currency=row["currency"],
+            deals=row["n"],
+            value=money(row["value"]),
+            weighted=money(money(row["weighted"]) / 100),
+            stalled=row["stalled"],
+            stalled_value=money(row["stalled_value"]),
+        )
+        for row in rows
+    ]
+
+
+def stuck_deals(scope: DashboardScope, stage_id: int, *, limit: int = 5) -> list[Any]:
+    """The longest-waiting open deals in one stage (the bottleneck's "deals stuck there")."""
+    return list(
+        scope.deals()
+        .filter(pipeline=scope.pipeline, stage_id=stage_id)
+        .select_related("owner")
+        .order_by("stage_entered_at", "id")[:limit]
+    )
+
+
+# --- win rate, cycle, velocity ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """One period's closed deals for one currency."""
+
+    currency: str
+    won: int
+    lost: int
+    won_value: Decimal
+    won_with_amount: int
+    cycle_total: timedelta
+    open_at_end: int
+
+
+def outcomes(scope: DashboardScope) -> dict[str, list[Outcomes]]:
+    """Won, lost, won value, cycle time and open deals per currency, for both periods.
+
+    A deal counts as won (lost) in a period when it sits in a won (lost) stage and was
+    closed within it. Open deals are those open at the end of the period (or now, if
+    sooner): created before, not closed by then.
+    """
+    cycle = ExpressionWrapper(F("closed_at") - F("created_at"), output_field=DurationField())
+    annotations: dict[str, Any] = {}
+    for name, period in (("cur", scope.period), ("prev", scope.previous)):
+        won = _closed_in(StageKind.WON, period)
+        cutoff = min(period.end, scope.now)
+        annotations |= {
+            f"{name}_won": Count("pk", filter=won),
+            f"{name}_lost": Count("pk", filter=_closed_in(StageKind.LOST, period)),
+            f"{name}_won_value": Sum("amount", filter=won),
+            f"{name}_won_with_amount": Count("amount", filter=won),
+            f"{name}_cycle": Sum(cycle, filter=won),
+            f"{name}_open": Count(
+                "pk",
+                filter=Q(created_at__lt=cutoff)
+                & (Q(closed_at__isnull=True) | Q(closed_at__gte=cutoff)),
+            ),
+        }
+    rows = (
+        scope.deals()
+        .filter(pipeline=scope.pipeline)
+        .values("currency")
+        .annotate(**annotations)
+        .order_by("currency")
+    )
+    result: dict[str, list[Outcomes]] = {"cur": [], "prev": []}
+    for row in rows:
+        for name in result:
+            result[name].append(
+                Outcomes(
+                    currency=row["currency"],
+                    won=row[f"{name}_won"],
+                    lost=row[f"{name}_lost"],
+                    won_value=money(row[f"{name}_won_value"]),
+                    won_with_amount=row[f"{name}_won_with_amount"],
+                    cycle_total=row[f"{name}_cycle"] or timedelta(0),
+                    open_at_end=row[f"{name}_open"],
+                )
+            )
+    return result
+
+
+# --- movement -----------------------------------------------------------------------------
+
+
+def movement(scope: DashboardScope) -> dict[str, int]:
+    """Stage changes in the period by direction (each change counts once).
+
+    new: a deal was created; advanced / regressed: from an open stage to a later / an
+    earlier open stage of the pipeline (reopening a closed deal counts as regressed);
+    won / lost: into a won / lost stage.
+    """
+    later = Q(to_stage__position__gt=F("from_stage__position")) | Q(
+        to_stage__position=F("from_stage__position"), to_stage_id__gt=F("from_stage_id")
+    )
+    between_open = Q(
+        from_stage__kind=StageKind.OPEN,
+        to_stage__kind=StageKind.OPEN,
+        from_stage__pipeline=F("to_stage__pipeline"),
+    )
+    reopened = Q(to_stage__kind=StageKind.OPEN) & ~Q(from_stage__kind=StageKind.OPEN)
+    return StageChange.objects.filter(
+        deal__in=scope.deals().values("pk"),
+        pipeline=scope.pipeline,
+        at__gte=scope.period.start,
+        at__lt=scope.period.end,
+    ).aggregate(
+        new=Count("pk", filter=Q(from_stage__isnull=True)),
+        advanced=Count("pk", filter=between_open & later),
+        regressed=Count(
+            "pk",
+            filter=(between_open & ~later) | (reopened & Q(from_stage__isnull=False)),
+        ),
+        won=Count("pk", filter=Q(to_stage__kind=StageKind.WON)),
+        lost=Count("pk", filter=Q(to_stage__kind=StageKind.LOST)),
+    )
+
+
+# --- gate report --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GateRow:
+    stage_id: int
+    criterion_id: int | None
+    requirement: str
+    blocked: int
+    overridden: int
+    deals: int
+
+
+def gate_report(scope: DashboardScope) -> list[GateRow]:
+    """Blocked attempts and overrides per entry criterion in the period (gate telemetry)."""
+    rows = (
+        GateEvent.objects.filter(
+            deal__in=scope.deals().values("pk"),
+            stage__pipeline=scope.pipeline,
+            at__gte=scope.period.start,
+            at__lt=scope.period.end,
+        )
+        .values("stage_id", "criterion_id", "requirement")
+        .annotate(
+            blocked=Count("pk", filter=Q(outcome=GateOutcome.BLOCKED)),
+            overridden=Count("pk", filter=Q(outcome=GateOutcome.OVERRIDDEN)),
+            deals=Count("deal_id", distinct=True),
+        )
+        .order_by("-blocked", "-overridden", "stage__position", "requirement")
+    )
+    return [
+        GateRow(
+            stage_id=row["stage_id"],
+            criterion_id=row["criterion_id"],
+            requirement=row["requirement"],
+            blocked=row["blocked"],
+            overridden=row["overridden"],
+            deals=row["deals"],
+        )
+        for row in rows
+    ]
+
+
+# --- per rep ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RepMoney:
+    owner_id: int
+    name: str
+    currency: str
+    open_value: Decimal
+    weighted: Decimal
+    won: int
+    won_value: Decimal
+    lost: int
+    stalled: int
+
+
+def rep_deals(scope: DashboardScope) -> list[RepMoney]:
+    """Per owner and currency: open and weighted value now; won and lost in the period."""
+    is_open = Q(stage__kind=StageKind.OPEN)
+    won = _closed_in(StageKind.WON, scope.period)
+    rows = (
+        scope.deals()
+        .filter(pipeline=scope.pipeline)
+        .values("owner_id", "owner__username", "owner__first_name", "owner__last_name", "currency")
+        .annotate(
+            open_value=Sum("amount", filter=is_open),
+            weighted=Sum(WEIGHTED_X100, filter=is_open),
+            won=Count("pk", filter=won),
+            won_value=Sum("amount", filter=won),
+            lost=Count("pk", filter=_closed_in(StageKind.LOST, scope.period)),
+            stalled=Count("pk", filter=is_open & _stalled_q(scope.today)),
+        )
+        .order_by("owner_id", "currency")
+    )
+    return [
+        RepMoney(
+            owner_id=row["owner_id"],
+            name=_name(row, "owner__"),
+            currency=row["currency"],
+            open_value=money(row["open_value"]),
+            weighted=money(money(row["weighted"]) / 100),
+            won=row["won"],
+            won_value=money(row["won_value"]),
+            lost=row["lost"],
+            stalled=row["stalled"],
+        )
+        for row in rows
+    ]
+
+
+def rep_activities(scope: DashboardScope) -> dict[int, tuple[str, int]]:
+    """Activities completed in the period on this pipeline's deals, per person who did them."""
+    rows = (
+        Activity.objects.filter(
+            deal__in=scope.deals().filter(pipeline=scope.pipeline).values("pk"),
+            done=True,
+            done_at__gte=scope.period.start,
+            done_at__lt=scope.period.end,
+        )
+        .values("owner_id", "owner__username", "owner__first_name", "owner__last_name")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    return {row["owner_id"]: (_name(row, "owner__"), row["n"]) for row in rows}
+
+
+def _name(row: dict[str, Any], prefix: str) -> str:
+    full = f"{row[prefix + 'first_name']} {row[prefix + 'last_name']}".strip()
+    return full or row[prefix + "username"]
+
+
+def stages_of(scope: DashboardScope) -> list[Stage]:
+    return list(Stage.objects.filter(pipeline=scope.pipeline).order_by("position", "id"))

@@ -1,0 +1,63 @@
+"""A panel's figures as one table: what the page shows, and the same cells for CSV."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.utils.safestring import SafeString
+
+Cell = int | float | Decimal | str | None
+
+
+def display(value: Cell) -> str:
+    """A cell as the page shows it."""
+    if value is None:
+        return "—"
+    if isinstance(value, Decimal):
+        return f"{value:,.2f}"
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return value
+
+
+def raw(value: Cell) -> str:
+    """The same cell for a spreadsheet: no thousands separators, blank for none."""
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return f"{value:.2f}"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
+
+
+def days(value: float | None) -> float | None:
+    """Days to one decimal, the precision every panel shows and exports."""
+    return None if value is None else round(value, 1)
+
+
+def percent(part: int, whole: int) -> float | None:
+    return None if whole == 0 else round(100 * part / whole, 1)
+
+
+@dataclass
+class Panel:
+    slug: str
+    title: str
+    help: str
+    header: list[str]
+    rows: list[list[Cell]]
+    chart: SafeString = field(default_factory=lambda: SafeString(""))
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def display_rows(self) -> list[list[str]]:
+        return [[display(cell) for cell in row] for row in self.rows]
+
+    @property
+    def csv_rows(self) -> list[list[str]]:
+        return [[raw(cell) for cell in row] for row in self.rows]

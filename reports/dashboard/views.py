@@ -1,0 +1,57 @@
+"""The dashboard page (panels reload by htmx when a filter changes) and per-panel CSV."""
+
+from __future__ import annotations
+
+import csv
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from reports.dashboard.filters import filter_form
+from reports.dashboard.panels import PANELS, Dashboard
+
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(cell: str) -> str:
+    return f"'{cell}" if cell.startswith(FORMULA_PREFIXES) else cell
+
+
+@require_GET
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    form = filter_form(request.GET, user=request.user)
+    scope = form.scope(now=timezone.now()) if form.is_valid() else None
+    context = {
+        "form": form,
+        "scope": scope,
+        "panels": Dashboard(scope).panels() if scope else [],
+    }
+    template = "reports/dashboard.html#panels" if request.htmx else "reports/dashboard.html"
+    return render(request, template, context)
+
+
+@require_GET
+@login_required
+def panel_csv(request: HttpRequest, panel: str) -> HttpResponse:
+    if panel not in PANELS:
+        raise Http404("No such panel.")
+    form = filter_form(request.GET, user=request.user)
+    if not form.is_valid():
+        errors = "; ".join(str(error) for errors in form.errors.values() for error in errors)
+        return HttpResponse(errors, status=400, content_type="text/plain")
+    scope = form.scope(now=timezone.now())
+    if scope is None:
+        raise Http404("No pipeline yet.")
+    data = Dashboard(scope).panel(panel)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    filename = f"{panel}-{scope.period.first_day}-{scope.period.last_day}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    writer = csv.writer(response)
+    writer.writerow(csv_safe(cell) for cell in data.header)
+    writer.writerows([csv_safe(cell) for cell in row] for row in data.csv_rows)
+    return response
