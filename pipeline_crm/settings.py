@@ -95,6 +95,7 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    (BASE_DIR / "var").mkdir(exist_ok=True)
     # A file, not shared-cache memory, for the test database: the browser tests' live
     # server thread and the test thread then wait on each other's locks instead of failing.
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-{os.getpid()}.sqlite3")}
@@ -203,6 +204,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "max_retries": 0,
 }
 CELERY_TASK_PUBLISH_RETRY = False
+# Task modules autodiscovery does not find (it looks for tasks.py only).
+CELERY_IMPORTS = ["deals.import_tasks"]
 CELERY_TIMEZONE = TIME_ZONE
 # Static schedule (no database scheduler): what runs when, in TIME_ZONE.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
