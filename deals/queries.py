@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import (
     Count,
     DecimalField,
@@ -23,6 +24,7 @@ from django.db.models import (
     Sum,
     Value,
     Window,
+    prefetch_related_objects,
 )
 from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
@@ -138,36 +140,88 @@ def column_page(
     return list(deals.order_by(*SORTS.get(filters.sort, SORTS["manual"]))[offset : offset + size])
 
 
-def board(user: User, pipeline: Pipeline, filters: BoardFilters) -> list[Column]:
-    """The open columns of `pipeline` with their first page of cards and totals.
+def board(
+    user: User,
+    pipeline: Pipeline,
+    filters: BoardFilters,
+    *,
+    stage_ids: Collection[int] | None = None,
+) -> list[Column]:
+    """The open columns of `pipeline` (or just `stage_ids`) with first pages and totals.
 
-    Three queries whatever the data: stages, grouped totals, and the first page of
-    every column at once (a window function numbers each column's cards), plus one
-    prefetch of stalled flags.
+    Three queries whatever the data: grouped totals, the first page of every column at
+    once, and the stalled flags of those cards (stages come prefetched with the pipeline).
     """
-    stages = [s for s in pipeline.stages.all() if s.kind == StageKind.OPEN and not s.is_archived]
+    stages = [
+        s
+        for s in pipeline.stages.all()
+        if s.kind == StageKind.OPEN
+        and not s.is_archived
+        and (stage_ids is None or s.pk in stage_ids)
+    ]
     columns = {s.pk: Column(stage=s) for s in stages}
-    visible = filters.apply(Deal.objects.visible_to(user)).filter(stage__in=list(columns))
+    if not columns:
+        return []
+    visible = filters.apply(Deal.objects.visible_to(user)).filter(stage_id__in=list(columns))
+    # No join to stages: the stage default probability is applied per group in Python.
     totals = (
         visible.values("stage_id", "currency")
-        .annotate(n=Count("id"), total=Sum("amount"), weighted_total=Sum(weighted_amount()))
+        .annotate(
+            n=Count("id"),
+            total=Sum("amount"),
+            default_rated=Sum("amount", filter=Q(probability_override__isnull=True)),
+            overridden=Sum(
+                F("amount") * F("probability_override"),
+                filter=Q(probability_override__isnull=False),
+                output_field=DecimalField(max_digits=20, decimal_places=2),
+            ),
+        )
         .order_by("stage_id", "currency")
     )
     for row in totals:
         column = columns[row["stage_id"]]
         column.count += row["n"]
-        column.totals.append(
-            Total(row["currency"], row["total"] or Decimal(0), row["weighted_total"] or Decimal(0))
-        )
-    if any(c.count for c in columns.values()):
-        order = SORTS.get(filters.sort, SORTS["manual"])
-        ranked = card_queryset(user, filters).filter(stage__in=list(columns))
-        ranked = ranked.annotate(
-            rank=Window(RowNumber(), partition_by=[F("stage_id")], order_by=list(order))
-        ).filter(rank__lte=settings.BOARD_PAGE_SIZE)
-        for deal in ranked.order_by("stage_id", "rank"):
-            columns[deal.stage_id].cards.append(deal)
+        weighted = (
+            (row["default_rated"] or 0) * column.stage.probability + (row["overridden"] or 0)
+        ) / Decimal(100)
+        column.totals.append(Total(row["currency"], row["total"] or Decimal(0), weighted))
+    busy = [pk for pk, column in columns.items() if column.count]
+    for deal in _first_pages(user, filters, busy):
+        columns[deal.stage_id].cards.append(deal)
+    prefetch_related_objects(
+        [card for column in columns.values() for card in column.cards],
+        Prefetch("stalled_flags", queryset=StalledFlag.objects.order_by("rule")),
+    )
     return list(columns.values())
+
+
+def _first_pages(user: User, filters: BoardFilters, stage_ids: list[int]) -> list[Deal]:
+    """The first page of each column in one query.
+
+    PostgreSQL: a UNION ALL of one LIMITed query per column, each an index range scan
+    on (stage, position, id), so the cost follows the page size, not the number of deals.
+    SQLite cannot order inside a compound query; there a window function numbers each
+    column's cards instead (fine at the sizes SQLite serves).
+    """
+    if not stage_ids:
+        return []
+    size = settings.BOARD_PAGE_SIZE
+    order = SORTS.get(filters.sort, SORTS["manual"])
+    cards = with_next_activity(
+        filters.apply(Deal.objects.visible_to(user)).select_related(
+            "organization", "person", "owner", "stage"
+        )
+    )
+    if connection.features.supports_slicing_ordering_in_compound:
+        parts = [cards.filter(stage_id=pk).order_by(*order)[:size] for pk in stage_ids]
+        combined = parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
+        rows = list(combined)
+        rank = {pk: i for i, pk in enumerate(stage_ids)}
+        return sorted(rows, key=lambda d: rank[d.stage_id])  # each part keeps its own order
+    ranked = cards.filter(stage_id__in=stage_ids).annotate(
+        rank=Window(RowNumber(), partition_by=[F("stage_id")], order_by=list(order))
+    )
+    return list(ranked.filter(rank__lte=size).order_by("stage_id", "rank"))
 
 
 def board_pipelines(pipeline_id: int | None) -> tuple[Pipeline | None, list[Pipeline]]:

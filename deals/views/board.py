@@ -42,8 +42,13 @@ def _mark_movable(request: HttpRequest, deals: list[Deal]) -> None:
         deal.can_move = may_edit(deal)
 
 
-def _columns(request: HttpRequest, pipeline: Any, filters: queries.BoardFilters) -> list:
-    columns = queries.board(request.user, pipeline, filters)
+def _columns(
+    request: HttpRequest,
+    pipeline: Any,
+    filters: queries.BoardFilters,
+    stage_ids: list[int] | None = None,
+) -> list:
+    columns = queries.board(request.user, pipeline, filters, stage_ids=stage_ids)
     _mark_movable(request, [card for column in columns for card in column.cards])
     return columns
 
@@ -109,7 +114,7 @@ def _move_response(
     """Re-render the affected columns (out of band) with their totals, plus the flash area."""
     pipeline = queries.board_pipeline(deal.pipeline_id)
     filters = _filters(request)
-    columns = [c for c in _columns(request, pipeline, filters) if c.stage.pk in stage_ids]
+    columns = _columns(request, pipeline, filters, stage_ids)
     context = {
         "columns": columns,
         "dialog": dialog,
@@ -135,7 +140,9 @@ def move(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         return _error(request, deal, "That move request was not understood.", status=400)
     data = form.cleaned_data
-    to_stage = Stage.objects.filter(pk=data["stage"], is_archived=False).first()
+    to_stage = Stage.objects.filter(
+        pk=data["stage"], is_archived=False, pipeline__is_archived=False
+    ).first()
     if to_stage is None:
         return _error(request, deal, "That stage does not exist.", status=400)
     source = data.get("source") or MoveSource.MENU
@@ -214,7 +221,9 @@ def _gate_page(
 def fix_and_move(request: HttpRequest, pk: int) -> HttpResponse:
     """Submit the blocked-move form: save the missing items and move, in one transaction."""
     deal = visible_deal(request, pk)
-    to_stage = Stage.objects.filter(pk=_int(request.POST.get("stage")), is_archived=False).first()
+    to_stage = Stage.objects.filter(
+        pk=_int(request.POST.get("stage")), is_archived=False, pipeline__is_archived=False
+    ).first()
     if to_stage is None:
         return _error(request, deal, "That stage does not exist.", status=400)
     failures = gate.evaluate(deal, to_stage)
@@ -300,7 +309,9 @@ def bulk(request: HttpRequest) -> HttpResponse:
     form = BulkMoveForm(request.POST)
     stage = None
     if form.is_valid():
-        stage = Stage.objects.filter(pk=form.cleaned_data["stage"], is_archived=False).first()
+        stage = Stage.objects.filter(
+            pk=form.cleaned_data["stage"], is_archived=False, pipeline__is_archived=False
+        ).first()
     if stage is None:
         messages.error(request, "Pick some deals and a stage to move them to.")
         return redirect("board")
