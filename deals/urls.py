@@ -5,6 +5,8 @@ from django.urls import path
 from deals.views import board as board_views
 from deals.views import deal as deal_views
 
+# Card templates derive a deal's action URLs from its page URL (deals/<pk>/…) to save
+# hundreds of reverse() calls per board: keep these under that prefix.
 urlpatterns = [
     path("", board_views.board, name="board"),
     path("board/columns/<int:stage_id>/", board_views.column_more, name="column_more"),

@@ -32,15 +32,27 @@
     document.body.classList.remove("is-dragging");
   }
 
+  // The drop adds what the menu does not send: where the card landed, and that it was a drag.
+  function setField(form, name, value) {
+    var input = form.elements[name];
+    if (!input) {
+      input = document.createElement("input");
+      input.type = "hidden";
+      input.name = name;
+      form.appendChild(input);
+    }
+    input.value = value;
+  }
+
   function onEnd(event) {
     clearMarks();
     var card = event.item;
     var form = card.querySelector("form.move-form");
     if (!form || (event.from === event.to && event.oldIndex === event.newIndex)) return;
     form.elements.stage.value = event.to.dataset.stage;
-    form.elements.source.value = "board";
-    form.elements.after.value = cardId(card.previousElementSibling);
-    form.elements.before.value = cardId(card.nextElementSibling);
+    setField(form, "source", "board");
+    setField(form, "after", cardId(card.previousElementSibling));
+    setField(form, "before", cardId(card.nextElementSibling));
     form.requestSubmit();
   }
 
