@@ -59,3 +59,17 @@ from deals.views import search as search_views  # noqa: E402
 urlpatterns += [
     path("search/", search_views.search, name="search"),
 ]
+
+# CSV import (managers and admins) and the board's CSV export.
+from deals.views import export as export_views  # noqa: E402
+from deals.views import imports as import_views  # noqa: E402
+
+urlpatterns += [
+    path("import/", import_views.start, name="import_start"),
+    path("import/<int:pk>/", import_views.preview, name="import_preview"),
+    path("import/<int:pk>/confirm/", import_views.confirm, name="import_confirm"),
+    path("import/<int:pk>/status/", import_views.status, name="import_status"),
+    path("import/<int:pk>/summary.csv", import_views.summary, name="import_summary"),
+    path("import/<int:pk>/undo/", import_views.undo_view, name="import_undo"),
+    path("board/export.csv", export_views.board_export, name="board_export"),
+]

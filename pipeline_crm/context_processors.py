@@ -14,6 +14,7 @@ NAV = [
     ("reports:dashboard", "Dashboard", "all"),
     ("reports:forecast", "Forecast", "all"),
     ("stages:pipelines", "Settings", "admin"),
+    ("import_start", "Import", "staff"),
     ("accounts:audit", "Audit", "admin"),
 ]
 
@@ -27,6 +28,8 @@ def navigation(request: HttpRequest) -> dict[str, object]:
     items = []
     for name, label, audience in NAV:
         if audience == "admin" and not user.is_admin:
+            continue
+        if audience == "staff" and not (user.is_admin or user.is_manager):
             continue
         try:
             items.append({"url": reverse(name), "label": label})

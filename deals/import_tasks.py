@@ -1,0 +1,26 @@
+"""Background work for imports: the `deals.run_import` task.
+
+A module of its own beside deals/tasks.py; the worker loads it through CELERY_IMPORTS.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from deals.imports.runner import run_import as run
+
+
+@shared_task(name="deals.run_import", acks_late=True)
+def run_import(job_id: int, outbox_id: int | None = None) -> dict[str, int | str]:
+    """Import a confirmed job's rows, batch by batch; resumes where a killed run stopped.
+
+    Safe to run twice: a finished job is left alone, and a second runner of the same job
+    stops at its first batch (runner.py).
+    """
+    job = run(job_id)
+    return {
+        "status": job.status,
+        "created": job.created_count,
+        "updated": job.updated_count,
+        "failed": job.failed_count,
+    }
