@@ -91,6 +91,21 @@ def _lock(deal_id: int, by: User) -> Deal:
         raise NotFound("Deal not found.") from None
 
 
+def _lock_column(stage_id: int) -> None:
+    """Serialise placed moves and reorders within one column (PostgreSQL advisory lock).
+
+    Renumbering a column writes its other cards; two placements that each hold their own
+    card's row lock and then renumber would deadlock. Taking this lock first, before any
+    row lock, orders them. Menu moves (top of column) never renumber and skip it.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [COLUMN_LOCK_SPACE, stage_id])
+
+
+COLUMN_LOCK_SPACE = 7001  # advisory-lock namespace for board columns
+
+
 def _renumber(stage_id: int) -> None:
     """Spread a column's positions out again when two neighbours leave no gap between them."""
     table = Deal._meta.db_table
@@ -185,6 +200,8 @@ def move_deal(
         raise InvalidMove(f"{to_stage.name} is archived.")
     try:
         with transaction.atomic():
+            if position and (position.after_id or position.before_id):
+                _lock_column(to_stage.pk)
             locked = _lock(deal.pk, by)
             if locked.version != expected_version:
                 raise VersionConflict(locked)
@@ -259,7 +276,10 @@ def reorder_deal(deal: Deal, *, by: User, position: Placement) -> Deal:
     a card; ties are broken by id. The version is left alone: order is not content.
     """
     with transaction.atomic():
+        _lock_column(deal.stage_id)
         locked = _lock(deal.pk, by)
+        if locked.stage_id != deal.stage_id:
+            raise VersionConflict(locked)  # it left this column meanwhile
         locked.position = _position(locked.stage_id, locked.pk, position)
         locked.save(update_fields=["position"])
     return locked

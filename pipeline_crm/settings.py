@@ -199,6 +199,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_TIMEOUT = 1.0
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # A task of a worker that died is redelivered after this long (kombu's default: 1 h).
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600),
     "socket_connect_timeout": 1,
     "socket_timeout": 2,
     "max_retries": 0,
@@ -216,7 +218,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": crontab(hour=1, minute=30),
     },
     "send-digests": {"task": "deals.send_digests", "schedule": crontab(hour=7, minute=0)},
-    "recompute-forecasts": {"task": "reports.recompute_forecasts", "schedule": crontab(minute=7)},
+    "recompute-forecasts": {
+        "task": "reports.recompute_forecasts",
+        "schedule": crontab(minute=7),
+        "kwargs": {"learn": False},
+    },
     "recompute-forecasts-nightly": {
         "task": "reports.recompute_forecasts",
         "schedule": crontab(hour=2, minute=15),

@@ -308,9 +308,13 @@ def new_deal(request: HttpRequest) -> HttpResponse:
     """Create a deal in a stage (default: the first open stage); the stage's gate applies."""
     stage = (
         Stage.objects.filter(
-            pk=_int(request.GET.get("stage") or request.POST.get("stage")), is_archived=False
+            pk=_int(request.GET.get("stage") or request.POST.get("stage")),
+            is_archived=False,
+            pipeline__is_archived=False,
         ).first()
-        or Stage.objects.filter(kind=StageKind.OPEN, is_archived=False).first()
+        or Stage.objects.filter(
+            kind=StageKind.OPEN, is_archived=False, pipeline__is_archived=False
+        ).first()
     )
     if stage is None:
         return redirect("board")

@@ -21,6 +21,7 @@ from contacts.forms import SearchForm
 from contacts.models import Organization, Person
 from deals.models import Deal
 from deals.queries import BoardFilters
+from pipeline_crm.ratelimit import rate_limited
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -68,6 +69,7 @@ def search_everything(user: User, q: str, *, limit: int) -> dict[str, Found]:
 
 @login_required
 @require_GET
+@rate_limited("search")
 def search(request: HttpRequest) -> HttpResponse:
     q = SearchForm(request.GET).query()
     dropdown = bool(request.htmx) and not request.htmx.history_restore_request

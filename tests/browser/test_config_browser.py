@@ -8,7 +8,6 @@ from playwright.sync_api import expect
 from stages.models import EntryCriterion, Stage
 
 # The browser fixtures live with the other browser tests; this file sits with its feature.
-from tests.browser.conftest import browser, login, page  # noqa: F401
 from tests.factories import DealFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -23,7 +22,7 @@ def order(pipeline):
 
 
 @pytest.fixture
-def admin_page(login, live_server, admin_user):  # noqa: F811
+def admin_page(login, live_server, admin_user):
     tab = login(admin_user)
     errors: list[str] = []
     # A refused action answers 422, which Chromium logs as a failed load: not an error here.
