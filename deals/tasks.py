@@ -1,29 +1,64 @@
-"""Background work for deals. Tasks take ids, are idempotent and safe to run twice."""
+"""Background work for deals. Tasks take ids, are idempotent and safe to run twice.
+
+`outbox_id` is passed by the outbox with every message; tasks accept and ignore it.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from celery import shared_task
-from django.utils import timezone
+from django.db import transaction
 
-from deals import outbox
-from deals.models import OutboxMessage, StalledFlag, StalledRule
+from deals import notifications, outbox, stalled
+
+# Forecasts live in `reports`, which deals must not import: the follow-up is named.
+RECOMPUTE_FORECASTS = "reports.recompute_forecasts"
 
 
 @shared_task(name="deals.after_move", acks_late=True)
-def after_move(deal_id: int, owner_id: int | None = None, outbox_id: int | None = None) -> None:
-    """Follow-up of a stage move: a deal that changed stage is no longer 'in stage too long'."""
-    StalledFlag.objects.filter(deal_id=deal_id, rule=StalledRule.IN_STAGE_TOO_LONG).delete()
+def after_move(
+    deal_id: int,
+    owner_id: int | None = None,
+    previous_owner_id: int | None = None,
+    outbox_id: int | None = None,
+) -> None:
+    """Follow-up of a change to a deal (move, edit, new deal, activity, reassignment).
+
+    The deal's stalled flags are brought up to date at once (a deal that changed stage is
+    no longer "in stage too long"), and its owner's forecast (and the previous owner's,
+    after a reassignment) is recomputed through the outbox, so that work survives a
+    broker outage too.
+    """
+    stalled.refresh_flags(deal_ids=[deal_id])
+    owners = {owner for owner in (owner_id, previous_owner_id) if owner is not None}
+    with transaction.atomic():
+        for owner in sorted(owners):
+            outbox.enqueue(RECOMPUTE_FORECASTS, owner_id=owner)
+
+
+@shared_task(name="deals.refresh_stalled", acks_late=True)
+def refresh_stalled(deal_id: int, outbox_id: int | None = None) -> None:
+    """Re-run the stalled rules for one deal (after an unsnooze, an activity, an edit)."""
+    stalled.refresh_flags(deal_ids=[deal_id])
+
+
+@shared_task(name="deals.check_stalled", acks_late=True)
+def check_stalled(outbox_id: int | None = None) -> dict[str, int]:
+    """Flag and clear stalled deals over the whole database, and notify new flags."""
+    result = stalled.refresh_flags()
+    return {
+        "added": sum(result.added.values()),
+        "cleared": sum(result.cleared.values()),
+        "notified": result.notified,
+    }
+
+
+@shared_task(name="deals.send_digests", acks_late=True)
+def send_digests(outbox_id: int | None = None) -> int:
+    """E-mail the daily notification digest to users who have one waiting."""
+    return notifications.send_digests()
 
 
 @shared_task(name="deals.drain_outbox", acks_late=True)
-def drain_outbox(limit: int = 500) -> int:
+def drain_outbox(limit: int = 500, outbox_id: int | None = None) -> int:
     """Dispatch outbox rows that could not be handed to the broker when they were written."""
-    cutoff = timezone.now() - timedelta(seconds=5)
-    pending = list(
-        OutboxMessage.objects.filter(dispatched_at__isnull=True, created_at__lt=cutoff)
-        .order_by("id")
-        .values_list("id", flat=True)[:limit]
-    )
-    return sum(outbox.dispatch(message_id) for message_id in pending)
+    return outbox.drain(limit=limit)

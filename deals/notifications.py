@@ -1,0 +1,184 @@
+"""Notifications: one in-app notice per new stalled flag, read marks, a daily e-mail digest."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Collection
+from datetime import datetime, time
+
+from django.conf import settings
+from django.core.mail import EmailMessage, mailers
+from django.db import transaction
+from django.db.models import (
+    Case,
+    CharField,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Concat, TruncDate
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import User
+from deals.models import Deal, Notification, StalledFlag, StalledRule
+from deals.sql import insert_select
+
+log = logging.getLogger(__name__)
+
+STALLED = "stalled"
+DIGEST_LIMIT = 50
+
+
+def _stalled_text() -> Concat:
+    """“<deal title>” is stalled: <reason>, built in SQL for a whole set of flags."""
+    reason = Case(
+        *(When(rule=rule, then=Value(label.lower())) for rule, label in StalledRule.choices),
+        default=F("rule"),
+        output_field=CharField(),
+    )
+    return Concat(
+        Value("“"), F("deal__title"), Value("” is stalled: "), reason, output_field=CharField()
+    )
+
+
+def _dedupe_key() -> Concat:
+    """stalled:<deal>:<rule>:<day flagged>: one notice per flag, even if a job runs twice."""
+    return Concat(
+        Value(f"{STALLED}:"),
+        Cast("deal_id", CharField()),
+        Value(":"),
+        F("rule"),
+        Value(":"),
+        Cast(TruncDate("flagged_at"), CharField()),
+        output_field=CharField(),
+    )
+
+
+def notify_new_flags(
+    *, now: datetime | None = None, deal_ids: Collection[int] | None = None
+) -> int:
+    """Tell each deal's owner about every flag not yet notified; returns notices created.
+
+    Two statements whatever the number of flags: an INSERT ... SELECT of notifications
+    (the dedupe key makes a repeat a no-op) and an UPDATE marking the flags notified. A
+    flag that persists keeps its mark, so it never notifies twice. Callers hold the
+    stalled-job lock, so no flag appears between the two statements unannounced.
+    """
+    now = now or timezone.now()
+    pending = StalledFlag.objects.filter(notified_at__isnull=True)
+    if deal_ids is not None:
+        pending = pending.filter(deal_id__in=deal_ids)
+    with transaction.atomic():
+        created = insert_select(
+            Notification,
+            pending,
+            {
+                "user": F("deal__owner_id"),
+                "deal": F("deal_id"),
+                "kind": Value(STALLED),
+                "text": _stalled_text(),
+                "dedupe_key": _dedupe_key(),
+                "created_at": Value(now),
+            },
+            ignore_conflicts=True,
+        )
+        pending.update(notified_at=now)
+    return created
+
+
+def shown_to(user: User) -> QuerySet[Notification]:
+    """`user`'s notifications, less those about deals they may no longer see (reassigned
+    away, or the user changed teams): a notice must not keep showing a hidden deal."""
+    visible = Deal.objects.visible_to(user).values("pk")
+    return Notification.objects.filter(user=user).filter(
+        Q(deal__isnull=True) | Q(deal__in=visible)
+    )
+
+
+def unread_count(user: User) -> int:
+    return shown_to(user).filter(read_at__isnull=True).count()
+
+
+def mark_read(notification: Notification, *, by: User) -> None:
+    """Mark one of `by`'s own notifications read (a second mark keeps the first time)."""
+    Notification.objects.filter(pk=notification.pk, user=by, read_at__isnull=True).update(
+        read_at=timezone.now()
+    )
+
+
+def mark_all_read(*, by: User) -> int:
+    """Mark every unread notification of `by` read, in one statement."""
+    return Notification.objects.filter(user=by, read_at__isnull=True).update(
+        read_at=timezone.now()
+    )
+
+
+def digest_recipients(now: datetime) -> QuerySet[User]:
+    """Active users with an e-mail address, unread notices not yet mailed, no digest today."""
+    start_of_day = timezone.make_aware(datetime.combine(timezone.localdate(now), time.min))
+    mailed_today = Notification.objects.filter(user=OuterRef("pk"), emailed_at__gte=start_of_day)
+    waiting = Notification.objects.filter(
+        user=OuterRef("pk"), read_at__isnull=True, emailed_at__isnull=True
+    )
+    return (
+        User.objects.filter(is_active=True)
+        .exclude(email="")
+        .filter(Exists(waiting))
+        .exclude(Exists(mailed_today))
+    )
+
+
+def _digest(user: User, notices: list[Notification], link: str) -> EmailMessage:
+    count = len(notices)
+    lines = [f"Hello {user.display_name},", "", f"{count} thing(s) need your attention:", ""]
+    lines += [f"- {n.text}" for n in notices[:DIGEST_LIMIT]]
+    if count > DIGEST_LIMIT:
+        lines.append(f"… and {count - DIGEST_LIMIT} more.")
+    lines += ["", f"See them all: {link}"]
+    return EmailMessage(
+        subject=f"Pipeline CRM: {count} deal notification(s)",
+        body="\n".join(lines),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[user.email],
+    )
+
+
+def send_digests(*, now: datetime | None = None) -> int:
+    """E-mail each user their unread, unmailed notifications, at most once per local day.
+
+    A fixed number of queries: the recipients, their pending notices, one UPDATE marking
+    what was sent. A failed send leaves that user's notices unmarked for the next run.
+    Returns the number of e-mails sent.
+    """
+    now = now or timezone.now()
+    recipients = {user.pk: user for user in digest_recipients(now)}
+    notices: dict[int, list[Notification]] = defaultdict(list)
+    pending = Notification.objects.filter(
+        user_id__in=list(recipients), read_at__isnull=True, emailed_at__isnull=True
+    ).order_by("user_id", "-created_at", "-id")
+    for notice in pending:
+        notices[notice.user_id].append(notice)
+    if not notices:
+        return 0
+    link = f"{settings.SITE_URL.rstrip('/')}{reverse('notifications')}"
+    newest = max(n.pk for items in notices.values() for n in items)
+    mailed: list[int] = []
+    with mailers.default as connection:
+        for user_id, items in notices.items():
+            try:
+                connection.send_messages([_digest(recipients[user_id], items, link)])
+            except Exception:
+                log.warning("digest for user %s failed; will retry", user_id, exc_info=True)
+                continue
+            mailed.append(user_id)
+    # Bounded by the newest notice read above, so one arriving meanwhile is not marked unsent.
+    Notification.objects.filter(
+        user_id__in=mailed, read_at__isnull=True, emailed_at__isnull=True, pk__lte=newest
+    ).update(emailed_at=now)
+    return len(mailed)

@@ -1,0 +1,89 @@
+"""Snoozing a stalled deal: a date and a reason, from the card or the deal page."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Prefetch
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from deals import stalled
+from deals.models import Deal, StalledFlag
+
+
+class SnoozeForm(forms.Form):
+    until = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    reason = forms.CharField(max_length=200)
+
+
+def _visible(request: HttpRequest, pk: int) -> Deal:
+    """404 unless the user may see the deal (the service then checks they may edit it)."""
+    flags = Prefetch("stalled_flags", queryset=StalledFlag.objects.order_by("rule"))
+    return get_object_or_404(Deal.objects.visible_to(request.user).prefetch_related(flags), pk=pk)
+
+
+def _answer(request: HttpRequest, pk: int, *, error: str = "") -> HttpResponse:
+    """htmx: the refreshed badge (422 with the message on a refusal); else back where the
+    form was (the card or the deal page), with the message as a flash."""
+    if request.htmx:
+        deal = _visible(request, pk)
+        # Only an editor gets this far (the service refused everyone else with a 404).
+        deal.can_move = True
+        context = {
+            "deal": deal,
+            "snooze_error": error,
+            "snooze_min": timezone.localdate() + timedelta(days=1),
+            # The page the badge sits on, not this endpoint, for a later plain submit.
+            "next_url": request.POST.get("next", ""),
+        }
+        status = 422 if error else 200
+        return TemplateResponse(request, "deals/_stalled_badge.html", context, status=status)
+    if error:
+        messages.error(request, error)
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        back = reverse("deal_detail", args=[pk])
+    return redirect(back)
+
+
+@login_required
+@require_POST
+def snooze(request: HttpRequest, pk: int) -> HttpResponse:
+    deal = get_object_or_404(Deal.objects.visible_to(request.user), pk=pk)
+    form = SnoozeForm(request.POST)
+    if not form.is_valid():
+        return _answer(request, pk, error="Pick a date and give a reason.")
+    try:
+        stalled.snooze_deal(
+            deal,
+            by=request.user,
+            until=form.cleaned_data["until"],
+            reason=form.cleaned_data["reason"],
+        )
+    except stalled.SnoozeNotAllowed:
+        raise Http404("Deal not found.") from None
+    except stalled.SnoozeError as refused:
+        return _answer(request, pk, error=refused.message)
+    return _answer(request, pk)
+
+
+@login_required
+@require_POST
+def unsnooze(request: HttpRequest, pk: int) -> HttpResponse:
+    deal = get_object_or_404(Deal.objects.visible_to(request.user), pk=pk)
+    try:
+        stalled.unsnooze_deal(deal, by=request.user)
+    except stalled.SnoozeNotAllowed:
+        raise Http404("Deal not found.") from None
+    return _answer(request, pk)

@@ -1,0 +1,164 @@
+"""Forecast tables: derived data, rewritten set-based by `reports.forecasts`.
+
+Nothing here is edited by hand; every row can be recomputed from deals and their
+history, so foreign keys cascade (or go null) instead of protecting.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import models
+
+from deals.models import scope_q
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+
+class PeriodKind(models.TextChoices):
+    MONTH = "month", "Month"
+    QUARTER = "quarter", "Quarter"
+
+
+def _money() -> models.DecimalField:
+    # Sums over a million deals of up to 12 integer digits each need more than 14 digits.
+    return models.DecimalField(max_digits=20, decimal_places=2, default=0)
+
+
+class ForecastFigures(models.Model):
+    """One pipeline x owner x period x currency: the three forecasts and closed-won.
+
+    Period: the month or quarter of the expected close date for open deals, of the
+    actual close (`closed_at`, local date) for won deals. Open deals in stages whose
+    forecast category is "omitted", or without an expected close date, are left out.
+    """
+
+    pipeline = models.ForeignKey("stages.Pipeline", on_delete=models.CASCADE, related_name="+")
+    team = models.ForeignKey(
+        "accounts.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    period_kind = models.CharField(max_length=7, choices=PeriodKind.choices)
+    period_start = models.DateField()
+    currency = models.CharField(max_length=3)
+    open_deals = models.PositiveIntegerField(default=0)
+    weighted = _money()
+    learned = _money()
+    commit = _money()
+    best_case = _money()
+    pipeline_amount = _money()
+    closed_won = _money()
+    won_deals = models.PositiveIntegerField(default=0)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        abstract = True
+
+
+class ForecastQuerySet(models.QuerySet["Forecast"]):
+    def visible_to(self, user: User) -> ForecastQuerySet:
+        """Rows of the owners whose deals `user` may see: the deals' own rule, by owner."""
+        q = scope_q(user)
+        return self if q is None else self.filter(q)
+
+    def numbers_for(self, user: User) -> ForecastQuerySet:
+        """What the forecast page counts for `user`: `visible_to`, and for a rep only their
+        own rows (DESIGN: a rep's dashboards show their own numbers, not teammates')."""
+        rows = self.visible_to(user)
+        if not (user.is_admin or user.is_manager):
+            rows = rows.filter(owner=user)
+        return rows
+
+
+class Forecast(ForecastFigures):
+    """The current forecast; recomputed hourly, nightly, and per owner after a move."""
+
+    objects = ForecastQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pipeline", "owner", "period_kind", "period_start", "currency"],
+                name="forecast_unique_cell",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["period_kind", "period_start"], name="forecast_period"),
+            models.Index(fields=["owner", "period_kind"], name="forecast_owner"),
+        ]
+
+
+class ForecastScratch(ForecastFigures):
+    """Cells of one recompute before they are compared with `Forecast`.
+
+    A temporary table created and dropped by each recompute (`deals.sql.scratch_table`),
+    never by migrations.
+    """
+
+    class Meta:
+        managed = False
+        db_table = "reports_forecast_scratch"
+
+
+class ForecastSnapshot(ForecastFigures):
+    """The forecast as it stood in the week starting `taken_on` (a Monday).
+
+    Comparing a period's snapshots with what finally closed in it measures accuracy.
+    One snapshot per week: taking it again the same week replaces it.
+    """
+
+    taken_on = models.DateField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "taken_on",
+                    "pipeline",
+                    "owner",
+                    "period_kind",
+                    "period_start",
+                    "currency",
+                ],
+                name="forecast_snapshot_unique_cell",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["period_kind", "period_start", "taken_on"], name="snapshot_period"
+            )
+        ]
+
+
+class StageWinRate(models.Model):
+    """A stage's learned win rate from this instance's own closed deals.
+
+    closed: deals that entered the stage at some point (a StageChange into it) and are
+    now closed, won or lost, with `closed_at` in the history window (12 months); won:
+    those of them that were won. The learned rate shrinks the observed rate toward the
+    configured probability p, as if k extra deals had closed at exactly p:
+
+        learned = (won + k*p) / (closed + k)        (k = FORECAST_SHRINKAGE_K, 10)
+
+    With no history it is p; with ten closed deals it is halfway between p and the
+    observed rate; with hundreds it is nearly the observed rate.
+    """
+
+    stage = models.OneToOneField(
+        "stages.Stage", on_delete=models.CASCADE, primary_key=True, related_name="win_rate"
+    )
+    closed = models.PositiveIntegerField(default=0)
+    won = models.PositiveIntegerField(default=0)
+    configured = models.PositiveSmallIntegerField(help_text="Stage probability (%) when computed")
+    learned = models.DecimalField(max_digits=7, decimal_places=6)
+    computed_at = models.DateTimeField()
+
+    @property
+    def learned_percent(self) -> float:
+        return float(self.learned) * 100
+
+    @property
+    def observed_percent(self) -> float | None:
+        return self.won * 100 / self.closed if self.closed else None
