@@ -94,8 +94,27 @@ class ForecastScratch(ForecastFigures):
     """Cells of one recompute before they are compared with `Forecast`.
 
     A temporary table created and dropped by each recompute (`deals.sql.scratch_table`),
-    never by migrations.
+    never by migrations. Its relations are plain columns to Django: deleting a user, team
+    or pipeline must not look for rows in a table that exists only during a recompute.
     """
+
+    pipeline = models.ForeignKey(
+        "stages.Pipeline", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    team = models.ForeignKey(
+        "accounts.Team",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
 
     class Meta:
         managed = False
