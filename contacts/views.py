@@ -17,6 +17,8 @@ from django.template.response import TemplateResponse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
+from accounts import audit
+from accounts.models import AuditKind
 from contacts import queries, services
 from contacts.forms import (
     OrganizationForm,
@@ -26,6 +28,7 @@ from contacts.forms import (
     SearchForm,
 )
 from contacts.models import Organization, Person
+from pipeline_crm.exports import csv_response
 
 if TYPE_CHECKING:
     from django_htmx.middleware import HtmxDetails
@@ -79,7 +82,20 @@ def _list_page(
 def organization_list(request: AuthedRequest) -> HttpResponse:
     q = SearchForm(request.GET).query()
     rows = queries.organization_list(request.user, q)
+    if request.GET.get("format") == "csv":
+        return _export(
+            request,
+            "organizations.csv",
+            ["id", "name", "sector", "employees", "annual_revenue", "website"],
+            rows.values_list("pk", "name", "sector", "employees", "annual_revenue", "website"),
+        )
     return _list_page(request, rows, "contacts/organizations.html", {"q": q})
+
+
+def _export(request: AuthedRequest, name: str, header: list[str], rows: Any) -> HttpResponse:
+    """The list as CSV: same visibility and search as the page, formulas neutralised."""
+    audit.record(AuditKind.EXPORT, user=request.user, request=request, detail=name)
+    return csv_response(name, header, rows.iterator(chunk_size=2000))
 
 
 @login_required
@@ -133,6 +149,13 @@ def organization_edit(request: AuthedRequest, pk: int) -> HttpResponse:
 def person_list(request: AuthedRequest) -> HttpResponse:
     q = SearchForm(request.GET).query()
     rows = queries.person_list(request.user, q)
+    if request.GET.get("format") == "csv":
+        return _export(
+            request,
+            "people.csv",
+            ["id", "name", "email", "phone", "job_title", "organization"],
+            rows.values_list("pk", "name", "email", "phone", "job_title", "organization__name"),
+        )
     return _list_page(request, rows, "contacts/people.html", {"q": q})
 
 

@@ -219,3 +219,36 @@ def test_website_without_http_scheme_is_not_linked(client_for, rep):
     org = OrganizationFactory(name="Evil", website="javascript:alert(1)", created_by=rep)
     html = client_for(rep).get(reverse("contacts:organization", args=[org.pk])).content.decode()
     assert 'href="javascript:' not in html
+
+
+def test_organization_csv_export_is_scoped_and_neutralised(rep, outsider, stages):
+    from django.test import Client
+    from django.urls import reverse
+
+    from tests.factories import DealFactory, OrganizationFactory
+
+    mine = OrganizationFactory(name="=cmd|calc")
+    DealFactory(owner=rep, stage=stages["lead"], organization=mine)
+    DealFactory(
+        owner=outsider, stage=stages["lead"], organization=OrganizationFactory(name="Hidden")
+    )
+    client = Client()
+    client.force_login(rep)
+    response = client.get(reverse("contacts:organizations"), {"format": "csv"})
+    body = response.content.decode()
+    assert response["Content-Type"].startswith("text/csv")
+    assert "'=cmd|calc" in body and "Hidden" not in body
+
+
+def test_people_csv_export_is_scoped(rep, outsider, stages):
+    from django.test import Client
+    from django.urls import reverse
+
+    from tests.factories import DealFactory, PersonFactory
+
+    DealFactory(owner=rep, stage=stages["lead"], person=PersonFactory(name="Visible Vera"))
+    DealFactory(owner=outsider, stage=stages["lead"], person=PersonFactory(name="Secret Sam"))
+    client = Client()
+    client.force_login(rep)
+    body = client.get(reverse("contacts:people"), {"format": "csv"}).content.decode()
+    assert "Visible Vera" in body and "Secret Sam" not in body
