@@ -20,7 +20,7 @@ from deals import activities, queries, services
 from deals.forms import ActivityForm, CloseForm, DealEditForm, DealForm, ReassignForm
 from deals.models import Activity, Deal, MoveSource
 from deals.views.board import visible_deal
-from stages.models import Stage, StageKind
+from stages.models import ActivityType, Stage, StageKind
 
 TEMPLATE = "deals/deal_detail.html"
 
@@ -39,6 +39,7 @@ def _detail_context(request: HttpRequest, deal: Deal) -> dict[str, Any]:
         "open_activities": [a for a in acts if not a.done],
         "next_activity": next((a for a in acts if not a.done), None),
         "activity_form": ActivityForm(),
+        "activity_types": ActivityType.choices,
         "owners": _owner_choices(request.user)
         if request.user.is_admin or request.user.is_manager
         else None,

@@ -380,3 +380,19 @@ def test_inactive_user_is_logged_out_on_next_request(client_for, stages, team):
     user.is_active = False
     user.save()
     assert client.get(reverse("board")).status_code == 302
+
+
+def test_reschedule_an_activity_from_the_deal_page(client_for, rep, stages):
+    activity = ActivityFactory(deal=DealFactory(owner=rep, stage=stages["lead"]), owner=rep)
+    client = client_for(rep)
+    page = client.get(reverse("deal_detail", args=[activity.deal_id])).content.decode()
+    assert reverse("activity_update", args=[activity.pk]) in page
+    response = client.post(
+        reverse("activity_update", args=[activity.pk]),
+        {"type": "meeting", "subject": "Moved", "due_at": "2027-05-04T09:30", "note": ""},
+        **HTMX,
+    )
+    assert response.status_code == 200
+    activity.refresh_from_db()
+    assert (activity.type, activity.subject) == ("meeting", "Moved")
+    assert activity.due_at.strftime("%Y-%m-%d %H:%M") == "2027-05-04 09:30"
