@@ -14,6 +14,13 @@ urlpatterns = [
     path("organizations/pick/", views.organization_pick, name="organization_pick"),
     path("organizations/<int:pk>/", views.organization_detail, name="organization"),
     path("organizations/<int:pk>/edit/", views.organization_edit, name="organization_edit"),
+    path(
+        "organizations/suggest/",
+        views.suggest,
+        {"kind": "organization"},
+        name="organization_suggest",
+    ),
+    path("people/suggest/", views.suggest, {"kind": "person"}, name="person_suggest"),
     path("people/", views.person_list, name="people"),
     path("people/new/", views.person_create, name="person_create"),
     path("people/pick/", views.person_pick, name="person_pick"),

@@ -284,3 +284,16 @@ def organization_pick(request: AuthedRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def person_pick(request: AuthedRequest) -> HttpResponse:
     return _pick(request, "person")
+
+
+@login_required
+@require_GET
+def suggest(request: AuthedRequest, kind: str) -> HttpResponse:
+    """Options for a deal form's typed organization/contact name (search as you type)."""
+    typed = (request.GET.get(f"{kind}_name") or "").strip()[:100]
+    model = Organization if kind == "organization" else Person
+    names: list[str] = []
+    if len(typed) >= 2:
+        rows = queries.best_first(model.objects.visible_to(request.user).matching(typed), typed)
+        names = list(rows.values_list("name", flat=True)[:8])
+    return TemplateResponse(request, "contacts/suggest.html", {"names": names})

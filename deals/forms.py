@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
+from django.urls import reverse_lazy
 
 from contacts.models import Person
 from deals.queries import SORTS, BoardFilters
@@ -155,6 +156,18 @@ class GateFixForm(forms.Form):
 CURRENCY_HELP = "Three-letter code, e.g. USD, EUR"
 
 
+def suggest_attrs(kind: str) -> dict[str, str]:
+    """Search-as-you-type for a typed name: htmx fills a <datalist> the input points at."""
+    return {
+        "list": f"{kind}-suggestions",
+        "autocomplete": "off",
+        "hx-get": reverse_lazy(f"contacts:{kind}_suggest"),
+        "hx-trigger": "input changed delay:250ms",
+        "hx-target": f"#{kind}-suggestions",
+        "hx-swap": "innerHTML",
+    }
+
+
 class DealForm(forms.Form):
     """Create or edit a deal. Organization and contact are typed names (picked or new)."""
 
@@ -174,8 +187,20 @@ class DealForm(forms.Form):
     )
     next_step = forms.CharField(max_length=200, required=False)
     product = forms.CharField(max_length=100, required=False)
-    organization_name = forms.CharField(max_length=200, required=False, label="Organization")
-    person_name = forms.CharField(max_length=200, required=False, label="Primary contact")
+    organization_name = forms.CharField(
+        max_length=200,
+        required=False,
+        label="Organization",
+        help_text="Type to search; a new name is created.",
+        widget=forms.TextInput(attrs=suggest_attrs("organization")),
+    )
+    person_name = forms.CharField(
+        max_length=200,
+        required=False,
+        label="Primary contact",
+        help_text="Type to search; a new name is created.",
+        widget=forms.TextInput(attrs=suggest_attrs("person")),
+    )
 
     def clean_currency(self) -> str:
         return self.cleaned_data["currency"].upper()

@@ -252,3 +252,33 @@ def test_people_csv_export_is_scoped(rep, outsider, stages):
     client.force_login(rep)
     body = client.get(reverse("contacts:people"), {"format": "csv"}).content.decode()
     assert "Visible Vera" in body and "Secret Sam" not in body
+
+
+def test_name_suggestions_offer_only_visible_organizations(rep, outsider, stages):
+    from django.test import Client
+    from django.urls import reverse
+
+    from tests.factories import DealFactory, OrganizationFactory
+
+    DealFactory(owner=rep, stage=stages["lead"], organization=OrganizationFactory(name="Acme <b>"))
+    DealFactory(
+        owner=outsider, stage=stages["lead"], organization=OrganizationFactory(name="Acme X")
+    )
+    client = Client()
+    client.force_login(rep)
+    html = client.get(
+        reverse("contacts:organization_suggest"), {"organization_name": "acme"}
+    ).content.decode()
+    assert '<option value="Acme &lt;b&gt;">' in html
+    assert "Acme X" not in html
+
+
+def test_deal_form_searches_names_as_you_type(rep, stages):
+    from django.test import Client
+    from django.urls import reverse
+
+    client = Client()
+    client.force_login(rep)
+    html = client.get(reverse("deal_new")).content.decode()
+    assert 'list="organization-suggestions"' in html
+    assert f'hx-get="{reverse("contacts:organization_suggest")}"' in html
