@@ -1,0 +1,35 @@
+"""Settings for benchmark runs: the application's own, as production runs them.
+
+DEBUG is off (no query logging, no debug pages) and the URLconf adds the bench-only
+"hello" floor view. Cookies are not marked Secure because the load generator speaks
+plain HTTP on loopback, and static files need no collectstatic manifest.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+# Before the app's settings read them. The key is fixed so the gunicorn workers and the
+# bench process read each other's sessions; it only ever guards a scratch database.
+os.environ.setdefault("DEBUG", "0")
+os.environ.setdefault("SECRET_KEY", "bench-only-key-for-a-scratch-database-" + "x" * 24)
+os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+from pipeline_crm.settings import *  # noqa: F403
+from pipeline_crm.settings import LOGGING, STORAGES
+
+# WhiteNoise looks for collectstatic output, which the benchmark never serves.
+warnings.filterwarnings("ignore", "No directory at", UserWarning)
+
+ROOT_URLCONF = "bench.urls"
+STORAGES = {
+    **STORAGES,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
+SECURE_HSTS_SECONDS = 0
+# 409s and 422s are expected answers under load; only errors are worth a line.
+LOGGING = {**LOGGING, "loggers": {"django.request": {"level": "ERROR"}}}
