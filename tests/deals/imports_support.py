@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +13,10 @@ from deals.imports.mapping import Mapping
 from deals.models import ImportJob
 from pipeline_crm.celery import app
 
-SAMPLE_DIR = "/work/shared/data/crm-sales-opportunities"
+# The outside data set lives in shared/ beside the checkout (as on CI and every workplace).
+SAMPLE_DIR = str(
+    Path(__file__).resolve().parents[3] / "shared" / "data" / "crm-sales-opportunities"
+)
 
 HEADER = "opportunity_id,sales_agent,product,account,deal_stage,engage_date,close_date,close_value"
 
