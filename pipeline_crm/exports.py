@@ -1,4 +1,10 @@
-"""CSV responses that spreadsheets cannot turn into formulas."""
+"""CSV responses that spreadsheets cannot turn into formulas.
+
+A cell starting with = + - @ (or a tab or carriage return, which some spreadsheets skip
+before reading one of those) is a formula to Excel, LibreOffice and Google Sheets: a deal
+titled "=HYPERLINK(...)" would run in the reader's spreadsheet (CSV injection, OWASP).
+Such cells get a leading apostrophe, which spreadsheets show as text.
+"""
 
 from __future__ import annotations
 

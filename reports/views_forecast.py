@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from accounts.models import Team, User
+from pipeline_crm.exports import safe_cell
 from reports import forecasts
 from reports.dashboard.filters import (
     OwnerChoiceField,
@@ -23,7 +24,6 @@ from reports.dashboard.filters import (
     owner_choices,
     team_choices,
 )
-from reports.dashboard.views import csv_safe
 from reports.models import Forecast, ForecastQuerySet, PeriodKind
 from stages.models import Pipeline
 
@@ -152,5 +152,5 @@ def forecast_csv(request: HttpRequest) -> HttpResponse:
             row.currency,
         ]
         figures = [getattr(row, name) for name in forecasts.FIGURES]
-        writer.writerow([*(csv_safe(name) for name in names), *figures])
+        writer.writerow([*(safe_cell(name) for name in names), *figures])
     return response

@@ -10,15 +10,9 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from pipeline_crm.exports import safe_cell
 from reports.dashboard.filters import filter_form
 from reports.dashboard.panels import PANELS, Dashboard
-
-# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_safe(cell: str) -> str:
-    return f"'{cell}" if cell.startswith(FORMULA_PREFIXES) else cell
 
 
 @require_GET
@@ -52,6 +46,6 @@ def panel_csv(request: HttpRequest, panel: str) -> HttpResponse:
     filename = f"{panel}-{scope.period.first_day}-{scope.period.last_day}.csv"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     writer = csv.writer(response)
-    writer.writerow(csv_safe(cell) for cell in data.header)
-    writer.writerows([csv_safe(cell) for cell in row] for row in data.csv_rows)
+    writer.writerow(safe_cell(cell) for cell in data.header)
+    writer.writerows([safe_cell(cell) for cell in row] for row in data.csv_rows)
     return response
