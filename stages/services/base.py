@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from django.db.models import Model
 
 from stages.models import (
+    ConfigAction,
     ConfigChange,
     ConfigSubject,
     EntryCriterion,
@@ -132,3 +133,20 @@ def ensure_kind_remains(stage: Stage, *, doing: str) -> None:
             f"{stage.pipeline.name} needs at least one active {kind_label(stage.kind)} stage, "
             f"and {stage.name} is the only one; add another before you {doing} it."
         )
+
+
+def set_archived(
+    row: Pipeline | Stage, archived: bool, *, by: User, pipeline_id: int, label: str
+) -> None:
+    """Flip `is_archived` and record it: the last step of every archive and restore."""
+    row.is_archived = archived
+    row.save(update_fields=["is_archived"])
+    verb = "archived" if archived else "restored"
+    record(
+        by=by,
+        action=ConfigAction.ARCHIVED if archived else ConfigAction.RESTORED,
+        subject=row,
+        pipeline_id=pipeline_id,
+        summary=f"{verb} {label}",
+        changes={"is_archived": [not archived, archived]},
+    )

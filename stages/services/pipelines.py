@@ -17,6 +17,7 @@ from stages.services.base import (
     lock_pipeline,
     moved,
     record,
+    set_archived,
 )
 
 if TYPE_CHECKING:
@@ -142,16 +143,7 @@ def archive_pipeline(pipeline: Pipeline, *, by: User) -> Pipeline:
                 f"{locked.name} still has {open_deals} open deal{'s' if open_deals != 1 else ''}; "
                 "close them or move them to another pipeline before archiving it."
             )
-        locked.is_archived = True
-        locked.save(update_fields=["is_archived"])
-        record(
-            by=by,
-            action=ConfigAction.ARCHIVED,
-            subject=locked,
-            pipeline_id=locked.pk,
-            summary=f"archived pipeline {locked.name}",
-            changes={"is_archived": [False, True]},
-        )
+        set_archived(locked, True, by=by, pipeline_id=locked.pk, label=f"pipeline {locked.name}")
     return locked
 
 
@@ -161,14 +153,5 @@ def restore_pipeline(pipeline: Pipeline, *, by: User) -> Pipeline:
         locked = lock_pipeline(pipeline.pk)
         if not locked.is_archived:
             return locked
-        locked.is_archived = False
-        locked.save(update_fields=["is_archived"])
-        record(
-            by=by,
-            action=ConfigAction.RESTORED,
-            subject=locked,
-            pipeline_id=locked.pk,
-            summary=f"restored pipeline {locked.name}",
-            changes={"is_archived": [True, False]},
-        )
+        set_archived(locked, False, by=by, pipeline_id=locked.pk, label=f"pipeline {locked.name}")
     return locked

@@ -23,6 +23,7 @@ from stages.services.base import (
     lock_stage,
     moved,
     record,
+    set_archived,
 )
 
 if TYPE_CHECKING:
@@ -238,15 +239,12 @@ def archive_stage(stage: Stage, *, by: User) -> Stage:
                     "move them to another stage before archiving it."
                 )
         ensure_kind_remains(locked, doing="archive")
-        locked.is_archived = True
-        locked.save(update_fields=["is_archived"])
-        record(
+        set_archived(
+            locked,
+            True,
             by=by,
-            action=ConfigAction.ARCHIVED,
-            subject=locked,
             pipeline_id=locked.pipeline_id,
-            summary=f"archived stage {locked.name} in {locked.pipeline.name}",
-            changes={"is_archived": [False, True]},
+            label=f"stage {locked.name} in {locked.pipeline.name}",
         )
     return locked
 
@@ -257,15 +255,12 @@ def restore_stage(stage: Stage, *, by: User) -> Stage:
         locked = lock_stage(stage.pk)
         if not locked.is_archived:
             return locked
-        locked.is_archived = False
-        locked.save(update_fields=["is_archived"])
-        record(
+        set_archived(
+            locked,
+            False,
             by=by,
-            action=ConfigAction.RESTORED,
-            subject=locked,
             pipeline_id=locked.pipeline_id,
-            summary=f"restored stage {locked.name} in {locked.pipeline.name}",
-            changes={"is_archived": [True, False]},
+            label=f"stage {locked.name} in {locked.pipeline.name}",
         )
     return locked
 
