@@ -40,12 +40,6 @@ WORKER_DB = 13  # a Redis database of our own on the configured server
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    # The factories' users need no real hashing; the default hasher costs ~1 s a user.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def redis_url(db: int, port: int | None = None) -> str:
     parts = urlsplit(settings.REDIS_URL)
     netloc = parts.netloc if port is None else f"{parts.hostname}:{port}"

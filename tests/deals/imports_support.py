@@ -24,7 +24,6 @@ HEADER = "opportunity_id,sales_agent,product,account,deal_stage,engage_date,clos
 @pytest.fixture
 def import_root(settings, tmp_path):
     settings.IMPORT_ROOT = tmp_path / "imports"
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     return settings.IMPORT_ROOT
 
 

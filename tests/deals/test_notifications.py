@@ -21,12 +21,6 @@ NOW = timezone.now()
 TODAY = timezone.localdate(NOW)
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    # The factories' users need no real hashing; the default hasher costs ~1 s a user.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def login(user) -> Client:
     client = Client()
     client.force_login(user)

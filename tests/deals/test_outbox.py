@@ -19,12 +19,6 @@ from reports.models import Forecast
 from tests.factories import ActivityFactory, DealFactory
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    # The factories' users need no real hashing; the default hasher costs ~1 s a user.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def eager():
     """No broker: tasks run in-process (the zero-setup default), whatever REDIS_URL says."""

@@ -20,12 +20,6 @@ NOW = timezone.now()
 TODAY = timezone.localdate(NOW)
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    # The factories' users need no real hashing; the default hasher costs ~1 s a user.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def eager():
     """Run outbox work in-process even when the suite runs with REDIS_URL set."""

@@ -25,12 +25,6 @@ TODAY = timezone.localdate(NOW)
 THIS_MONTH = TODAY.replace(day=1)
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    # The factories' users need no real hashing; the default hasher costs ~1 s a user.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def month(offset: int) -> dt.date:
     year, index = divmod(THIS_MONTH.month - 1 + offset, 12)
     return dt.date(THIS_MONTH.year + year, index + 1, 1)
