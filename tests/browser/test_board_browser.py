@@ -46,7 +46,10 @@ def test_rep_drags_a_card_to_the_next_column(login, live_server, rep, stages):
     page = login(rep)
     handle = page.locator(f"#deal-{deal.pk} .handle")
     target = column(page, stages["qualified"]).locator("ol.cards")
-    handle.drag_to(target)
+    # SortableJS moves the card in the page at once; wait for the server's answer.
+    with page.expect_response(lambda r: "/move/" in r.url) as moved:
+        handle.drag_to(target)
+    assert moved.value.status == 200
     page.locator(f"#column-{stages['qualified'].pk} #deal-{deal.pk}").wait_for()
     page.reload()
     assert column(page, stages["qualified"]).get_by_text("Dragged deal").is_visible()

@@ -43,7 +43,10 @@ def test_admin_drags_a_stage_above_another(admin_page, live_server, pipeline, st
     tab = admin_page
     tab.goto(f"{live_server.url}/settings/pipelines/{pipeline.pk}/")
     handle = tab.locator(f"#stage-{stages['proposal'].pk} [data-drag-handle]")
-    handle.drag_to(tab.locator(f"#stage-{stages['qualified'].pk}"))
+    # SortableJS moves the row at once; wait for the server to have saved the order.
+    with tab.expect_response(lambda r: r.request.method == "POST") as saved:
+        handle.drag_to(tab.locator(f"#stage-{stages['qualified'].pk}"))
+    assert saved.value.ok
     rows = tab.locator("#stage-list li")
     expect(rows.nth(1)).to_have_id(f"stage-{stages['proposal'].pk}")
     assert order(pipeline).index("Proposal") < order(pipeline).index("Qualified")
