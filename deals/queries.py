@@ -14,7 +14,6 @@ from django.db.models import (
     Count,
     DecimalField,
     Exists,
-    ExpressionWrapper,
     F,
     OuterRef,
     Prefetch,
@@ -22,11 +21,10 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Sum,
-    Value,
     Window,
     prefetch_related_objects,
 )
-from django.db.models.functions import Coalesce, RowNumber
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from deals.models import Activity, Deal, StalledFlag
@@ -101,14 +99,6 @@ class Column:
         return len(self.cards) < self.count
 
 
-def weighted_amount() -> ExpressionWrapper:
-    probability = Coalesce("probability_override", "stage__probability")
-    return ExpressionWrapper(
-        F("amount") * probability / Value(Decimal(100)),
-        output_field=DecimalField(max_digits=20, decimal_places=4),
-    )
-
-
 def with_next_activity(deals: QuerySet[Deal]) -> QuerySet[Deal]:
     upcoming = Activity.objects.filter(deal=OuterRef("pk"), done=False).order_by("due_at", "id")
     return deals.annotate(
@@ -118,12 +108,17 @@ def with_next_activity(deals: QuerySet[Deal]) -> QuerySet[Deal]:
     )
 
 
-def card_queryset(user: User, filters: BoardFilters) -> QuerySet[Deal]:
+def _cards(user: User, filters: BoardFilters) -> QuerySet[Deal]:
+    """The deals a card shows, with what a card needs joined or annotated."""
     deals = filters.apply(Deal.objects.visible_to(user))
-    deals = with_next_activity(deals.select_related("organization", "person", "owner", "stage"))
-    return deals.prefetch_related(
-        Prefetch("stalled_flags", queryset=StalledFlag.objects.order_by("rule"))
-    )
+    return with_next_activity(deals.select_related("organization", "person", "owner", "stage"))
+
+
+STALLED_FLAGS = Prefetch("stalled_flags", queryset=StalledFlag.objects.order_by("rule"))
+
+
+def card_queryset(user: User, filters: BoardFilters) -> QuerySet[Deal]:
+    return _cards(user, filters).prefetch_related(STALLED_FLAGS)
 
 
 def column_page(
@@ -189,8 +184,7 @@ def board(
     for deal in _first_pages(user, filters, busy):
         columns[deal.stage_id].cards.append(deal)
     prefetch_related_objects(
-        [card for column in columns.values() for card in column.cards],
-        Prefetch("stalled_flags", queryset=StalledFlag.objects.order_by("rule")),
+        [card for column in columns.values() for card in column.cards], STALLED_FLAGS
     )
     return list(columns.values())
 
@@ -207,11 +201,7 @@ def _first_pages(user: User, filters: BoardFilters, stage_ids: list[int]) -> lis
         return []
     size = settings.BOARD_PAGE_SIZE
     order = SORTS.get(filters.sort, SORTS["manual"])
-    cards = with_next_activity(
-        filters.apply(Deal.objects.visible_to(user)).select_related(
-            "organization", "person", "owner", "stage"
-        )
-    )
+    cards = _cards(user, filters)
     if connection.features.supports_slicing_ordering_in_compound:
         parts = [cards.filter(stage_id=pk).order_by(*order)[:size] for pk in stage_ids]
         combined = parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]

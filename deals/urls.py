@@ -4,6 +4,11 @@ from django.urls import path
 
 from deals.views import board as board_views
 from deals.views import deal as deal_views
+from deals.views import export as export_views
+from deals.views import imports as import_views
+from deals.views import notifications as notification_views
+from deals.views import search as search_views
+from deals.views import snooze as snooze_views
 
 # Card templates derive a deal's action URLs from its page URL (deals/<pk>/…) to save
 # hundreds of reverse() calls per board: keep these under that prefix.
@@ -32,13 +37,7 @@ urlpatterns = [
     path(
         "activities/<int:activity_id>/delete/", deal_views.activity_delete, name="activity_delete"
     ),
-]
-
-# Stalled deals and notifications (background jobs).
-from deals.views import notifications as notification_views  # noqa: E402
-from deals.views import snooze as snooze_views  # noqa: E402
-
-urlpatterns += [
+    # Stalled deals and notifications (background jobs).
     path("deals/<int:pk>/snooze/", snooze_views.snooze, name="deal_snooze"),
     path("deals/<int:pk>/unsnooze/", snooze_views.unsnooze, name="deal_unsnooze"),
     path("notifications/", notification_views.notification_list, name="notifications"),
@@ -51,20 +50,9 @@ urlpatterns += [
         notification_views.open_notification,
         name="notification_open",
     ),
-]
-
-# Global search (header box and results page).
-from deals.views import search as search_views  # noqa: E402
-
-urlpatterns += [
+    # Global search (header box and results page).
     path("search/", search_views.search, name="search"),
-]
-
-# CSV import (managers and admins) and the board's CSV export.
-from deals.views import export as export_views  # noqa: E402
-from deals.views import imports as import_views  # noqa: E402
-
-urlpatterns += [
+    # CSV import (managers and admins) and the board's CSV export.
     path("import/", import_views.start, name="import_start"),
     path("import/<int:pk>/", import_views.preview, name="import_preview"),
     path("import/<int:pk>/confirm/", import_views.confirm, name="import_confirm"),
