@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from django.core.cache import cache
 from django.test import Client
@@ -60,8 +62,11 @@ def test_logout_needs_post(rep):
     assert client.get(reverse("board")).status_code == 302
 
 
-def test_moves_are_rate_limited_per_user(rep, stages, settings):
+def test_moves_are_rate_limited_per_user(rep, stages, settings, monkeypatch):
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "move": (2, 60)}
+    # Fixed windows: keep all three requests inside one, whatever the wall clock says.
+    frozen = SimpleNamespace(time=lambda: 1_800_000_000.0)
+    monkeypatch.setattr("pipeline_crm.ratelimit.time", frozen)
     deal = DealFactory(owner=rep, stage=stages["lead"])
     client = Client()
     client.force_login(rep)
