@@ -12,6 +12,8 @@ connections instantly, or accepts them and never answers.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -54,19 +56,60 @@ def _publish(messages: Sequence[OutboxMessage], done: list[int]) -> None:
                 app.tasks[message.task].apply(kwargs=kwargs, throw=True)
             done.append(message.pk)
         return
-    # A connection of our own, with tight timeouts that the worker's long-lived
-    # connections (configured in settings) do not need.
+    # One publisher at a time per process: a kept connection is not thread-safe.
+    with _kept_lock:
+        for attempt in (1, 2):
+            producer, reused = _producer(app)
+            try:
+                for message in messages[len(done) :]:
+                    kwargs = {**message.payload, "outbox_id": message.pk}
+                    app.send_task(message.task, kwargs=kwargs, producer=producer, retry=False)
+                    done.append(message.pk)
+                return
+            except Exception:
+                _forget_producer()
+                # A kept connection may have died with a broker restart: one fresh try.
+                if not reused or attempt == 2:
+                    raise
+
+
+_kept: dict[str, Any] = {}
+_kept_lock = threading.Lock()
+
+
+def _producer(app: Any) -> tuple[Any, bool]:
+    """A producer on the broker connection this process keeps, and whether it was kept.
+
+    Opening a connection costs several milliseconds per move; reusing one costs nothing.
+    It has tight timeouts of its own (PUBLISH_TIMEOUT for connecting and each reply) that
+    the worker's long-lived connections, configured in settings, do not need. Keyed by
+    process and broker URL, so a forked worker or a changed setting opens a new one.
+    Called with `_kept_lock` held.
+    """
+    key = f"{os.getpid()} {app.conf.broker_url}"
+    if _kept.get("key") == key:
+        return _kept["producer"], True
+    _forget_producer()
     options = {
         **(app.conf.broker_transport_options or {}),
         "socket_connect_timeout": PUBLISH_TIMEOUT,
         "socket_timeout": PUBLISH_TIMEOUT,
         "max_retries": 0,
     }
-    with app.connection_for_write(transport_options=options) as connection:
-        for message in messages:
-            kwargs = {**message.payload, "outbox_id": message.pk}
-            app.send_task(message.task, kwargs=kwargs, connection=connection, retry=False)
-            done.append(message.pk)
+    connection = app.connection_for_write(transport_options=options)
+    _kept.update(key=key, connection=connection, producer=app.amqp.Producer(connection))
+    return _kept["producer"], False
+
+
+def _forget_producer() -> None:
+    """Drop the kept connection (called with `_kept_lock` held)."""
+    connection = _kept.get("connection")
+    _kept.clear()
+    if connection is not None:
+        try:
+            connection.release()
+        except Exception:  # a broken connection may fail to close; it is dropped anyway
+            log.debug("outbox: closing a broken broker connection failed", exc_info=True)
 
 
 def dispatch(message_ids: Sequence[int]) -> int:

@@ -8,7 +8,9 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
-from django.db.models import Max, Min
+from django.db.models import Max, Min, Subquery, Value
+from django.db.models.expressions import Combinable
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts import audit
@@ -79,16 +81,28 @@ class MoveResult:
     change: StageChange
 
 
-def _lock(deal_id: int, by: User) -> Deal:
-    """Lock the deal row for the rest of the transaction; 404 unless `by` may edit it."""
-    # Lock by primary key alone, then read: PostgreSQL re-checks a locking query's joins
-    # against the joined rows as they were before it waited, so a deal another request
-    # just moved would drop out of a joined query (a 404 where a 409 conflict is due).
-    list(Deal.objects.select_for_update().filter(pk=deal_id).values_list("pk", flat=True))
+def _lock(deal_id: int, by: User, seen: Deal | None = None) -> Deal:
+    """Lock the deal row for the rest of the transaction; 404 unless `by` may edit it.
+
+    One statement: the row alone, locked (FOR UPDATE OF the deal), filtered by the
+    permission rule, which is a subquery on users and so never drops a deal another
+    request just moved. Joining the stage would: PostgreSQL re-checks a locking query's
+    joins against the joined rows as they were before it waited, and a moved deal would
+    no longer match its old stage (a 404 where a 409 conflict is due). The stage and
+    pipeline the caller already read (`seen`) are reused when the lock finds them
+    unchanged; otherwise they load on first use.
+    """
+    lock = {"of": ("self",)} if connection.features.has_select_for_update_of else {}
     try:
-        return Deal.objects.editable_by(by).select_related("stage", "pipeline").get(pk=deal_id)
+        locked = Deal.objects.editable_by(by).select_for_update(**lock).get(pk=deal_id)
     except Deal.DoesNotExist:
         raise NotFound("Deal not found.") from None
+    if seen is not None:
+        for relation in ("stage", "pipeline"):
+            cached = seen._state.fields_cache.get(relation)
+            if cached is not None and cached.pk == getattr(locked, f"{relation}_id"):
+                setattr(locked, relation, cached)
+    return locked
 
 
 def _lock_column(stage_id: int) -> None:
@@ -121,7 +135,7 @@ def _renumber(stage_id: int) -> None:
         )
 
 
-def _position(stage_id: int, deal_id: int, placement: Placement | None) -> int:
+def _position(stage_id: int, deal_id: int, placement: Placement | None) -> int | Combinable:
     """A position in the column that puts the card where `placement` says (top by default)."""
     column = Deal.objects.filter(stage_id=stage_id).exclude(pk=deal_id)
     for _attempt in range(2):
@@ -130,8 +144,9 @@ def _position(stage_id: int, deal_id: int, placement: Placement | None) -> int:
             anchor_id = placement.after_id or placement.before_id
             anchor = column.filter(pk=anchor_id).values_list("position", flat=True).first()
         if anchor is None:
-            top = column.aggregate(m=Min("position"))["m"]
-            return 0 if top is None else top - POSITION_GAP
+            # Top of the column, computed inside the UPDATE that saves it (no round trip).
+            top = column.values("stage_id").annotate(m=Min("position")).values("m")
+            return Coalesce(Subquery(top), Value(POSITION_GAP)) - POSITION_GAP
         if placement and placement.after_id:
             neighbour = column.filter(position__gt=anchor).aggregate(m=Min("position"))["m"]
             if neighbour is None:
@@ -146,9 +161,13 @@ def _position(stage_id: int, deal_id: int, placement: Placement | None) -> int:
     raise InvalidMove("Could not place the card; please try again.")
 
 
-def _next_seq(deal: Deal) -> int:
-    last = StageChange.objects.filter(deal=deal).aggregate(m=Max("seq"))["m"]
-    return (last or 0) + 1
+def _next_seq(deal: Deal) -> Combinable:
+    """The deal's next history number, computed inside the INSERT (the row lock orders it).
+
+    Saving refreshes the field from the database (RETURNING), so `change.seq` is a number.
+    """
+    last = StageChange.objects.filter(deal=deal).values("deal_id").annotate(m=Max("seq"))
+    return Coalesce(Subquery(last.values("m")), Value(0)) + 1
 
 
 def _record_gate_events(
@@ -202,7 +221,7 @@ def move_deal(
         with transaction.atomic():
             if position and (position.after_id or position.before_id):
                 _lock_column(to_stage.pk)
-            locked = _lock(deal.pk, by)
+            locked = _lock(deal.pk, by, seen=deal)
             if locked.version != expected_version:
                 raise VersionConflict(locked)
             from_stage = locked.stage
@@ -277,7 +296,7 @@ def reorder_deal(deal: Deal, *, by: User, position: Placement) -> Deal:
     """
     with transaction.atomic():
         _lock_column(deal.stage_id)
-        locked = _lock(deal.pk, by)
+        locked = _lock(deal.pk, by, seen=deal)
         if locked.stage_id != deal.stage_id:
             raise VersionConflict(locked)  # it left this column meanwhile
         locked.position = _position(locked.stage_id, locked.pk, position)
@@ -380,7 +399,7 @@ def complete_and_move(
     from deals.models import Activity, ChecklistTick, DealContact
 
     with transaction.atomic():
-        locked = _lock(deal.pk, by)
+        locked = _lock(deal.pk, by, seen=deal)
         if locked.version != expected_version:
             raise VersionConflict(locked)
         changed = []
@@ -530,7 +549,7 @@ def update_deal(
     Field edits and the move are one transaction: a refused move saves nothing.
     """
     with transaction.atomic():
-        locked = _lock(deal.pk, by)
+        locked = _lock(deal.pk, by, seen=deal)
         if locked.version != expected_version:
             raise VersionConflict(locked)
         changed = []
@@ -570,7 +589,7 @@ def reassign_deal(deal: Deal, *, new_owner: User, by: User, expected_version: in
         if new_owner.pk != by.pk and new_owner.team_id not in managed:
             raise InvalidMove("You can only reassign to members of teams you manage.")
     with transaction.atomic():
-        locked = _lock(deal.pk, by)
+        locked = _lock(deal.pk, by, seen=deal)
         if locked.version != expected_version:
             raise VersionConflict(locked)
         if locked.owner_id == new_owner.pk:

@@ -547,3 +547,25 @@ def test_reordering_next_to_a_card_that_left_the_column_puts_it_on_top(lane, sta
     reorder_deal(d, by=rep, position=Placement(after_id=b.pk))
 
     assert column(stages["demo"]) == [d, a, c, e]
+
+
+@pytest.mark.parametrize("crowd", [0, 40])
+def test_a_move_runs_the_same_few_statements_however_full_the_column_and_long_the_history(
+    rep, stages, crowd, django_assert_num_queries
+):
+    """Lock (with the permission rule), gate criteria, update (top-of-column position
+    computed inside it), history row (next seq computed inside it), outbox row, plus the
+    savepoint pair of the transaction: nothing grows with the column or the history."""
+    deal = DealFactory(owner=rep, stage=stages["lead"])
+    DealFactory.create_batch(crowd, owner=rep, stage=stages["qualified"])
+    for _ in range(crowd // 10):
+        deal = move_deal(deal, stages["qualified"], by=rep, expected_version=deal.version).deal
+        deal = move_deal(deal, stages["lead"], by=rep, expected_version=deal.version).deal
+    deal = Deal.objects.select_related("stage", "pipeline").get(pk=deal.pk)
+    with django_assert_num_queries(7):
+        result = move_deal(deal, stages["qualified"], by=rep, expected_version=deal.version)
+    # What the statements computed in SQL arrived as numbers, and are right.
+    assert result.change.seq == StageChange.objects.filter(deal=deal).count()
+    others = Deal.objects.filter(stage=stages["qualified"]).exclude(pk=deal.pk)
+    assert all(result.deal.position < other.position for other in others)
+    assert Deal.objects.get(pk=deal.pk).position == result.deal.position

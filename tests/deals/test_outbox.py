@@ -211,3 +211,74 @@ def test_failing_task_stays_pending_for_a_retry(db, eager, monkeypatch):
     assert outbox.dispatch([message.pk]) == 0
     message.refresh_from_db()
     assert message.dispatched_at is None and message.attempts == 1
+
+
+class FakeBroker:
+    """Stands in for the broker connection: counts connections opened and messages sent."""
+
+    def __init__(self, fail_sends: int = 0) -> None:
+        self.opened: list[object] = []
+        self.released: list[object] = []
+        self.sent: list[tuple[str, object]] = []
+        self.fail_sends = fail_sends
+
+    def connection_for_write(self, **kwargs):
+        broker = self
+
+        class Connection:
+            def release(self) -> None:
+                broker.released.append(self)
+
+        connection = Connection()
+        self.opened.append(connection)
+        return connection
+
+    def send_task(self, name, *, kwargs, producer, retry):
+        if self.fail_sends:
+            self.fail_sends -= 1
+            raise ConnectionError("broker went away")
+        self.sent.append((name, producer))
+
+
+@pytest.fixture
+def fake_broker(monkeypatch):
+    broker = FakeBroker()
+    monkeypatch.setitem(app.conf, "task_always_eager", False)
+    monkeypatch.setitem(app.conf, "broker_url", "redis://fake-broker:6379/0")
+    monkeypatch.setattr(app, "connection_for_write", broker.connection_for_write)
+    monkeypatch.setattr(app, "send_task", broker.send_task)
+    monkeypatch.setattr(app.amqp, "Producer", lambda connection: ("producer", connection))
+    outbox._kept.clear()
+    yield broker
+    outbox._kept.clear()
+
+
+def test_dispatch_keeps_one_broker_connection_for_later_moves(db, fake_broker):
+    first = OutboxMessage.objects.create(task="deals.after_move", payload={"deal_id": 1})
+    second = OutboxMessage.objects.create(task="deals.after_move", payload={"deal_id": 2})
+    assert outbox.dispatch([first.pk]) == 1
+    assert outbox.dispatch([second.pk]) == 1
+    assert len(fake_broker.opened) == 1
+    assert [producer for _, producer in fake_broker.sent] == [
+        ("producer", fake_broker.opened[0])
+    ] * 2
+
+
+def test_a_kept_connection_that_died_gets_one_fresh_try(db, fake_broker):
+    first = OutboxMessage.objects.create(task="deals.after_move", payload={"deal_id": 1})
+    second = OutboxMessage.objects.create(task="deals.after_move", payload={"deal_id": 2})
+    outbox.dispatch([first.pk])
+    fake_broker.fail_sends = 1  # the broker restarted: the kept connection is dead
+    assert outbox.dispatch([second.pk]) == 1
+    assert len(fake_broker.opened) == 2
+    assert fake_broker.released == [fake_broker.opened[0]]
+    assert OutboxMessage.objects.filter(dispatched_at__isnull=True).count() == 0
+
+
+def test_a_fresh_connection_that_fails_is_not_retried(db, fake_broker):
+    message = OutboxMessage.objects.create(task="deals.after_move", payload={"deal_id": 1})
+    fake_broker.fail_sends = 2
+    assert outbox.dispatch([message.pk]) == 0
+    assert len(fake_broker.opened) == 1
+    message.refresh_from_db()
+    assert message.dispatched_at is None and message.attempts == 1
