@@ -1,8 +1,9 @@
 """Settings for benchmark runs: the application's own, as production runs them.
 
 DEBUG is off (no query logging, no debug pages) and the URLconf adds the bench-only
-"hello" floor view. Cookies are not marked Secure because the load generator speaks
-plain HTTP on loopback, and static files need no collectstatic manifest.
+"hello" floor view. The per-user move rate limit is lifted (see below). Cookies are not
+marked Secure because the load generator speaks plain HTTP on loopback, and static files
+need no collectstatic manifest.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ os.environ.setdefault("DEBUG", "0")
 os.environ.setdefault("SECRET_KEY", "bench-only-key-for-a-scratch-database-" + "x" * 24)
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+# The load generator moves as a handful of reps, far faster than people do: the per-user
+# move limit (240 a minute) would cap B3 at 4 moves/s per rep and answer 429s, measuring
+# the limiter instead of the move.
+os.environ.setdefault("RATE_LIMIT_MOVES_PER_MINUTE", "1000000")
 
 from pipeline_crm.settings import *  # noqa: F403
 from pipeline_crm.settings import LOGGING, STORAGES
