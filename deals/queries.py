@@ -109,9 +109,13 @@ def with_next_activity(deals: QuerySet[Deal]) -> QuerySet[Deal]:
 
 
 def _cards(user: User, filters: BoardFilters) -> QuerySet[Deal]:
-    """The deals a card shows, with what a card needs joined or annotated."""
+    """The deals a card shows, with what a card needs joined or annotated.
+
+    Only the joins a card prints (organization, owner); every extra join in each part of
+    the first-pages UNION costs planning time on every board load.
+    """
     deals = filters.apply(Deal.objects.visible_to(user))
-    return with_next_activity(deals.select_related("organization", "person", "owner", "stage"))
+    return with_next_activity(deals.select_related("organization", "owner"))
 
 
 STALLED_FLAGS = Prefetch("stalled_flags", queryset=StalledFlag.objects.order_by("rule"))
@@ -154,7 +158,18 @@ def board(
         and not s.is_archived
         and (stage_ids is None or s.pk in stage_ids)
     ]
-    columns = {s.pk: Column(stage=s) for s in stages}
+    columns = column_heads(user, filters, stages)
+    by_stage = {column.stage.pk: column for column in columns}
+    busy = [column.stage.pk for column in columns if column.count]
+    for deal in _first_pages(user, filters, busy):
+        by_stage[deal.stage_id].cards.append(deal)
+    prefetch_related_objects([card for column in columns for card in column.cards], STALLED_FLAGS)
+    return columns
+
+
+def column_heads(user: User, filters: BoardFilters, stages: list[Stage]) -> list[Column]:
+    """Columns for `stages` (open ones) with their counts and totals, no cards: one query."""
+    columns = {s.pk: Column(stage=s) for s in stages if s.kind == StageKind.OPEN}
     if not columns:
         return []
     visible = filters.apply(Deal.objects.visible_to(user)).filter(stage_id__in=list(columns))
@@ -180,13 +195,15 @@ def board(
             (row["default_rated"] or 0) * column.stage.probability + (row["overridden"] or 0)
         ) / Decimal(100)
         column.totals.append(Total(row["currency"], row["total"] or Decimal(0), weighted))
-    busy = [pk for pk, column in columns.items() if column.count]
-    for deal in _first_pages(user, filters, busy):
-        columns[deal.stage_id].cards.append(deal)
-    prefetch_related_objects(
-        [card for column in columns.values() for card in column.cards], STALLED_FLAGS
-    )
     return list(columns.values())
+
+
+def board_card(user: User, filters: BoardFilters, deal: Deal) -> Deal | None:
+    """`deal` as its board card, or None when the board does not show it (closed, or
+    outside the filters): two queries, the card and its stalled flags."""
+    if deal.stage.kind != StageKind.OPEN:
+        return None
+    return card_queryset(user, filters).filter(pk=deal.pk, stage_id=deal.stage_id).first()
 
 
 def _first_pages(user: User, filters: BoardFilters, stage_ids: list[int]) -> list[Deal]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -36,10 +37,17 @@ def _filters(request: HttpRequest) -> queries.BoardFilters:
     return BoardFilterForm(request.GET).filters(request.user)
 
 
-def _mark_movable(request: HttpRequest, deals: list[Deal]) -> None:
-    may_edit = queries.edit_rule(request.user)
+def _prepare_cards(request: HttpRequest, deals: list[Deal], *, movable: bool = False) -> None:
+    """What a card needs beyond its row, worked out once per request rather than per card in
+    the template: whether the user may move it (`movable` when that is already known), its
+    page URL (its move, gate and next-step URLs hang off it, see deals/urls.py) built
+    without one reverse() per card, and its stalled flags as a plain list."""
+    may_edit = (lambda deal: True) if movable else queries.edit_rule(request.user)
+    prefix = reverse("deal_detail", args=[0]).removesuffix("0/")
     for deal in deals:
         deal.can_move = may_edit(deal)
+        deal.url = f"{prefix}{deal.pk}/"
+        deal.flags = list(deal.stalled_flags.all())
 
 
 def _columns(
@@ -49,7 +57,7 @@ def _columns(
     stage_ids: list[int] | None = None,
 ) -> list:
     columns = queries.board(request.user, pipeline, filters, stage_ids=stage_ids)
-    _mark_movable(request, [card for column in columns for card in column.cards])
+    _prepare_cards(request, [card for column in columns for card in column.cards])
     return columns
 
 
@@ -58,7 +66,15 @@ def _stage_context(pipeline: Any) -> dict[str, Any]:
     return {
         "targets": stages,
         "closed_stages": [s for s in stages if not s.is_open],
+        **_card_context(),
+    }
+
+
+def _card_context() -> dict[str, Any]:
+    """What every card compares against, computed once per response."""
+    return {
         "now": timezone.now(),
+        "today": timezone.localdate(),
         "undo_seconds": settings.UNDO_SECONDS,
     }
 
@@ -80,6 +96,7 @@ def board(request: HttpRequest) -> HttpResponse:
         filters = filter_form.filters(request.user)
         context["columns"] = _columns(request, pipeline, filters)
         context.update(_stage_context(pipeline))
+        context["snooze_min"] = context["today"] + timedelta(days=1)
     return TemplateResponse(request, "deals/board.html", context)
 
 
@@ -90,40 +107,85 @@ def column_more(request: HttpRequest, stage_id: int) -> HttpResponse:
     stage = get_object_or_404(Stage.objects.select_related("pipeline"), pk=stage_id)
     offset = max(_int(request.GET.get("offset")) or 0, 0)
     cards = queries.column_page(request.user, stage, _filters(request), offset=offset)
-    _mark_movable(request, cards)
+    _prepare_cards(request, cards)
+    query = request.GET.copy()
+    query.pop("offset", None)  # the next link sets its own
     context = {
         "cards": cards,
         "stage": stage,
         "next_offset": offset + len(cards),
         "has_more": len(cards) == settings.BOARD_PAGE_SIZE,
-        "query": request.GET.urlencode(),
-        **_stage_context(stage.pipeline),
+        "query": query.urlencode(),
+        **_card_context(),
     }
     return TemplateResponse(request, "deals/board.html#more_cards", context)
 
 
-def _move_response(
+def _columns_response(
     request: HttpRequest,
     deal: Deal,
     stage_ids: list[int],
     *,
-    status: int = 200,
+    status: int,
     dialog: str = "",
-    undo: Any = None,
 ) -> HttpResponse:
-    """Re-render the affected columns (out of band) with their totals, plus the flash area."""
+    """A refused move: the deal's column and the one it was aimed at, re-rendered in full
+    (out of band) with their totals, plus the flash area.
+
+    A dragged card sits wherever it was dropped (a column, a drop zone) until the server
+    answers; re-rendering both columns and the drop zones puts it back where the server
+    says it is, wherever that was, whatever the board's sort. Refusals are rare, so the
+    cost of two first pages is paid only there; a move that goes through gets
+    `_card_response`.
+    """
     pipeline = queries.board_pipeline(deal.pipeline_id)
     filters = _filters(request)
     columns = _columns(request, pipeline, filters, stage_ids)
     context = {
         "columns": columns,
         "dialog": dialog,
-        "undo": undo,
         "deal": deal,
         "pipeline": pipeline,
+        "query": request.GET.urlencode(),
         **_stage_context(pipeline),
     }
     return TemplateResponse(request, "deals/board.html#move_response", context, status=status)
+
+
+def _card_response(
+    request: HttpRequest,
+    deal: Deal,
+    from_stage: Stage,
+    *,
+    in_place: bool,
+    undo: Any = None,
+    notice: str = "",
+) -> HttpResponse:
+    """A move that went through: only what changed, whatever the size of the columns.
+
+    Out of band: the moved card, re-rendered with its new version, and both columns'
+    totals; then the flash (with its undo) and an emptied gate dialog. A dragged card
+    (`in_place`) already sits where it was dropped and is replaced by id. Otherwise (the
+    menu, a completed gate form, an undo) it leaves its old column and appears at the top
+    of the new one, where `move_deal` puts it. A card the board no longer shows (closed,
+    or outside the board's filters, which the request carries) is removed.
+    Three queries: the card, its stalled flags, the two columns' totals.
+    """
+    filters = _filters(request)
+    card = queries.board_card(request.user, filters, deal)
+    if card is not None:
+        _prepare_cards(request, [card], movable=True)  # the user just moved it
+    context = {
+        "heads": queries.column_heads(request.user, filters, [from_stage, deal.stage]),
+        "card": card,
+        "moved": deal,
+        "in_place": in_place,
+        "undo": undo,
+        "notice": notice,
+        "query": request.GET.urlencode(),
+        **_card_context(),
+    }
+    return TemplateResponse(request, "deals/board.html#moved", context)
 
 
 def _plain_redirect(request: HttpRequest, deal: Deal) -> HttpResponse:
@@ -134,7 +196,14 @@ def _plain_redirect(request: HttpRequest, deal: Deal) -> HttpResponse:
 @require_POST
 @rate_limited("move")
 def move(request: HttpRequest, pk: int) -> HttpResponse:
-    """Board drop or "Move to stage" menu. 200 moved, 409 stale, 422 gate failed, 404 unseen."""
+    """Board drop or "Move to stage" menu. 200 moved, 409 stale, 422 gate failed, 404 unseen.
+
+    Both post the board's one move form (board.js fills it in). Under htmx a move that
+    goes through answers with the moved card and the two columns' totals only
+    (`_card_response`); a refusal (400, 403, 409 with the fresh card, 422 with the gate
+    form) re-renders the two columns in full (`_columns_response`), so a dragged card
+    snaps back to where the server says it is. Without htmx: a redirect to the board.
+    """
     deal = visible_deal(request, pk)
     form = MoveForm(request.POST)
     if not form.is_valid():
@@ -147,7 +216,7 @@ def move(request: HttpRequest, pk: int) -> HttpResponse:
         return _error(request, deal, "That stage does not exist.", status=400)
     source = data.get("source") or MoveSource.MENU
     placement = services.Placement(after_id=data.get("after"), before_id=data.get("before"))
-    from_stage_id = deal.stage_id
+    from_stage = deal.stage
     try:
         if to_stage.pk == deal.stage_id:
             services.reorder_deal(deal, by=request.user, position=placement)
@@ -169,17 +238,18 @@ def move(request: HttpRequest, pk: int) -> HttpResponse:
         return _error(request, deal, "You can only move deals you own or manage.", status=403)
     except services.DealError as error:
         return _error(request, deal, error.message, status=error.status)
-    return _moved(request, result, from_stage_id)
+    return _moved(request, result, from_stage, in_place=source == MoveSource.BOARD)
 
 
-def _moved(request: HttpRequest, result: services.MoveResult, from_stage_id: int) -> HttpResponse:
+def _moved(
+    request: HttpRequest, result: services.MoveResult, from_stage: Stage, *, in_place: bool
+) -> HttpResponse:
     text = f"Moved “{result.deal.title}” to {result.deal.stage.name}."
     if not request.htmx:
         messages.success(request, text)
         return _plain_redirect(request, result.deal)
     undo = {"deal": result.deal, "change": result.change, "text": text}
-    stage_ids = [from_stage_id, result.deal.stage_id]
-    return _move_response(request, result.deal, stage_ids, undo=undo)
+    return _card_response(request, result.deal, from_stage, in_place=in_place, undo=undo)
 
 
 def _error(request: HttpRequest, deal: Deal, message: str, *, status: int) -> HttpResponse:
@@ -188,7 +258,7 @@ def _error(request: HttpRequest, deal: Deal, message: str, *, status: int) -> Ht
         messages.error(request, message)
         return redirect(f"{reverse('board')}?pipeline={deal.pipeline_id}")
     stage_ids = [deal.stage_id, _int(request.POST.get("stage")) or 0]
-    response = _move_response(request, deal, stage_ids, status=status)
+    response = _columns_response(request, deal, stage_ids, status=status)
     response.context_data["error"] = message
     return response
 
@@ -210,7 +280,9 @@ def _gate_page(
     context = {"deal": deal, "stage": stage, "form": form, "failures": failures}
     if not request.htmx:
         return TemplateResponse(request, "deals/gate_fix.html", context, status=422)
-    response = _move_response(request, deal, [deal.stage_id], status=422, dialog="gate")
+    # The target column too: a card dragged there must leave it while the form is open.
+    stage_ids = [deal.stage_id, stage.pk]
+    response = _columns_response(request, deal, stage_ids, status=422, dialog="gate")
     response.context_data.update(context)
     return response
 
@@ -239,7 +311,7 @@ def fix_and_move(request: HttpRequest, pk: int) -> HttpResponse:
         activities=tuple((k[9:], v) for k, v in data.items() if k.startswith("activity_")),
         contact_roles=tuple((k[5:], v.pk) for k, v in data.items() if k.startswith("role_")),
     )
-    from_stage_id = deal.stage_id
+    from_stage = deal.stage
     try:
         result = services.complete_and_move(
             deal,
@@ -260,7 +332,8 @@ def fix_and_move(request: HttpRequest, pk: int) -> HttpResponse:
         return _error(request, deal, "You can only move deals you own or manage.", status=403)
     except services.DealError as error:
         return _error(request, deal, error.message, status=error.status)
-    return _moved(request, result, from_stage_id)
+    # The card went back to its column when the form opened, so it moves like a menu move.
+    return _moved(request, result, from_stage, in_place=False)
 
 
 @login_required
@@ -278,8 +351,9 @@ def gate_hints(request: HttpRequest, pk: int) -> JsonResponse:
 @login_required
 @require_POST
 def undo(request: HttpRequest, pk: int) -> HttpResponse:
+    """Move a deal back shortly after a move; on the board, answered like a menu move."""
     deal = visible_deal(request, pk)
-    from_stage_id = deal.stage_id
+    from_stage = deal.stage
     try:
         change_id = _int(request.POST.get("change")) or 0
         result = services.undo_move(deal, by=request.user, change_id=change_id)
@@ -290,9 +364,8 @@ def undo(request: HttpRequest, pk: int) -> HttpResponse:
     if not request.htmx:
         messages.success(request, f"Moved “{deal.title}” back to {result.deal.stage.name}.")
         return _plain_redirect(request, deal)
-    response = _move_response(request, result.deal, [from_stage_id, result.deal.stage_id])
-    response.context_data["notice"] = f"Moved “{deal.title}” back to {result.deal.stage.name}."
-    return response
+    notice = f"Moved “{deal.title}” back to {result.deal.stage.name}."
+    return _card_response(request, result.deal, from_stage, in_place=False, notice=notice)
 
 
 def _int(value: Any) -> int | None:

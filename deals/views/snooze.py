@@ -32,21 +32,27 @@ def _visible(request: HttpRequest, pk: int) -> Deal:
 
 
 def _answer(request: HttpRequest, pk: int, *, error: str = "") -> HttpResponse:
-    """htmx: the refreshed badge (422 with the message on a refusal); else back where the
-    form was (the card or the deal page), with the message as a flash."""
+    """htmx: the refreshed badge (422 with the message on a refusal), the board card's own
+    when the board's snooze dialog sent the request; else back where the form was (the
+    deal page), with the message as a flash."""
     if request.htmx:
         deal = _visible(request, pk)
         # Only an editor gets this far (the service refused everyone else with a 404).
         deal.can_move = True
+        deal.flags = list(deal.stalled_flags.all())  # as the board's card has them
+        today = timezone.localdate()
         context = {
             "deal": deal,
             "snooze_error": error,
-            "snooze_min": timezone.localdate() + timedelta(days=1),
+            "today": today,
+            "snooze_min": today + timedelta(days=1),
             # The page the badge sits on, not this endpoint, for a later plain submit.
             "next_url": request.POST.get("next", ""),
         }
         status = 422 if error else 200
-        return TemplateResponse(request, "deals/_stalled_badge.html", context, status=status)
+        on_board = request.POST.get("board") == "1"
+        template = "deals/board.html#stalled" if on_board else "deals/_stalled_badge.html"
+        return TemplateResponse(request, template, context, status=status)
     if error:
         messages.error(request, error)
     back = request.POST.get("next", "")

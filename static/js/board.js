@@ -1,16 +1,192 @@
-// The board's drag and drop. Every drop submits the card's own "Move to stage" form,
-// so dragging and the keyboard menu take exactly the same server path.
+// The board: drag and drop, the page's one "Move to stage" menu and one snooze dialog.
+// Cards carry no forms; a drop and the menu both fill in and post the same move form
+// (#move-form), so dragging and the keyboard take exactly the same server path.
 (function () {
   "use strict";
 
-  function cardId(el) {
-    return el && el.classList && el.classList.contains("card") ? el.dataset.deal : "";
+  var board, moveDialog, moveForm, snoozeDialog, snoozeForm;
+  var current = null; // the card whose menu or snooze dialog is open
+  var opener = null; // the button that opened it
+
+  function isCard(el) {
+    return !!(el && el.classList && el.classList.contains("card"));
   }
 
+  function cardId(el) {
+    return isCard(el) ? el.id.slice("deal-".length) : "";
+  }
+
+  // deals/<pk>/ : the card's page, under which its move, gate, next and snooze URLs live.
+  function dealUrl(card) {
+    return card.querySelector(".card-title").getAttribute("href");
+  }
+
+  function cardById(id) {
+    return document.getElementById("deal-" + id);
+  }
+
+  // The board's filters travel with every move, so the answer keeps to them.
+  function withQuery(url) {
+    var query = board.dataset.query;
+    return query ? url + "?" + query : url;
+  }
+
+  function setFields(form, values) {
+    Object.keys(values).forEach(function (name) {
+      form.elements[name].value = values[name];
+    });
+  }
+
+  // One path for every move: fill in the shared form and post it. The server answers with
+  // the card (and the columns' totals) out of band, or, on a refusal, the columns in full.
+  function postMove(card, stage, values) {
+    setFields(moveForm, values);
+    moveForm.elements.version.value = card.dataset.version;
+    moveForm.elements.stage.value = stage;
+    var url = withQuery(dealUrl(card) + "move/");
+    return window.htmx.ajax("POST", url, { source: moveForm, swap: "none" });
+  }
+
+  // --- the "Move to stage" menu ------------------------------------------------------
+
+  function openDialog(dialog, card, button) {
+    current = card;
+    opener = button;
+    dialog.querySelector(".dialog-deal").textContent = card.querySelector(".card-title").textContent;
+    dialog.showModal();
+  }
+
+  function openMenu(card, button) {
+    var list = card.closest(".cards[data-stage]");
+    moveForm.elements.stage.value = list ? list.dataset.stage : "";
+    openDialog(moveDialog, card, button);
+  }
+
+  // After a menu move: back to the card (now in its new column), else to what the answer
+  // offers next (the gate form's first field, the undo button), else the board.
+  function refocus(id) {
+    var card = cardById(id);
+    var target =
+      document.querySelector("#dialog input:not([type=hidden]), #dialog select, #dialog textarea") ||
+      (card && card.querySelector(".move-open")) ||
+      document.querySelector("#flash button") ||
+      board.querySelector(".column h2");
+    if (!target) return;
+    if (!target.matches("input, select, textarea, button, a")) target.setAttribute("tabindex", "-1");
+    target.focus();
+  }
+
+  function onMenuSubmit(event) {
+    event.preventDefault();
+    var card = current;
+    var stage = moveForm.elements.stage.value;
+    moveDialog.close();
+    if (!card) return;
+    var id = cardId(card);
+    var done = function () { refocus(id); };
+    postMove(card, stage, { source: "menu", after: "", before: "" }).then(done, done);
+  }
+
+  // --- snoozing a stalled card ----------------------------------------------------------
+
+  function openSnooze(card, button) {
+    snoozeForm.reset();
+    openDialog(snoozeDialog, card, button);
+  }
+
+  function refocusBadge(id) {
+    var button = document.querySelector("#stalled-" + id + " button") || document.querySelector("#deal-" + id + " .move-open");
+    if (button) button.focus();
+  }
+
+  function onSnoozeSubmit(event) {
+    event.preventDefault();
+    var card = current;
+    if (!card || !snoozeForm.reportValidity()) return;
+    snoozeDialog.close();
+    var id = cardId(card);
+    var done = function () { refocusBadge(id); };
+    window.htmx.ajax("POST", dealUrl(card) + "snooze/", {
+      source: snoozeForm, target: "#stalled-" + id, swap: "outerHTML",
+    }).then(done, done);
+  }
+
+  function endSnooze(card) {
+    var id = cardId(card);
+    var done = function () { refocusBadge(id); };
+    window.htmx.ajax("POST", dealUrl(card) + "unsnooze/", {
+      source: card.querySelector(".unsnooze"),
+      target: "#stalled-" + id,
+      swap: "outerHTML",
+      values: { board: "1", next: snoozeForm.elements.next.value },
+    }).then(done, done);
+  }
+
+  function onClick(event) {
+    var button = event.target.closest("button");
+    if (!button) return;
+    var card = button.closest(".card");
+    if (button.classList.contains("dialog-cancel")) button.closest("dialog").close();
+    else if (!card) return;
+    else if (button.classList.contains("move-open")) openMenu(card, button);
+    else if (button.classList.contains("snooze-open")) openSnooze(card, button);
+    else if (button.classList.contains("unsnooze")) endSnooze(card);
+  }
+
+  // Closing a dialog (Cancel, Escape, or on submit) hands focus back to the button that
+  // opened it; a menu move's answer then moves it on (refocus).
+  function onDialogClose() {
+    var back = opener;
+    current = opener = null;
+    var lost = document.activeElement === document.body || this.contains(document.activeElement);
+    if (back && back.isConnected && lost) back.focus();
+  }
+
+  // --- "What's next?": loaded the first time a card's panel opens -------------------------
+
+  function onToggle(event) {
+    var details = event.target;
+    if (!details.matches || !details.matches("details.next-stage") || !details.open) return;
+    if (details.dataset.loaded) return;
+    details.dataset.loaded = "1";
+    var body = details.querySelector(".next-body");
+    window.htmx.ajax("GET", dealUrl(details.closest(".card")) + "next/", { source: body, target: body, swap: "innerHTML" });
+  }
+
+  // --- "Load more": the offset is the number of cards the column shows now ---------------
+  // Moves add and remove cards without re-rendering the column, so the offset the link was
+  // rendered with may be stale.
+
+  function onConfigRequest(event) {
+    var link = event.detail.elt;
+    if (!link.closest || !link.closest(".load-more")) return;
+    var list = link.closest(".cards");
+    var count = list.querySelectorAll(".card").length;
+    event.detail.path = event.detail.path.replace(/([?&]offset=)\d*/, "$1" + count);
+  }
+
+  // A refused move that htmx would not swap (400/403 by default) still carries the
+  // columns as they are: swap them so a dragged card snaps back. Anything else (404, 429,
+  // 5xx) has no columns: reload the board so no card stays where it was dropped.
+  function onBeforeSwap(event) {
+    if (event.detail.requestConfig.elt !== moveForm) return;
+    var status = event.detail.xhr.status;
+    if (status === 400 || status === 403) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  }
+
+  function onResponseError(event) {
+    if (event.detail.requestConfig.elt !== moveForm) return;
+    var status = event.detail.xhr.status;
+    if (status !== 400 && status !== 403) window.setTimeout(function () { window.location.reload(); }, 1500);
+  }
+
+  // --- drag and drop ----------------------------------------------------------------------
+
   function markBlocked(card) {
-    var url = card.dataset.gateUrl;
-    if (!url) return;
-    fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+    fetch(dealUrl(card) + "gate/", { headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (response) { return response.ok ? response.json() : { blocked: {} }; })
       .then(function (data) {
         document.querySelectorAll(".cards[data-stage]").forEach(function (list) {
@@ -33,30 +209,19 @@
   }
 
   // The drop adds what the menu does not send: where the card landed, and that it was a drag.
-  function setField(form, name, value) {
-    var input = form.elements[name];
-    if (!input) {
-      input = document.createElement("input");
-      input.type = "hidden";
-      input.name = name;
-      form.appendChild(input);
-    }
-    input.value = value;
-  }
-
   function onEnd(event) {
     clearMarks();
     var card = event.item;
-    var form = card.querySelector("form.move-form");
-    if (!form || (event.from === event.to && event.oldIndex === event.newIndex)) return;
-    form.elements.stage.value = event.to.dataset.stage;
-    setField(form, "source", "board");
-    setField(form, "after", cardId(card.previousElementSibling));
-    setField(form, "before", cardId(card.nextElementSibling));
-    form.requestSubmit();
+    if (!isCard(card) || card.dataset.locked) return;
+    if (event.from === event.to && event.oldIndex === event.newIndex) return;
+    postMove(card, event.to.dataset.stage, {
+      source: "board",
+      after: cardId(card.previousElementSibling),
+      before: cardId(card.nextElementSibling),
+    });
   }
 
-  function init(root) {
+  function initSortable(root) {
     if (!window.Sortable) return;
     root.querySelectorAll(".cards[data-stage]").forEach(function (list) {
       if (list.dataset.sortable) return;
@@ -79,7 +244,25 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    init(document);
-    if (window.htmx) window.htmx.onLoad(init);
+    board = document.getElementById("board");
+    moveDialog = document.getElementById("move-menu");
+    snoozeDialog = document.getElementById("snooze-dialog");
+    if (!board || !moveDialog || !window.htmx) return;
+    moveForm = moveDialog.querySelector("form");
+    snoozeForm = snoozeDialog.querySelector("form");
+    moveForm.addEventListener("submit", onMenuSubmit);
+    snoozeForm.addEventListener("submit", onSnoozeSubmit);
+    moveDialog.addEventListener("close", onDialogClose);
+    snoozeDialog.addEventListener("close", onDialogClose);
+    document.addEventListener("click", onClick);
+    document.addEventListener("toggle", onToggle, true);
+    document.body.addEventListener("htmx:configRequest", onConfigRequest);
+    document.body.addEventListener("htmx:beforeSwap", onBeforeSwap);
+    document.body.addEventListener("htmx:responseError", onResponseError);
+    initSortable(document);
+    window.htmx.onLoad(initSortable);
+    // The card buttons need this script; without it they stay hidden (app.css) and a card's
+    // title leads to the deal page, whose stage path moves the deal.
+    board.classList.add("is-live");
   });
 })();

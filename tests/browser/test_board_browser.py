@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+from datetime import timedelta
 
-from deals.models import Deal
+import pytest
+from django.utils import timezone
+
+from deals.models import Deal, StalledFlag
 from stages.models import CriterionKind
 from tests.factories import CriterionFactory, DealFactory
 
@@ -15,14 +18,21 @@ def column(page, stage):
     return page.locator(f"#column-{stage.pk}")
 
 
+def move_with_menu(page, deal, stage_name):
+    page.locator(f"#deal-{deal.pk}").get_by_role("button", name="Move to stage…").click()
+    menu = page.locator("#move-menu")
+    menu.get_by_label("Move to stage").select_option(label=stage_name)
+    menu.get_by_role("button", name="Move", exact=True).click()
+
+
 def test_rep_moves_a_card_with_the_menu_and_it_stays_moved(login, live_server, rep, stages):
     deal = DealFactory(owner=rep, stage=stages["lead"], title="Menu deal")
     page = login(rep)
-    card = page.locator(f"#deal-{deal.pk}")
-    card.get_by_label("Move to stage").select_option(label="Qualified")
-    card.get_by_role("button", name="Move").click()
+    move_with_menu(page, deal, "Qualified")
     page.locator(f"#column-{stages['qualified'].pk} #deal-{deal.pk}").wait_for()
     assert "1 deal" in column(page, stages["qualified"]).locator(".column-totals").inner_text()
+    assert "0 deals" in column(page, stages["lead"]).locator(".column-totals").inner_text()
+    assert page.locator(f"#deal-{deal.pk}").count() == 1
     page.reload()
     assert column(page, stages["qualified"]).get_by_text("Menu deal").is_visible()
     assert column(page, stages["lead"]).get_by_text("Menu deal").count() == 0
@@ -31,14 +41,84 @@ def test_rep_moves_a_card_with_the_menu_and_it_stays_moved(login, live_server, r
 def test_rep_moves_a_card_with_the_keyboard_only(login, live_server, rep, stages):
     deal = DealFactory(owner=rep, stage=stages["lead"], title="Keyboard deal")
     page = login(rep)
-    select = page.locator(f"#move-{deal.pk}")
-    select.focus()
+    page.locator(f"#deal-{deal.pk} .card-title").focus()
+    page.keyboard.press("Tab")  # the "What's next?" panel
+    page.keyboard.press("Tab")  # the card's menu button
+    assert page.evaluate("document.activeElement.textContent") == "Move to stage…"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "move-stage"
     page.keyboard.press("ArrowDown")  # Lead in → Qualified
     page.keyboard.press("Tab")  # to the Move button
     assert page.evaluate("document.activeElement.textContent") == "Move"
     page.keyboard.press("Enter")
     page.locator(f"#column-{stages['qualified'].pk} #deal-{deal.pk}").wait_for()
     assert Deal.objects.get(pk=deal.pk).stage_id == stages["qualified"].pk
+    # Focus follows the card to its new column, ready for the next move.
+    page.wait_for_function(
+        f"document.activeElement && document.activeElement.closest('#deal-{deal.pk}') !== null"
+    )
+    assert page.evaluate("document.activeElement.textContent") == "Move to stage…"
+
+
+def test_escape_closes_the_menu_and_returns_to_the_card(login, live_server, rep, teammate, stages):
+    deal = DealFactory(owner=rep, stage=stages["lead"])
+    theirs = DealFactory(owner=teammate, stage=stages["lead"])
+    page = login(rep)
+    assert page.locator(f"#deal-{theirs.pk} .move-open").count() == 0
+    page.locator(f"#deal-{deal.pk} .move-open").focus()
+    page.keyboard.press("Enter")
+    assert page.locator("#move-menu").is_visible()
+    page.keyboard.press("Escape")
+    assert not page.locator("#move-menu").is_visible()
+    assert page.evaluate("document.activeElement.closest('.card').id") == f"deal-{deal.pk}"
+    assert Deal.objects.get(pk=deal.pk).version == 1
+
+
+def test_menu_offers_won_and_moving_there_takes_the_card_off_the_board(
+    login, live_server, rep, stages
+):
+    deal = DealFactory(owner=rep, stage=stages["proposal"], title="Closing deal")
+    page = login(rep)
+    move_with_menu(page, deal, "Won")
+    page.locator("#flash .undo").wait_for()
+    assert page.locator(f"#deal-{deal.pk}").count() == 0
+    assert Deal.objects.get(pk=deal.pk).stage_id == stages["won"].pk
+
+
+def test_load_more_after_a_move_shows_the_next_cards_without_a_gap(
+    login, live_server, rep, stages, settings
+):
+    settings.BOARD_PAGE_SIZE = 2
+    first, _second, third = (
+        DealFactory(owner=rep, stage=stages["lead"], position=i, title=f"Lead {i}")
+        for i in range(3)
+    )
+    page = login(rep)
+    move_with_menu(page, first, "Qualified")
+    page.locator(f"#column-{stages['qualified'].pk} #deal-{first.pk}").wait_for()
+    lead = column(page, stages["lead"])
+    lead.get_by_role("link", name="Load more").click()
+    lead.locator(f"#deal-{third.pk}").wait_for()
+    assert lead.locator(".card").count() == 2
+
+
+def test_rep_snoozes_a_stalled_card_from_the_board(login, live_server, rep, stages):
+    deal = DealFactory(owner=rep, stage=stages["lead"])
+    StalledFlag.objects.create(deal=deal, rule="no_next_step")
+    page = login(rep)
+    page.locator(f"#deal-{deal.pk}").get_by_role("button", name="Snooze…").click()
+    dialog = page.locator("#snooze-dialog")
+    dialog.get_by_label("Until").fill((timezone.localdate() + timedelta(days=4)).isoformat())
+    dialog.get_by_label("Reason").fill("Champion on holiday")
+    dialog.get_by_role("button", name="Snooze").click()
+    page.locator(f"#stalled-{deal.pk} .is-snoozed").wait_for()
+    assert "Champion on holiday" in page.locator(f"#stalled-{deal.pk}").inner_text()
+    deal.refresh_from_db()
+    assert deal.snooze_reason == "Champion on holiday"
+    page.locator(f"#stalled-{deal.pk}").get_by_role("button", name="End snooze").click()
+    page.locator(f"#stalled-{deal.pk} .is-snoozed").wait_for(state="detached")
+    deal.refresh_from_db()
+    assert deal.snoozed_until is None
 
 
 def test_rep_drags_a_card_to_the_next_column(login, live_server, rep, stages):
@@ -67,10 +147,8 @@ def test_gated_move_shows_missing_items_and_filling_them_completes_it(
     )
     deal = DealFactory(owner=rep, stage=stages["lead"], title="Gated deal")
     page = login(rep)
-    card = page.locator(f"#deal-{deal.pk}")
-    card.get_by_label("Move to stage").select_option(label="Qualified")
-    card.get_by_role("button", name="Move").click()
-    dialog = page.get_by_role("dialog")
+    move_with_menu(page, deal, "Qualified")
+    dialog = page.locator("#dialog").get_by_role("dialog")
     dialog.wait_for()
     assert "Confirm: Budget ok" in dialog.inner_text()
     assert "Add an expected close date" in dialog.inner_text()

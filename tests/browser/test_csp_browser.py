@@ -78,15 +78,16 @@ def test_main_pages_and_htmx_swaps_raise_no_csp_violation(
         tab.wait_for_load_state("networkidle")
         assert watched() == [], path
 
-    # htmx at work: a move (columns swapped), a refused move (the gate form swapped in).
+    # htmx at work: a menu move (the card swapped), a refused move (the gate form swapped in).
     tab.goto(f"{live_server.url}{reverse('board')}")
-    card = tab.locator(f"#deal-{deal.pk}")
-    card.get_by_label("Move to stage").select_option(label="Qualified")
-    card.get_by_role("button", name="Move").click()
+    menu = tab.locator("#move-menu")
+    tab.locator(f"#deal-{deal.pk}").get_by_role("button", name="Move to stage…").click()
+    menu.get_by_label("Move to stage").select_option(label="Qualified")
+    menu.get_by_role("button", name="Move", exact=True).click()
     tab.locator(f"#column-{stages['qualified'].pk} #deal-{deal.pk}").wait_for()
-    gated_card = tab.locator(f"#deal-{gated.pk}")
-    gated_card.get_by_label("Move to stage").select_option(label="Demo")
-    gated_card.get_by_role("button", name="Move").click()
+    tab.locator(f"#deal-{gated.pk}").get_by_role("button", name="Move to stage…").click()
+    menu.get_by_label("Move to stage").select_option(label="Demo")
+    menu.get_by_role("button", name="Move", exact=True).click()
     tab.get_by_text("Signed").first.wait_for()
     # The header search box's dropdown.
     tab.get_by_role("searchbox").first.fill("Csp")

@@ -48,12 +48,21 @@ def test_board_shows_visible_cards_with_totals(client_for, rep, teammate, outsid
     assert "≈ 150 weighted" in html  # lead probability 10 %
 
 
+def card_html(html, deal):
+    """The markup of one card on a board page or in a move response."""
+    return html.split(f'id="deal-{deal.pk}"', 1)[1].split("</li>", 1)[0]
+
+
 def test_board_hides_move_controls_on_teammates_cards(client_for, rep, teammate, stages):
     mine = DealFactory(owner=rep, stage=stages["lead"])
     theirs = DealFactory(owner=teammate, stage=stages["lead"])
     html = client_for(rep).get(reverse("board")).content.decode()
-    assert reverse("deal_move", args=[mine.pk]) in html
-    assert reverse("deal_move", args=[theirs.pk]) not in html
+    assert 'class="move-open"' in card_html(html, mine)
+    assert 'class="handle"' in card_html(html, mine)
+    assert 'data-locked="1"' not in card_html(html, mine)
+    assert 'class="move-open"' not in card_html(html, theirs)
+    assert 'class="handle"' not in card_html(html, theirs)
+    assert 'data-locked="1"' in card_html(html, theirs)
 
 
 def test_board_escapes_html_in_titles(client_for, rep, stages):
@@ -102,23 +111,30 @@ def test_board_shows_first_page_and_load_more(client_for, rep, stages, settings)
     assert f'id="deal-{deals[0].pk}"' not in page
 
 
-def test_htmx_move_rerenders_both_columns_out_of_band(client_for, rep, stages):
-    deal = DealFactory(owner=rep, stage=stages["lead"])
+def test_htmx_move_answers_with_the_card_and_both_totals_out_of_band(client_for, rep, stages):
+    deal = DealFactory(owner=rep, stage=stages["lead"], amount=Decimal("700"))
+    neighbour = DealFactory(owner=rep, stage=stages["qualified"], amount=Decimal("300"))
     response = move(client_for(rep), deal, stages["qualified"])
     assert response.status_code == 200
     html = response.content.decode()
-    assert f'id="column-{stages["lead"].pk}"' in html
-    assert f'id="column-{stages["qualified"].pk}"' in html
-    assert 'hx-swap-oob="true"' in html
+    assert f'<p class="column-totals" id="totals-{stages["lead"].pk}" hx-swap-oob="true">' in html
+    assert (
+        f'<p class="column-totals" id="totals-{stages["qualified"].pk}" hx-swap-oob="true">'
+        in html
+    )
+    assert "USD 1,000" in html  # qualified now holds both deals
+    assert 'data-version="2"' in card_html(html, deal)
+    assert f'id="deal-{neighbour.pk}"' not in html  # the rest of the column is not re-sent
+    assert 'id="column-' not in html
     assert "Undo" in html
     deal.refresh_from_db()
     assert deal.stage == stages["qualified"]
 
 
 # session, user, deal, target stage, lock (with the permission rule), criteria, update (with
-# the position), history (with the seq), outbox (+ savepoints), then re-rendering two
-# columns: pipeline+stages, totals, cards, flags.
-MOVE_QUERIES = 16
+# the position), history (with the seq), outbox (+ savepoints), then the answer: the moved
+# card, its stalled flags, the two columns' totals.
+MOVE_QUERIES = 14
 
 
 @pytest.mark.parametrize("others", [0, 40])
