@@ -227,6 +227,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "reports.recompute_forecasts",
         "schedule": crontab(hour=2, minute=15),
     },
+    # Completed stays for the dashboard's history panels (exact either way; this keeps
+    # them fast: only stays newer than the last run are computed per request).
+    "refresh-stage-stays": {"task": "reports.refresh_stage_stays", "schedule": 60.0},
     "snapshot-forecasts": {
         "task": "reports.snapshot_forecasts",
         "schedule": crontab(hour=3, minute=0, day_of_week="mon"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from reports import forecasts
+from reports.dashboard import stays
 
 
 @shared_task(name="reports.recompute_forecasts", acks_late=True)
@@ -27,3 +28,9 @@ def snapshot_forecasts(outbox_id: int | None = None) -> int:
     """Recompute, then keep this week's copy of the forecast for accuracy tracking."""
     forecasts.recompute()
     return forecasts.take_snapshot()
+
+
+@shared_task(name="reports.refresh_stage_stays", acks_late=True)
+def refresh_stage_stays(outbox_id: int | None = None) -> int:
+    """Store the dashboard's completed stays that ended since the last run (idempotent)."""
+    return stays.refresh().added

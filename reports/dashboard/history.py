@@ -5,7 +5,9 @@ SQL with window functions that SQLite (3.25+) and PostgreSQL share. Percentiles 
 own, and on SQLite, which has none, the same arithmetic over ROW_NUMBER and COUNT
 windows, so both databases give the same figures. Every statement starts from `scope`,
 the ids `visible_to` lets the dashboard count, reads only the changes since the period
-began, and returns aggregate rows only (stages, stages x days).
+began, and returns aggregate rows only (stages, stages x days). Time in stage and
+cumulative flow read the completed stays stored by `reports.dashboard.stays` up to its
+mark, and derive only the later ones from the history.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from django.utils import timezone
 
 from deals.models import Deal, StageChange
 from reports.dashboard.filters import DashboardScope, Period
+from reports.models import StageStay
 from stages.models import Stage, StageKind
 
 HISTORY = StageChange._meta.db_table
 STAGE = Stage._meta.db_table
 DEAL_TABLE = Deal._meta.db_table
+STAY = StageStay._meta.db_table
 
 
 def as_float(value: Any) -> float | None:
@@ -73,33 +77,66 @@ def _scope_cte(scope: DashboardScope) -> tuple[str, list[Any], str]:
     return f"scope AS ({sql})", list(params), member
 
 
-def _exits_ctes(member: str, *, until: bool) -> tuple[str, list[str]]:
-    """`since` and `exits` CTEs: every stay in a stage that ended since `start`.
+def stays_ending(where: str) -> str:
+    """SELECT every change meeting `where` (alias `x`) with the stay it ends, if any.
 
-    Each change exits the stay in its from-stage, a stay that began at the deal's
-    previous change. History is append-only, so a deal's changes since `start` are the
-    tail of its history: the previous change is the one before in that tail (LAG) or,
-    for the first of the tail, the last one before `start`, found through the (deal, seq)
-    index. Only changes since `start` are read, and with `until` only those before `end`.
-    Returns the SQL and the names of its placeholders, in order.
+    Columns: id, deal_id, stage_id (the from-stage, null for a deal's first change),
+    entry_at, exit_at. Each change ends the stay in its from-stage, a stay that began at
+    the deal's previous change. History is append-only, so a deal's changes that meet a
+    "since" condition are the tail of its history: the previous change is the one before
+    in that tail (LAG) or, for the first of the tail, the last one before it, found
+    through the (deal, seq) index.
     """
-    bound = "AND x.at < %s" if until else ""
-    sql = f"""
-    since AS (
-        SELECT x.from_stage_id, x.at,
+    return f"""
+        SELECT x.id, x.deal_id, x.from_stage_id AS stage_id, x.at AS exit_at,
                CASE WHEN x.from_stage_id IS NOT NULL THEN COALESCE(
                    LAG(x.at) OVER (PARTITION BY x.deal_id ORDER BY x.seq),
                    (SELECT p.at FROM {HISTORY} p
                     WHERE p.deal_id = x.deal_id AND p.seq < x.seq
                     ORDER BY p.seq DESC LIMIT 1)) END AS entry_at
         FROM {HISTORY} x
-        WHERE {member.format(deal="x.deal_id")} AND x.at >= %s {bound}
+        WHERE {where}"""
+
+
+def _exits_ctes(
+    member: str, period: Period, stays_until: datetime | None, *, until: bool
+) -> tuple[str, list[Any]]:
+    """`since` and `exits` CTEs: every stay in a stage that ended since the period began.
+
+    Stays that ended before `stays_until` (the summary's mark, None if it was never
+    built) are read from `StageStay`, kept by `reports.dashboard.stays.refresh`; the
+    later ones are derived from the history here, from the mark or the period's start,
+    whichever is later. The two parts meet at the mark, so each stay counts once and the
+    figures never wait for the job. With `until` only stays that ended before the
+    period's end are read. Returns the SQL and its parameters.
+    """
+    start, end = _dt(period.start), _dt(period.end)
+    ended = [end] if until else []
+    summary = stays_until is not None and stays_until > period.start
+    live_from = _dt(stays_until) if summary else start
+    # After the mark the history holds only the last minutes' changes: every change enters
+    # a stage, so the (to_stage, at) index finds them without scanning the whole table.
+    recent = f" AND x.to_stage_id IN (SELECT id FROM {STAGE})" if summary else ""
+    live = stays_ending(
+        f"{member.format(deal='x.deal_id')}{recent} AND x.at >= %s"
+        + (" AND x.at < %s" if until else "")
+    )
+    sql = f"""
+    since AS ({live}
     ),
     exits AS (
-        SELECT from_stage_id AS stage_id, entry_at, at AS exit_at
-        FROM since WHERE from_stage_id IS NOT NULL
-    )"""
-    return sql, ["start", "end"] if until else ["start"]
+        SELECT stage_id, entry_at, exit_at
+        FROM since WHERE stage_id IS NOT NULL"""
+    params = [live_from, *ended]
+    if summary:
+        sql += f"""
+        UNION ALL
+        SELECT st.stage_id, st.entered_at, st.exited_at
+        FROM {STAY} st
+        WHERE {member.format(deal="st.deal_id")} AND st.exited_at >= %s AND st.exited_at < %s
+          {"AND st.exited_at < %s" if until else ""}"""
+        params += [start, live_from, *ended]
+    return sql + "\n    )", params
 
 
 def _percentiles() -> str:
@@ -127,12 +164,6 @@ def _percentiles() -> str:
            MAX(days)
     FROM ranked
     GROUP BY sample, stage_id"""
-
-
-def _period_params(names: list[str], period: Period) -> list[Any]:
-    """The period's bounds for the placeholders a CTE builder named."""
-    values = {"start": _dt(period.start), "end": _dt(period.end)}
-    return [values[name] for name in names]
 
 
 def _fetch(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
@@ -212,15 +243,18 @@ class StageTimes:
     longest: float | None
 
 
-def time_in_stage(scope: DashboardScope) -> tuple[list[StageTimes], list[StageTimes]]:
+def time_in_stage(
+    scope: DashboardScope, *, stays_until: datetime | None = None
+) -> tuple[list[StageTimes], list[StageTimes]]:
     """(completed stays, deals still waiting), per open stage, in days.
 
     Completed stays are those that ended (the deal's next change) within the period:
     exit - entry. Waiting deals are the open deals in the stage now: now - entry.
+    `stays_until`: the completed-stays summary's mark (see `_exits_ctes`).
     """
     cte, params, member = _scope_cte(scope)
-    exits, names = _exits_ctes(member, until=True)
-    params += _period_params(names, scope.period)
+    exits, stay_params = _exits_ctes(member, scope.period, stays_until, until=True)
+    params += stay_params
     sql = f"""
     WITH {cte}, {exits},
     samples AS (
@@ -252,20 +286,23 @@ def time_in_stage(scope: DashboardScope) -> tuple[list[StageTimes], list[StageTi
 # --- cumulative flow ----------------------------------------------------------------------
 
 
-def cumulative_flow(scope: DashboardScope) -> dict[int, dict[date, int]]:
+def cumulative_flow(
+    scope: DashboardScope, *, stays_until: datetime | None = None
+) -> dict[int, dict[date, int]]:
     """Deals in each stage at the end of each day of the period (up to today).
 
     Open stages start from the deals already in them; won and lost stages count only
     deals that entered them within the period, so they grow as deals close.
     Returns, per stage, the count on each day where it changed (carry it forward).
+    `stays_until`: the completed-stays summary's mark (see `_exits_ctes`).
     """
     last_day = min(scope.period.last_day, scope.today)
     cte, params, member = _scope_cte(scope)
     tz = timezone.get_current_timezone_name()
     entry_day, entry_params = connection.ops.datetime_cast_date_sql("sp.entry_at", (), tz)
     exit_day, exit_params = connection.ops.datetime_cast_date_sql("sp.exit_at", (), tz)
-    exits, names = _exits_ctes(member, until=False)
-    params += _period_params(names, scope.period)
+    exits, stay_params = _exits_ctes(member, scope.period, stays_until, until=False)
+    params += stay_params
     sql = f"""
     WITH {cte}, {exits},
     stays AS (

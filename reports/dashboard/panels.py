@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from functools import cached_property
@@ -63,12 +63,17 @@ class Dashboard:
         return {stage.pk: stage.name for stage in self.stages}
 
     @cached_property
+    def stays_until(self) -> datetime | None:
+        """The completed-stays summary's mark, which came with the stages."""
+        return self.stages[0].stays_until if self.stages else None
+
+    @cached_property
     def funnel_by_stage(self) -> dict[int, history.StageFunnel]:
         return {row.stage_id: row for row in history.funnel(self.scope)}
 
     @cached_property
     def times(self) -> tuple[dict[int, history.StageTimes], dict[int, history.StageTimes]]:
-        done, waiting = history.time_in_stage(self.scope)
+        done, waiting = history.time_in_stage(self.scope, stays_until=self.stays_until)
         return {t.stage_id: t for t in done}, {t.stage_id: t for t in waiting}
 
     # --- panels -----------------------------------------------------------------------------
@@ -372,7 +377,7 @@ class Dashboard:
         last = min(scope.period.last_day, scope.today)
         span = (last - scope.period.first_day).days + 1
         day_list = [scope.period.first_day + timedelta(days=i) for i in range(max(span, 0))]
-        flow = history.cumulative_flow(scope) if day_list else {}
+        flow = history.cumulative_flow(scope, stays_until=self.stays_until) if day_list else {}
         ordered = self.open_stages + [s for s in self.stages if s.kind != StageKind.OPEN]
         series = [(stage.name, _carry(flow.get(stage.pk, {}), day_list)) for stage in ordered]
         rows: list[list[Cell]] = [

@@ -20,12 +20,14 @@ from django.db.models import (
     F,
     OuterRef,
     Q,
+    Subquery,
     Sum,
 )
 from django.db.models.functions import Coalesce
 
 from deals.models import Activity, GateEvent, GateOutcome, StageChange, StalledFlag
 from reports.dashboard.filters import DashboardScope, Period
+from reports.models import StageStayMark
 from stages.models import Stage, StageKind
 
 CENT = Decimal("0.01")
@@ -325,4 +327,11 @@ def _name(row: dict[str, Any], prefix: str) -> str:
 
 
 def stages_of(scope: DashboardScope) -> list[Stage]:
-    return list(Stage.objects.filter(pipeline=scope.pipeline).order_by("position", "id"))
+    """The pipeline's stages in order, each carrying `stays_until`: the completed-stays
+    summary's mark (reports.dashboard.stays), fetched with them to save a round trip."""
+    mark = StageStayMark.objects.filter(pk=1).values("covered_until")
+    return list(
+        Stage.objects.filter(pipeline=scope.pipeline)
+        .annotate(stays_until=Subquery(mark))
+        .order_by("position", "id")
+    )

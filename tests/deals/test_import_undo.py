@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from accounts.models import Team, User
 from contacts.models import Organization
 from deals.imports import services
 from deals.imports.undo import undo_import
 from deals.models import Deal, GateEvent, ImportStatus, StageChange
+from reports.dashboard import stays
+from reports.models import StageStay
 from stages.models import CriterionKind
 from tests.deals.imports_support import csv_of, import_root, run  # noqa: F401
 from tests.factories import CriterionFactory, DealFactory, OrganizationFactory
@@ -23,6 +27,9 @@ WON = "A1,rep,GTX Basic,Acme,Won,2016-10-20,2017-03-01,1054"
 def test_undo_removes_created_deals_with_their_history_and_organizations(admin_user, rep, stages):
     job = run(admin_user, csv_of(WON, "E1,rep,MG Special,Initech,Engaging,2016-11-03,,"))
 
+    stays.refresh(now=timezone.now() + timedelta(hours=1))  # the Won deal's stays are stored
+    assert StageStay.objects.exists()
+
     result = undo_import(job, by=admin_user)
 
     assert (Deal.objects.count(), StageChange.objects.count(), Organization.objects.count()) == (
@@ -30,6 +37,7 @@ def test_undo_removes_created_deals_with_their_history_and_organizations(admin_u
         0,
         0,
     )
+    assert not StageStay.objects.exists()
     assert result["deals_deleted"] == 2
     job.refresh_from_db()
     assert job.status == ImportStatus.UNDONE

@@ -1,6 +1,9 @@
 """Every dashboard figure, on the hand-made March history of tests/reports/dashboard_data.py.
 
-Each test's docstring works its expected numbers out from that history.
+Each test's docstring works its expected numbers out from that history. Every figure must
+come out the same whatever the completed-stays summary holds (reports.dashboard.stays):
+nothing, the stays that ended before Mar 12 (the summary and the history meet inside the
+period), or all of them.
 """
 
 from __future__ import annotations
@@ -11,15 +14,22 @@ from decimal import Decimal
 import pytest
 
 from reports.dashboard import history as history_sql
+from reports.dashboard import stays
 from reports.dashboard.filters import Period
 from reports.dashboard.panels import Dashboard
+from reports.models import StageStayMark
 from tests.factories import TeamFactory
-from tests.reports.dashboard_data import at, build_history, make_deal, scope_for
+from tests.reports.dashboard_data import NOW, at, build_history, make_deal, march, scope_for
+
+SUMMARY_UP_TO = {"no summary": None, "summary to Mar 12": march(12), "summary to now": NOW}
 
 
-@pytest.fixture
-def history(stages, rep, teammate, outsider):
-    return build_history(stages, rep=rep, teammate=teammate, outsider=outsider)
+@pytest.fixture(params=list(SUMMARY_UP_TO))
+def history(request, stages, rep, teammate, outsider):
+    built = build_history(stages, rep=rep, teammate=teammate, outsider=outsider)
+    if (until := SUMMARY_UP_TO[request.param]) is not None:
+        stays.refresh(now=until + stays.SETTLE)
+    return built
 
 
 @pytest.fixture
@@ -57,7 +67,10 @@ def test_time_in_stage_shows_deals_still_waiting_separately_with_their_age(board
 
 def test_a_deal_still_in_its_stage_adds_no_completed_stay(history, manager, pipeline, stages):
     """B has sat in Demo since Mar 6: Demo's completed stays are A's and C's only."""
-    done, _waiting = history_sql.time_in_stage(scope_for(manager, pipeline))
+    mark = StageStayMark.objects.filter(pk=1).values_list("covered_until", flat=True)
+    done, _waiting = history_sql.time_in_stage(
+        scope_for(manager, pipeline), stays_until=mark.first()
+    )
     demo = next(t for t in done if t.stage_id == stages["demo"].pk)
     assert demo.count == 2
 

@@ -11,7 +11,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from reports.dashboard import stays
 from reports.dashboard.panels import PANELS
+from reports.models import StageStay
 from tests.factories import StageFactory
 from tests.reports.dashboard_data import MARCH_QUERY, build_history, make_deal
 
@@ -196,6 +198,17 @@ def test_page_runs_the_same_number_of_queries_with_many_deals(
 ):
     add_deals(stages, rep, 30)
     add_deals(stages, teammate, 30)
+    with django_assert_num_queries(PAGE_QUERIES):
+        manager_client.get(URL)
+
+
+def test_page_runs_the_same_number_of_queries_with_the_stays_summary(
+    manager_client, stages, rep, django_assert_num_queries
+):
+    """The summary's mark comes with the stages: reading it costs no query of its own."""
+    add_deals(stages, rep, 30)
+    stays.refresh(now=timezone.now() - timedelta(days=20))
+    assert StageStay.objects.exists()
     with django_assert_num_queries(PAGE_QUERIES):
         manager_client.get(URL)
 

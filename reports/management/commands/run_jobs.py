@@ -11,13 +11,14 @@ from django.test.utils import CaptureQueriesContext
 
 from deals import notifications, outbox, stalled
 from reports import forecasts
+from reports.dashboard import stays
 
 
 class Command(BaseCommand):
     help = (
-        "Flag stalled deals and notify owners, recompute forecasts, take this week's "
-        "snapshot and drain the outbox; prints what each step did, with time and SQL "
-        "statement counts."
+        "Flag stalled deals and notify owners, recompute forecasts, store the dashboard's "
+        "completed stays, take this week's snapshot and drain the outbox; prints what each "
+        "step did, with time and SQL statement counts."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -41,6 +42,8 @@ class Command(BaseCommand):
                 f"{sum(recomputed.inserted.values())} written, {recomputed.deleted} replaced "
                 "or removed (unchanged cells are left alone)"
             )
+        with self._step("dashboard stays") as note:
+            note(f"{stays.refresh().added} completed stay(s) stored")
         with self._step("forecast snapshot") as note:
             note(f"{forecasts.take_snapshot()} row(s) this week")
         with self._step("outbox drain") as note:
