@@ -45,8 +45,9 @@ def _sample(size: int) -> list[int]:
 
 
 def naive_stalled(deal_ids: list[int], now: dt.datetime) -> None:
-    """The stalled rules the way a first version would write them: per deal, per rule."""
-    from deals.models import Deal, StalledFlag, StalledRule
+    """The stalled rules the way a first version would write them: per deal, per rule,
+    with the notice the job sends for each new flag (the set-based run does both)."""
+    from deals.models import Deal, Notification, StalledFlag, StalledRule
     from stages.models import StageKind
 
     today = timezone.localdate(now)
@@ -71,7 +72,19 @@ def naive_stalled(deal_ids: list[int], now: dt.datetime) -> None:
                 firing.add(StalledRule.CLOSE_DATE_SLIPPING)
         existing = set(deal.stalled_flags.values_list("rule", flat=True))
         for rule in firing - existing:
-            StalledFlag.objects.create(deal=deal, rule=rule, flagged_at=now)
+            # The job's whole work per new flag: the flag, and its owner's notice.
+            StalledFlag.objects.create(deal=deal, rule=rule, flagged_at=now, notified_at=now)
+            label = StalledRule(rule).label.lower()
+            Notification.objects.get_or_create(
+                dedupe_key=f"stalled:{deal.pk}:{rule}:{today.isoformat()}",
+                user_id=deal.owner_id,
+                defaults={
+                    "deal": deal,
+                    "kind": "stalled",
+                    "text": f"“{deal.title}” is stalled: {label}",
+                    "created_at": now,
+                },
+            )
         for rule in existing - firing:
             StalledFlag.objects.filter(deal=deal, rule=rule).delete()
 

@@ -6,10 +6,11 @@ import logging
 from collections import defaultdict
 from collections.abc import Collection
 from datetime import datetime, time
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMessage, mailers
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import (
     Case,
     CharField,
@@ -26,7 +27,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import User
-from deals.models import Deal, Notification, StalledFlag, StalledRule
+from deals.models import Deal, Notification, StalledFlag, StalledRule, scope_q
 from deals.sql import insert_select
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,27 @@ def _dedupe_key() -> Concat:
         Cast(TruncDate("flagged_at"), CharField()),
         output_field=CharField(),
     )
+
+
+def stalled_notice_sql(
+    *, deal: str, rule: str, title: str, flagged_at: str
+) -> tuple[str, str, list[Any]]:
+    """SQL for a stalled notice's text and dedupe key over raw columns, and their params.
+
+    The same values as `_stalled_text` and `_dedupe_key`, for a statement that makes
+    notices from rows that are not StalledFlag rows yet (the stalled job's single
+    statement, which announces flags in the same statement that writes them).
+    """
+    labels = " ".join("WHEN %s THEN %s" for _ in StalledRule.choices)
+    label_params = [
+        value for rule_, label in StalledRule.choices for value in (rule_, label.lower())
+    ]
+    tzname = timezone.get_current_timezone_name() if settings.USE_TZ else None
+    day, day_params = connection.ops.datetime_cast_date_sql(flagged_at, (), tzname)
+    text = f"(%s || {title} || %s || CASE {rule} {labels} ELSE {rule} END)"
+    key = f"(%s || CAST({deal} AS varchar) || ':' || {rule} || ':' || CAST({day} AS varchar))"
+    params = ["“", "” is stalled: ", *label_params, f"{STALLED}:", *day_params]
+    return text, key, params
 
 
 def notify_new_flags(
@@ -95,10 +117,14 @@ def notify_new_flags(
 def shown_to(user: User) -> QuerySet[Notification]:
     """`user`'s notifications, less those about deals they may no longer see (reassigned
     away, or the user changed teams): a notice must not keep showing a hidden deal."""
-    visible = Deal.objects.visible_to(user).values("pk")
-    return Notification.objects.filter(user=user).filter(
-        Q(deal__isnull=True) | Q(deal__in=visible)
-    )
+    mine = Notification.objects.filter(user=user)
+    scope = scope_q(user)
+    if scope is None:
+        return mine  # sees every deal
+    # Each notice probes its own deal by primary key. `deal IN (visible deals)` made the
+    # database hash every visible deal for each page's bell count (tens of ms at 100k).
+    visible = Deal.objects.filter(scope, pk=OuterRef("deal_id"))
+    return mine.filter(Q(deal__isnull=True) | Exists(visible))
 
 
 def unread_count(user: User) -> int:

@@ -86,38 +86,6 @@ def insert_select(
         return max(cursor.rowcount, 0)
 
 
-def insert_difference(
-    model: type[models.Model],
-    fields: Sequence[str],
-    candidates: models.QuerySet[Any],
-    existing: models.QuerySet[Any],
-    *,
-    ignore_conflicts: bool = False,
-) -> int:
-    """INSERT INTO `model` (`fields`) the rows of `candidates` that are not in `existing`.
-
-    Both are `values_list` querysets with one expression per field, in order. One
-    statement, returns rows inserted. The difference is an SQL EXCEPT, so the database
-    reads each side once: an anti-join would let the planner pick a nested loop that
-    re-reads the table being filled for every new row (quadratic, and PostgreSQL does
-    pick it when that table was just emptied and its statistics say "no rows").
-    """
-    difference = candidates.order_by().difference(existing.order_by()).order_by()
-    select_sql, params = difference.query.sql_with_params()
-    qn = connection.ops.quote_name
-    columns = ", ".join(qn(model._meta.get_field(name).column) for name in fields)
-    on_conflict = OnConflict.IGNORE if ignore_conflicts else None
-    statement = (
-        f"{connection.ops.insert_statement(on_conflict=on_conflict)} "
-        f"{qn(model._meta.db_table)} ({columns}) "
-        f"SELECT * FROM ({select_sql}) src WHERE 1 = 1 "
-        f"{connection.ops.on_conflict_suffix_sql([], on_conflict, [], [])}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-        return max(cursor.rowcount, 0)
-
-
 def hold_job_lock(name: str) -> None:
     """Serialize writers of one job's rows until the current transaction ends.
 

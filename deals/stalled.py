@@ -1,22 +1,25 @@
 """Stalled deals: the five rules of DESIGN.md, computed set-based, and snoozing.
 
-Each rule is a queryset of the open, unsnoozed deals for which it fires. The job turns
-each into two statements over all deals at once: one INSERT ... SELECT adding the flags
-that are new and one DELETE removing the flags whose cause went away (activity logged,
-stage changed, close date moved, deal closed or snoozed). Nothing loops over deals in
-Python, and a second run finds nothing to add or delete.
+Each rule is a queryset of the open, unsnoozed deals for which it fires. The job joins
+the five with UNION ALL into one set of (deal, rule) rows and compares it with the stored
+flags in one pass: flags whose cause went away (activity logged, stage changed, close
+date moved, deal closed or snoozed) are deleted, new ones inserted and announced. On
+PostgreSQL that is a single statement; elsewhere a DELETE, an INSERT and the notices.
+Nothing loops over deals in Python, and a second run finds nothing to add or delete.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import (
+    CharField,
     Exists,
     F,
     OuterRef,
@@ -27,8 +30,15 @@ from django.db.models import (
 from django.utils import timezone
 
 from deals import outbox
-from deals.models import Activity, Deal, FieldChange, StalledFlag, StalledRule
-from deals.sql import DaysBefore, hold_job_lock, insert_difference
+from deals.models import (
+    Activity,
+    Deal,
+    FieldChange,
+    Notification,
+    StalledFlag,
+    StalledRule,
+)
+from deals.sql import DaysBefore, hold_job_lock
 from stages.models import StageKind
 
 if TYPE_CHECKING:
@@ -87,9 +97,37 @@ class RefreshResult:
     cleared: dict[str, int] = field(default_factory=dict)
     notified: int = 0
 
+    @classmethod
+    def nothing(cls) -> RefreshResult:
+        """A result with every rule at zero, for a run to count into."""
+        return cls(dict.fromkeys(StalledRule.values, 0), dict.fromkeys(StalledRule.values, 0))
+
     @property
     def changed(self) -> int:
         return sum(self.added.values()) + sum(self.cleared.values()) + self.notified
+
+
+def _firing_rows(now: datetime, deal_ids: Collection[int] | None) -> tuple[str, tuple[Any, ...]]:
+    """SQL for one row (f_deal, f_owner, f_title, f_rule) per rule that fires for a deal.
+
+    The five rule querysets joined with UNION ALL: each is a plain scan of open deals, and
+    the activity rules become hash anti-joins, which spill to disk when large (a hashed
+    NOT IN would re-scan its whole list for every deal once it no longer fits in memory).
+    """
+    parts = []
+    for rule in StalledRule.values:
+        deals = firing(rule, now)
+        if deal_ids is not None:
+            deals = deals.filter(pk__in=deal_ids)
+        parts.append(
+            deals.order_by().values(
+                f_deal=F("pk"),
+                f_owner=F("owner_id"),
+                f_title=F("title"),
+                f_rule=Value(rule, output_field=CharField()),
+            )
+        )
+    return parts[0].union(*parts[1:], all=True).order_by().query.sql_with_params()
 
 
 def refresh_flags(
@@ -97,34 +135,138 @@ def refresh_flags(
 ) -> RefreshResult:
     """Bring the stored flags in line with the rules, then notify owners of new flags.
 
-    Two statements per rule (clear, then add), whatever the number of deals; `deal_ids`
-    narrows the same statements to a few deals (after a move or an unsnooze). Runs in one
-    transaction under a job lock, so concurrent runs queue instead of racing, and a
-    second run changes nothing. Notifications: see `deals.notifications.notify_new_flags`.
+    The rules are evaluated once, as one set of (deal, rule) rows, and compared with the
+    stored flags in one pass: flags whose cause went away are deleted, new ones inserted,
+    and each new flag (or one left unannounced) gets one notice for the deal's owner. A
+    fixed number of statements whatever the number of deals; `deal_ids` narrows the same
+    statements to a few deals (after a move or an unsnooze). Runs in one transaction under
+    a job lock, so concurrent runs queue instead of racing, and a second run changes
+    nothing.
     """
-    from deals.notifications import notify_new_flags
-
     now = now or timezone.now()
-    result = RefreshResult()
+    if deal_ids is not None and not deal_ids:
+        return RefreshResult.nothing()
     with transaction.atomic():
         hold_job_lock(JOB_LOCK)
-        for rule in StalledRule.values:
-            deals = firing(rule, now)
-            flags = StalledFlag.objects.filter(rule=rule)
-            if deal_ids is not None:
-                deals = deals.filter(pk__in=deal_ids)
-                flags = flags.filter(deal_id__in=deal_ids)
-            still_firing = Exists(deals.filter(pk=OuterRef("deal_id")))
-            result.cleared[rule], _ = flags.exclude(still_firing).delete()
-            # The constant columns are the same on both sides, so EXCEPT compares deals.
-            result.added[rule] = insert_difference(
-                StalledFlag,
-                ["deal", "rule", "flagged_at"],
-                deals.values_list("pk", Value(rule), Value(now)),
-                flags.values_list("deal_id", Value(rule), Value(now)),
-                ignore_conflicts=True,
-            )
-        result.notified = notify_new_flags(now=now, deal_ids=deal_ids)
+        if connection.vendor == "postgresql":
+            return _sync_in_one_statement(now, deal_ids)
+        return _sync_step_by_step(now, deal_ids)
+
+
+def _sync_in_one_statement(now: datetime, deal_ids: Collection[int] | None) -> RefreshResult:
+    """PostgreSQL: the whole refresh as one statement with data-modifying CTEs.
+
+    `diff` is a full join of the firing rows with the stored flags, keeping only what must
+    change: firing without a flag (insert, notify), a flag no longer firing (delete), a
+    flag still firing but never announced (notify, mark). Notices are made from those rows
+    directly, so nothing re-reads the flags just written, and new flags are written
+    already marked notified. A full join can only be a hash or merge join: the planner
+    cannot pick a nested loop that re-reads the flags for every firing row (quadratic,
+    and tempting when the flags table was just emptied and its statistics say "no rows").
+    """
+    from deals.notifications import STALLED, stalled_notice_sql
+
+    firing_sql, firing_params = _firing_rows(now, deal_ids)
+    flags = connection.ops.quote_name(StalledFlag._meta.db_table)
+    notices = connection.ops.quote_name(Notification._meta.db_table)
+    scope, scope_params = ("", [])
+    if deal_ids is not None:
+        scope, scope_params = "WHERE deal_id = ANY(%s)", [list(deal_ids)]
+    text_sql, key_sql, notice_params = stalled_notice_sql(
+        deal="deal_id", rule="rule", title="title", flagged_at="flagged_at"
+    )
+    statement = f"""
+        WITH firing AS ({firing_sql}),
+        diff AS MATERIALIZED (
+            SELECT f.id AS flag_id,
+                   coalesce(n.f_deal, f.deal_id) AS deal_id,
+                   coalesce(n.f_rule, f.rule) AS rule,
+                   n.f_owner AS owner_id,
+                   n.f_title AS title,
+                   n.f_deal IS NOT NULL AS fires,
+                   coalesce(f.flagged_at, %s) AS flagged_at
+            FROM firing n
+            FULL JOIN (SELECT * FROM {flags} {scope}) f
+                ON f.deal_id = n.f_deal AND f.rule = n.f_rule
+            WHERE n.f_deal IS NULL OR f.id IS NULL OR f.notified_at IS NULL
+        ),
+        cleared AS (
+            DELETE FROM {flags} WHERE id IN (SELECT flag_id FROM diff WHERE NOT fires)
+            RETURNING rule
+        ),
+        added AS (
+            INSERT INTO {flags} (deal_id, rule, flagged_at, notified_at)
+            SELECT deal_id, rule, flagged_at, %s FROM diff WHERE flag_id IS NULL
+            ON CONFLICT DO NOTHING
+            RETURNING rule
+        ),
+        marked AS (
+            UPDATE {flags} SET notified_at = %s
+            WHERE id IN (SELECT flag_id FROM diff WHERE fires AND flag_id IS NOT NULL)
+        ),
+        notified AS (
+            INSERT INTO {notices} (user_id, deal_id, kind, text, dedupe_key, created_at)
+            SELECT owner_id, deal_id, %s, {text_sql}, {key_sql}, %s FROM diff WHERE fires
+            ON CONFLICT DO NOTHING
+            RETURNING 1
+        )
+        SELECT 'added', rule, count(*) FROM added GROUP BY rule
+        UNION ALL SELECT 'cleared', rule, count(*) FROM cleared GROUP BY rule
+        UNION ALL SELECT 'notified', '', count(*) FROM notified
+    """
+    params = [
+        *firing_params,
+        now,
+        *scope_params,
+        now,
+        now,
+        STALLED,
+        *notice_params,
+        now,
+    ]
+    result = RefreshResult.nothing()
+    with connection.cursor() as cursor:
+        # Room for the hash join of every stored flag with every firing row (~100 MB a
+        # million flags) without spilling to disk; it lasts until the transaction ends.
+        cursor.execute("SET LOCAL work_mem = '128MB'")
+        cursor.execute(statement, params)
+        for change, rule, count in cursor.fetchall():
+            if change == "notified":
+                result.notified = count
+            else:
+                getattr(result, change)[rule] = count
+    return result
+
+
+def _sync_step_by_step(now: datetime, deal_ids: Collection[int] | None) -> RefreshResult:
+    """Other databases (SQLite): the same comparison as a DELETE and an INSERT, then the
+    notices of every flag not yet announced (`deals.notifications.notify_new_flags`)."""
+    from deals.notifications import notify_new_flags
+
+    firing_sql, firing_params = _firing_rows(now, deal_ids)
+    flags = connection.ops.quote_name(StalledFlag._meta.db_table)
+    scope, scope_params = "", []
+    if deal_ids is not None:
+        scope = f"AND deal_id IN ({', '.join(['%s'] * len(deal_ids))})"
+        scope_params = list(deal_ids)
+    result = RefreshResult.nothing()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH firing AS ({firing_sql}) DELETE FROM {flags} "
+            f"WHERE (deal_id, rule) NOT IN (SELECT f_deal, f_rule FROM firing) {scope} "
+            "RETURNING rule",
+            [*firing_params, *scope_params],
+        )
+        result.cleared.update(Counter(rule for (rule,) in cursor.fetchall()))
+        cursor.execute(
+            f"WITH firing AS ({firing_sql}) INSERT INTO {flags} (deal_id, rule, flagged_at) "
+            f"SELECT f_deal, f_rule, %s FROM firing "
+            f"WHERE (f_deal, f_rule) NOT IN (SELECT deal_id, rule FROM {flags}) "
+            "RETURNING rule",
+            [*firing_params, now],
+        )
+        result.added.update(Counter(rule for (rule,) in cursor.fetchall()))
+    result.notified = notify_new_flags(now=now, deal_ids=deal_ids)
     return result
 
 

@@ -12,7 +12,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from deals import stalled
-from deals.models import Deal, FieldChange, OutboxMessage, StalledFlag, StalledRule
+from deals.models import (
+    Deal,
+    FieldChange,
+    Notification,
+    OutboxMessage,
+    StalledFlag,
+    StalledRule,
+)
 from tests.factories import ActivityFactory, DealFactory
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -200,29 +207,83 @@ def test_refresh_keeps_flagged_at_of_a_flag_that_persists(rep, stages):
     assert StalledFlag.objects.get().flagged_at == NOW - timedelta(days=2)
 
 
-def statements_for_refresh() -> list[str]:
+def statements_for_refresh(**kwargs) -> list[str]:
     with CaptureQueriesContext(connection) as queries:
-        stalled.refresh_flags(now=NOW)
-    # Transaction control and the job lock are not statements over deals.
-    statements = [q["sql"] for q in queries.captured_queries if "pg_advisory" not in q["sql"]]
-    kinds = ("INSERT", "DELETE", "UPDATE", "SELECT")
-    return [sql for sql in statements if sql.lstrip().upper().startswith(kinds)]
+        stalled.refresh_flags(now=NOW, **kwargs)
+    # Savepoints and the job lock are not statements over deals.
+    sql = [q["sql"].lstrip() for q in queries.captured_queries]
+    return [q for q in sql if "pg_advisory" not in q and "SAVEPOINT" not in q.upper()]
 
 
-def make_stalled_deals(owner, stage, count: int) -> None:
-    for _ in range(count):
-        DealFactory(owner=owner, stage=stage, close_date_pushes=3)
+# PostgreSQL: work_mem for the transaction, then the whole refresh in one statement.
+# SQLite: DELETE and INSERT of flags, then the notices (INSERT) and their marks (UPDATE).
+REFRESH_STATEMENTS = {"postgresql": 2, "sqlite": 4}
+
+
+def make_stalled_deals(owner, stage, count: int) -> list[Deal]:
+    return [DealFactory(owner=owner, stage=stage, close_date_pushes=3) for _ in range(count)]
 
 
 def test_refresh_runs_a_fixed_number_of_statements_whatever_the_number_of_deals(rep, stages):
     make_stalled_deals(rep, stages["lead"], 2)
     few = statements_for_refresh()
-    StalledFlag.objects.all().delete()
-    make_stalled_deals(rep, stages["qualified"], 40)
+    # Many more deals and stored flags, with flags to clear and flags to add and announce.
+    calmer = make_stalled_deals(rep, stages["qualified"], 40)
+    stalled.refresh_flags(now=NOW)
+    Deal.objects.filter(pk__in=[deal.pk for deal in calmer[:10]]).update(close_date_pushes=0)
+    make_stalled_deals(rep, stages["demo"], 5)
     many = statements_for_refresh()
-    # Per rule one DELETE and one INSERT ... SELECT; then notifications: INSERT + UPDATE.
-    assert len(few) == len(many) == 2 * len(StalledRule.values) + 2
-    assert StalledFlag.objects.count() == 2 * 42
+    assert len(few) == len(many) == REFRESH_STATEMENTS[connection.vendor]
+    assert StalledFlag.objects.count() == 2 * 2 + 30 * 2 + 10 + 5 * 2
+
+
+def test_refresh_of_some_deals_runs_as_many_statements_as_a_full_refresh(rep, stages):
+    deals = make_stalled_deals(rep, stages["lead"], 5)
+    statements = statements_for_refresh(deal_ids=[deal.pk for deal in deals[:3]])
+    assert len(statements) == REFRESH_STATEMENTS[connection.vendor]
+    assert {deal_id for deal_id, _ in flags()} == {deal.pk for deal in deals[:3]}
+
+
+def test_refresh_of_no_deals_changes_nothing_and_runs_no_statement(rep, stages):
+    make_stalled_deals(rep, stages["lead"], 2)
+    assert statements_for_refresh(deal_ids=[]) == []
+    assert flags() == set()
+
+
+def test_refresh_counts_added_and_cleared_flags_per_rule(rep, stages):
+    deal = DealFactory(owner=rep, stage=stages["lead"], close_date_pushes=3)
+    stalled.refresh_flags(now=NOW)
+    Deal.objects.filter(pk=deal.pk).update(
+        close_date_pushes=0, expected_close_date=TODAY - timedelta(days=1)
+    )
+    result = stalled.refresh_flags(now=NOW)
+    assert result.cleared == {**dict.fromkeys(StalledRule.values, 0), "close_date_slipping": 1}
+    assert result.added == {**dict.fromkeys(StalledRule.values, 0), "close_date_passed": 1}
+    assert result.notified == 1
+
+
+def test_refresh_announces_a_stored_flag_that_was_never_announced(rep, stages):
+    deal = DealFactory(owner=rep, stage=stages["lead"], close_date_pushes=3)
+    ActivityFactory(deal=deal, due_at=NOW + timedelta(days=2))
+    flagged_at = NOW - timedelta(days=3)
+    StalledFlag.objects.create(
+        deal=deal, rule=StalledRule.CLOSE_DATE_SLIPPING, flagged_at=flagged_at
+    )
+    result = stalled.refresh_flags(now=NOW)
+    assert (sum(result.added.values()), result.notified) == (0, 1)
+    flag = StalledFlag.objects.get()
+    assert (flag.flagged_at, flag.notified_at) == (flagged_at, NOW)
+    day = timezone.localdate(flagged_at).isoformat()
+    assert Notification.objects.get().dedupe_key == f"stalled:{deal.pk}:close_date_slipping:{day}"
+
+
+def test_refresh_of_some_deals_leaves_other_unannounced_flags_alone(rep, stages):
+    target = DealFactory(owner=rep, stage=stages["lead"])
+    other = DealFactory(owner=rep, stage=stages["lead"])
+    StalledFlag.objects.create(deal=other, rule=StalledRule.NO_NEXT_STEP)
+    stalled.refresh_flags(now=NOW, deal_ids=[target.pk])
+    assert StalledFlag.objects.get(deal=other).notified_at is None
+    assert set(Notification.objects.values_list("deal_id", flat=True)) == {target.pk}
 
 
 @pytest.mark.postgres
