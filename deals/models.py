@@ -192,7 +192,10 @@ class MoveSource(models.TextChoices):
 class StageChange(models.Model):
     """Append-only history of stage entries. `seq` orders a deal's rows exactly."""
 
-    deal = models.ForeignKey(Deal, on_delete=models.PROTECT, related_name="stage_changes")
+    # Indexed by the (deal, seq) unique constraint and (deal, to_stage) below.
+    deal = models.ForeignKey(
+        Deal, on_delete=models.PROTECT, related_name="stage_changes", db_index=False
+    )
     seq = models.PositiveIntegerField()
     from_stage = models.ForeignKey(
         "stages.Stage", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -215,6 +218,9 @@ class StageChange(models.Model):
         indexes = [
             models.Index(fields=["to_stage", "at"], name="stage_change_to_at"),
             models.Index(fields=["pipeline", "at"], name="stage_change_pipeline_at"),
+            # Learned win rates read which stages each closed deal passed through from
+            # this index alone (index-only scan), not from the history rows.
+            models.Index(fields=["deal", "to_stage"], name="stage_change_deal_stage"),
         ]
 
     def __str__(self) -> str:
@@ -304,7 +310,10 @@ class StalledRule(models.TextChoices):
 class StalledFlag(models.Model):
     """A stalled rule that currently fires for a deal. Rows are removed when the cause goes."""
 
-    deal = models.ForeignKey(Deal, on_delete=models.CASCADE, related_name="stalled_flags")
+    # Indexed by the (deal, rule) unique constraint: one index less to write per flag.
+    deal = models.ForeignKey(
+        Deal, on_delete=models.CASCADE, related_name="stalled_flags", db_index=False
+    )
     rule = models.CharField(max_length=24, choices=StalledRule.choices)
     flagged_at = models.DateTimeField(default=timezone.now)
     notified_at = models.DateTimeField(null=True, blank=True)
@@ -316,8 +325,12 @@ class StalledFlag(models.Model):
 
 
 class Notification(models.Model):
+    # Indexed by notification_unread (user, read_at): one index less to write per notice.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+        db_index=False,
     )
     deal = models.ForeignKey(
         Deal, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"

@@ -133,6 +133,44 @@ def test_closed_won_counts_in_the_month_it_closed(rep, stages):
     assert not Forecast.objects.filter(period_start=month(3)).exists()
 
 
+def test_a_cell_adds_up_the_figures_of_all_its_stages(rep, stages, pipeline):
+    commit = StageFactory(
+        pipeline=pipeline, probability=60, forecast_category=ForecastCategory.COMMIT
+    )
+    best = StageFactory(
+        pipeline=pipeline, probability=80, forecast_category=ForecastCategory.BEST_CASE
+    )
+    for _ in range(10):
+        closed_deal(rep, commit, stages["won"])  # commit learns (10 + 6) / 20 = 0.8
+    open_deal(rep, commit, "1000")
+    open_deal(rep, commit, "500", probability_override=10)
+    open_deal(rep, best, "2000")  # no history: learned = configured 0.8
+    open_deal(rep, stages["lead"], "100")  # 10 %, category pipeline
+    forecasts.recompute(now=NOW)
+    row = cell(rep)
+    assert row.open_deals == 4
+    assert row.weighted == Decimal("2260.00")  # 600 + 50 + 1600 + 10
+    assert row.learned == Decimal("2810.00")  # 1500 x 0.8 + 2000 x 0.8 + 100 x 0.1
+    assert (row.commit, row.best_case, row.pipeline_amount) == (
+        Decimal("1500.00"),
+        Decimal("2000.00"),
+        Decimal("100.00"),
+    )
+    assert (row.closed_won, row.won_deals) == (Decimal("10000.00"), 10)
+
+
+def test_won_deal_counts_in_the_month_of_its_local_close_date(rep, stages):
+    late_on_the_31st = dt.datetime(2026, 1, 31, 20, 0, tzinfo=dt.UTC)  # Feb 1st in Tokyo
+    DealFactory(owner=rep, stage=stages["won"], amount=Decimal("700"), closed_at=late_on_the_31st)
+    with timezone.override("Asia/Tokyo"):
+        forecasts.recompute(now=NOW)
+    starts = set(Forecast.objects.values_list("period_kind", "period_start"))
+    assert starts == {
+        (PeriodKind.MONTH, dt.date(2026, 2, 1)),
+        (PeriodKind.QUARTER, dt.date(2026, 1, 1)),
+    }
+
+
 def test_currencies_are_never_added_together(rep, stages):
     open_deal(rep, stages["qualified"], "1000", currency="USD")
     open_deal(rep, stages["qualified"], "500", currency="EUR")
@@ -190,6 +228,20 @@ def test_stage_no_closed_deal_passed_through_keeps_its_configured_rate(rep, stag
     forecasts.recompute(now=NOW)
     assert rate(stages["demo"]) == Decimal("0.300000")
     assert rate(stages["qualified"]) == Decimal("0.466667")  # (5 + 2) / 15
+
+
+def test_deal_that_entered_a_stage_twice_is_one_close_of_it(rep, stages):
+    deal = closed_deal(rep, stages["qualified"], stages["won"])
+    for seq, (came_from, to) in enumerate(
+        [(stages["won"], stages["qualified"]), (stages["qualified"], stages["won"])], start=3
+    ):
+        StageChange.objects.create(
+            deal=deal, seq=seq, from_stage=came_from, to_stage=to, pipeline=to.pipeline, at=NOW
+        )
+    forecasts.recompute(now=NOW)
+    computed = StageWinRate.objects.get(stage=stages["qualified"])
+    assert (computed.closed, computed.won) == (1, 1)
+    assert computed.learned == Decimal("0.272727")  # (1 + 2) / 11
 
 
 def test_closes_older_than_twelve_months_are_not_learned_from(rep, stages):
@@ -329,6 +381,34 @@ def test_recompute_runs_a_fixed_number_of_statements_whatever_the_number_of_deal
     # then the two DELETEs of the comparison and one INSERT per period kind
     assert len(few) == len(many) == 9
     assert len(write_statements(owner_id=rep.pk)) == 6
+
+
+def full_statements(learn: bool = True, owner: bool = False) -> int:
+    """Every statement of a recompute, DDL and savepoints included: the transaction's
+    savepoint and its release, the job lock and the scratch table's ANALYZE (PostgreSQL
+    only), win rates (delete and two inserts), the scratch table (drop, create, index,
+    months, quarters, drop), the two deletes of the comparison and one insert per period
+    kind."""
+    postgresql = 2 if connection.vendor == "postgresql" else 0
+    return 2 + postgresql + (3 if learn and not owner else 0) + 6 + 2 + 2
+
+
+@pytest.mark.parametrize("count", [1, 40])
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"learn": False}, {"owner": True}], ids=["nightly", "hourly", "owner"]
+)
+def test_recompute_costs_a_fixed_number_of_statements(
+    rep, teammate, stages, count, kwargs, django_assert_num_queries
+):
+    for index in range(count):
+        owner = rep if index % 2 else teammate
+        open_deal(owner, stages["demo"], "10", close=in_month(index % 6), currency="EUR")
+        closed_deal(owner, stages["qualified"], stages["won"])
+    forecasts.recompute(now=NOW)
+    learn = kwargs.get("learn", True)
+    owner_id = rep.pk if kwargs.get("owner") else None
+    with django_assert_num_queries(full_statements(learn, owner_id is not None)):
+        forecasts.recompute(now=NOW, learn=learn, owner_id=owner_id)
 
 
 # --- snapshots ------------------------------------------------------------------------
