@@ -21,13 +21,32 @@ from django.utils import timezone
 
 from deals.models import Deal, StageChange
 from reports.dashboard.filters import DashboardScope, Period
-from reports.models import StageStay
+from reports.models import StageEntry, StageStay
 from stages.models import Stage, StageKind
 
 HISTORY = StageChange._meta.db_table
 STAGE = Stage._meta.db_table
 DEAL_TABLE = Deal._meta.db_table
 STAY = StageStay._meta.db_table
+ENTRY = StageEntry._meta.db_table
+
+# Every stage with its place in its pipeline (1 = first), closed stages included.
+RANKED = f"""(SELECT id, pipeline_id, kind,
+                     ROW_NUMBER() OVER (PARTITION BY pipeline_id ORDER BY position, id) AS rank
+              FROM {STAGE})"""
+WON_REACH = 1000000
+
+
+def reach(stage: str, pipeline: str) -> str:
+    """SQL for how far entering `stage` (an alias of RANKED) takes a deal of `pipeline`:
+    a won stage beats everything, an open stage of the pipeline counts its place, and
+    anything else (lost, another pipeline's open stage) nothing. An entry went on when
+    a later change reached further (DESIGN: stage conversion)."""
+    return (
+        f"(CASE WHEN {stage}.kind = '{StageKind.WON}' THEN {WON_REACH}"
+        f" WHEN {stage}.kind = '{StageKind.OPEN}' AND {stage}.pipeline_id = {pipeline}"
+        f" THEN {stage}.rank ELSE 0 END)"
+    )
 
 
 def as_float(value: Any) -> float | None:
@@ -47,7 +66,7 @@ def _day(value: date) -> Any:
     return connection.ops.adapt_datefield_value(value)
 
 
-def _days_between(start_sql: str, end_sql: str) -> str:
+def days_between(start_sql: str, end_sql: str) -> str:
     """SQL for the fractional days from `start_sql` to `end_sql` (two timestamps)."""
     if connection.vendor == "postgresql":
         return f"(EXTRACT(EPOCH FROM ({end_sql} - {start_sql}))::float8 / 86400.0)"
@@ -125,13 +144,13 @@ def _exits_ctes(
     since AS ({live}
     ),
     exits AS (
-        SELECT stage_id, entry_at, exit_at
+        SELECT stage_id, entry_at, exit_at, {days_between("entry_at", "exit_at")} AS days
         FROM since WHERE stage_id IS NOT NULL"""
     params = [live_from, *ended]
     if summary:
         sql += f"""
         UNION ALL
-        SELECT st.stage_id, st.entered_at, st.exited_at
+        SELECT st.stage_id, st.entered_at, st.exited_at, st.days
         FROM {STAY} st
         WHERE {member.format(deal="st.deal_id")} AND st.exited_at >= %s AND st.exited_at < %s
           {"AND st.exited_at < %s" if until else ""}"""
@@ -139,31 +158,32 @@ def _exits_ctes(
     return sql + "\n    )", params
 
 
-def _percentiles() -> str:
-    """Count, median, p75 and maximum of `samples(sample, stage_id, days)` per group.
+def _percentiles(sample: str, source: str) -> str:
+    """Count, median, p75 and maximum of `source(stage_id, days)` per stage, each row
+    labelled `sample`. One statement per source (joined with UNION ALL) sorts each set
+    of samples by stage alone, rather than all of them by label and stage.
 
     PostgreSQL has percentile_cont; elsewhere the same interpolation is computed from
     each value's rank (ROW_NUMBER) among its group's count (COUNT), see `_weight`.
     """
     if connection.vendor == "postgresql":
-        return """
-    SELECT sample, stage_id, COUNT(*),
+        return f"""
+    SELECT '{sample}', stage_id, COUNT(*),
            percentile_cont(0.5) WITHIN GROUP (ORDER BY days),
            percentile_cont(0.75) WITHIN GROUP (ORDER BY days),
            MAX(days)
-    FROM samples
-    GROUP BY sample, stage_id"""
+    FROM {source}
+    GROUP BY stage_id"""
     return f"""
-    , ranked AS (
-        SELECT sample, stage_id, days,
-               ROW_NUMBER() OVER (PARTITION BY sample, stage_id ORDER BY days) - 1 AS idx,
-               COUNT(*) OVER (PARTITION BY sample, stage_id) AS n
-        FROM samples
-    )
-    SELECT sample, stage_id, MAX(n), SUM(days * {_weight(0.5)}), SUM(days * {_weight(0.75)}),
-           MAX(days)
-    FROM ranked
-    GROUP BY sample, stage_id"""
+    SELECT '{sample}', stage_id, MAX(n), SUM(days * {_weight(0.5)}),
+           SUM(days * {_weight(0.75)}), MAX(days)
+    FROM (
+        SELECT stage_id, days,
+               ROW_NUMBER() OVER (PARTITION BY stage_id ORDER BY days) - 1 AS idx,
+               COUNT(*) OVER (PARTITION BY stage_id) AS n
+        FROM {source}
+    ) ranked
+    GROUP BY stage_id"""
 
 
 def _fetch(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
@@ -182,13 +202,24 @@ class StageFunnel:
     converted: int
 
 
-def funnel(scope: DashboardScope) -> list[StageFunnel]:
+def funnel(scope: DashboardScope, *, entries_until: datetime | None = None) -> list[StageFunnel]:
     """Per stage: deals that entered it in the period, and how many of those went on.
 
     "Went on" (DESIGN: stage conversion) = a later change of the same deal entered a later
     open stage of the pipeline, or a won stage. A deal that entered a stage twice in the
     period counts once, from its first entry. Skipped stages are simply not entered.
-    Only changes since the period began are read: each gets the best stage the deal
+
+    `entries_until`: the entries summary's mark (`StageEntry`, kept by
+    `reports.dashboard.stays.refresh`), None if it was never built or the stages changed
+    since. Entries before the mark are read from it; without it, from the history.
+    """
+    if entries_until is None or entries_until <= scope.period.start:
+        return _funnel_from_history(scope)
+    return _funnel_from_summary(scope, entries_until)
+
+
+def _funnel_from_history(scope: DashboardScope) -> list[StageFunnel]:
+    """Only changes since the period began are read: each gets the best stage the deal
     reached after it (a running MAX over its later changes, in which won beats every open
     stage and lost or other pipelines count for nothing), and each deal's first entry
     into a stage since then (ROW_NUMBER) is its first entry in the period if it came
@@ -231,6 +262,66 @@ def funnel(scope: DashboardScope) -> list[StageFunnel]:
     return [StageFunnel(row[0], row[1], row[2] or 0) for row in _fetch(sql, params)]
 
 
+def _funnel_from_summary(scope: DashboardScope, mark: datetime) -> list[StageFunnel]:
+    """Entries before the mark come from `StageEntry`: first in the period when the deal
+    had not entered the stage since the period began (`previous_at`), converted when the
+    summary says so or a change after the mark reached further. Entries after the mark
+    (the last minutes) are derived from the history as `_funnel_from_history` does, with
+    the deal's previous entry into the stage found through the (deal, seq) index.
+    """
+    cte, params, member = _scope_cte(scope)
+    pipeline = int(scope.pipeline.pk)
+    start, end = _dt(scope.period.start), _dt(scope.period.end)
+    sql = f"""
+    WITH {cte},
+    ordered AS (
+        SELECT id, {reach("r", str(pipeline))} AS reach FROM {RANKED} r
+    ),
+    -- After the mark the history holds only the last minutes' changes: every change
+    -- enters a stage, so the (to_stage, at) index finds them.
+    recent AS (
+        SELECT x.deal_id, x.to_stage_id, x.pipeline_id, x.at, o.reach,
+               MAX(o.reach) OVER (PARTITION BY x.deal_id ORDER BY x.seq DESC
+                                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS best,
+               (SELECT p.at FROM {HISTORY} p
+                WHERE p.deal_id = x.deal_id AND p.to_stage_id = x.to_stage_id
+                  AND p.seq < x.seq
+                ORDER BY p.seq DESC LIMIT 1) AS previous_at
+        FROM {HISTORY} x JOIN ordered o ON o.id = x.to_stage_id
+        WHERE {member.format(deal="x.deal_id")} AND x.to_stage_id IN (SELECT id FROM {STAGE})
+          AND x.at >= %s
+    ),
+    reached AS (
+        SELECT deal_id, MAX(reach) AS best FROM recent GROUP BY deal_id
+    ),
+    entries AS (
+        SELECT e.stage_id,
+               CASE WHEN e.went_on OR r.best > o.reach THEN 1 ELSE 0 END AS went_on
+        FROM {ENTRY} e JOIN ordered o ON o.id = e.stage_id
+        LEFT JOIN reached r ON r.deal_id = e.deal_id
+        WHERE {member.format(deal="e.deal_id")} AND e.pipeline_id = %s
+          AND e.entered_at >= %s AND e.entered_at < %s
+          AND (e.previous_at IS NULL OR e.previous_at < %s)
+        UNION ALL
+        SELECT to_stage_id, CASE WHEN best > reach THEN 1 ELSE 0 END
+        FROM recent
+        WHERE pipeline_id = %s AND at < %s AND (previous_at IS NULL OR previous_at < %s)
+    )
+    SELECT stage_id, COUNT(*), SUM(went_on) FROM entries GROUP BY stage_id
+    """
+    params += [
+        _dt(mark),
+        pipeline,
+        start,
+        _dt(min(mark, scope.period.end)),
+        start,
+        pipeline,
+        end,
+        start,
+    ]
+    return [StageFunnel(row[0], row[1], row[2] or 0) for row in _fetch(sql, params)]
+
+
 # --- time in stage ------------------------------------------------------------------------
 
 
@@ -257,16 +348,19 @@ def time_in_stage(
     params += stay_params
     sql = f"""
     WITH {cte}, {exits},
-    samples AS (
-        SELECT 'done' AS sample, e.stage_id, {_days_between("e.entry_at", "e.exit_at")} AS days
+    done AS (
+        SELECT e.stage_id, e.days
         FROM exits e JOIN {STAGE} s ON s.id = e.stage_id
         WHERE s.pipeline_id = %s AND s.kind = %s
-        UNION ALL
-        SELECT 'open', d.stage_id, {_days_between("d.stage_entered_at", "%s")}
+    ),
+    waiting AS (
+        SELECT d.stage_id, {days_between("d.stage_entered_at", "%s")} AS days
         FROM {DEAL_TABLE} d JOIN {STAGE} s ON s.id = d.stage_id
         WHERE {member.format(deal="d.id")} AND d.pipeline_id = %s AND s.kind = %s
     )
-    {_percentiles()}
+    {_percentiles("done", "done")}
+    UNION ALL
+    {_percentiles("open", "waiting")}
     """
     params += [
         scope.pipeline.pk,

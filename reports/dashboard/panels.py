@@ -68,8 +68,14 @@ class Dashboard:
         return self.stages[0].stays_until if self.stages else None
 
     @cached_property
+    def entries_until(self) -> datetime | None:
+        """The entries summary's mark, if it was worked out with the stages as they are."""
+        return self.stages[0].entries_until if self.stages else None
+
+    @cached_property
     def funnel_by_stage(self) -> dict[int, history.StageFunnel]:
-        return {row.stage_id: row for row in history.funnel(self.scope)}
+        rows = history.funnel(self.scope, entries_until=self.entries_until)
+        return {row.stage_id: row for row in rows}
 
     @cached_property
     def times(self) -> tuple[dict[int, history.StageTimes], dict[int, history.StageTimes]]:

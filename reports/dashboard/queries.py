@@ -26,6 +26,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from deals.models import Activity, GateEvent, GateOutcome, StageChange, StalledFlag
+from reports.dashboard import stays
 from reports.dashboard.filters import DashboardScope, Period
 from reports.models import StageStayMark
 from stages.models import Stage, StageKind
@@ -327,11 +328,19 @@ def _name(row: dict[str, Any], prefix: str) -> str:
 
 
 def stages_of(scope: DashboardScope) -> list[Stage]:
-    """The pipeline's stages in order, each carrying `stays_until`: the completed-stays
-    summary's mark (reports.dashboard.stays), fetched with them to save a round trip."""
-    mark = StageStayMark.objects.filter(pk=1).values("covered_until")
-    return list(
-        Stage.objects.filter(pipeline=scope.pipeline)
-        .annotate(stays_until=Subquery(mark))
-        .order_by("position", "id")
+    """The pipeline's stages in order, each carrying the summaries' marks, fetched with
+    them to save a round trip (reports.dashboard.stays): `stays_until` for the completed
+    stays and `entries_until` for the entries, None when the stages have changed since
+    the entries were worked out. Every pipeline's stages are read to tell."""
+    mark = StageStayMark.objects.filter(pk=1)
+    stages = list(
+        Stage.objects.annotate(
+            stays_until=Subquery(mark.values("covered_until")),
+            stages_key=Subquery(mark.values("stages_key")),
+        ).order_by("position", "id")
     )
+    current = stays.stages_key((s.pk, s.pipeline_id, s.position, s.kind) for s in stages)
+    mine = [stage for stage in stages if stage.pipeline_id == scope.pipeline.pk]
+    for stage in mine:
+        stage.entries_until = stage.stays_until if stage.stages_key == current else None
+    return mine

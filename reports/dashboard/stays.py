@@ -1,22 +1,41 @@
-"""The completed-stays summary behind time in stage and cumulative flow.
+"""The summaries behind time in stage, cumulative flow and the funnel.
 
 Deriving a stay's entry time (the deal's previous change) takes a window over every
 change since the period began, which at a million history rows costs more than the
 rest of those panels together. `refresh` stores each completed stay once, set-based;
 the dashboard reads the stored ones and derives only those that ended after the mark
 (see `history._exits_ctes`), so a stale or empty summary makes it slower, never wrong.
+
+The same refresh keeps `StageEntry`, each entry into a stage with whether the deal went
+on from it (the funnel's conversion), read the same way by `history.funnel`. Whether it
+went on depends on the stages' order and kinds, so the mark keeps the `stages_key` it was
+worked out with; when the stages change the dashboard stops reading it and the next
+refresh works it out again.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from reports.dashboard.history import STAGE, STAY, stays_ending
+from reports.dashboard.history import (
+    ENTRY,
+    HISTORY,
+    RANKED,
+    STAGE,
+    STAY,
+    days_between,
+    reach,
+    stays_ending,
+)
 from reports.models import StageStayMark
+from stages.models import Stage, StageKind
 
 # A move's history row carries the time it was written, and its transaction commits
 # moments later. Each refresh only covers stays that ended at least this long ago, and
@@ -31,10 +50,13 @@ class StaysRefreshed:
 
 
 def refresh(*, now: datetime | None = None) -> StaysRefreshed:
-    """Add every completed stay that ended before `now - SETTLE` and is not stored yet.
+    """Add every completed stay that ended before `now - SETTLE` and is not stored yet,
+    and every entry made before then (see `_add_entries`). `added` counts the stays.
 
     Idempotent: a second run at the same time adds nothing. Runs of the job serialise
-    on the mark row, which moves forward in the same transaction as the stays it covers.
+    on the mark row, which moves forward in the same transaction as the rows it covers.
+    When the stages have changed since the entries were stored, they are worked out
+    again from the whole history.
     """
     cutoff = (now or timezone.now()) - SETTLE
     with transaction.atomic():
@@ -52,8 +74,9 @@ def refresh(*, now: datetime | None = None) -> StaysRefreshed:
         # skipped row by row: an anti-join planned against a table that statistics still
         # think empty would scan it once per new row.
         sql = f"""
-        INSERT INTO {STAY} (change_id, deal_id, stage_id, entered_at, exited_at)
-        SELECT t.id, t.deal_id, t.stage_id, t.entry_at, t.exit_at
+        INSERT INTO {STAY} (change_id, deal_id, stage_id, entered_at, exited_at, days)
+        SELECT t.id, t.deal_id, t.stage_id, t.entry_at, t.exit_at,
+               {days_between("t.entry_at", "t.exit_at")}
         FROM ({stays_ending(where)}) t
         WHERE t.stage_id IS NOT NULL
         ON CONFLICT (change_id) DO NOTHING
@@ -61,7 +84,80 @@ def refresh(*, now: datetime | None = None) -> StaysRefreshed:
         with connection.cursor() as cursor:
             cursor.execute(sql, [connection.ops.adapt_datetimefield_value(p) for p in params])
             added = max(cursor.rowcount, 0)
-        if cutoff > mark.covered_until:
-            mark.covered_until = cutoff
-            mark.save(update_fields=["covered_until"])
+            key = stages_key(
+                Stage.objects.order_by("id").values_list("id", "pipeline_id", "position", "kind")
+            )
+            if first or mark.stages_key != key:
+                cursor.execute(f"DELETE FROM {ENTRY}")
+                until = max(cutoff, mark.covered_until)
+                _add_entries(cursor, "x.at < %s", [until], first=True)
+            else:
+                _add_entries(cursor, where, params, first=False)
+        if cutoff > mark.covered_until or mark.stages_key != key:
+            mark.covered_until = max(cutoff, mark.covered_until)
+            mark.stages_key = key
+            mark.save(update_fields=["covered_until", "stages_key"])
     return StaysRefreshed(added=added, covered_until=mark.covered_until)
+
+
+def stages_key(stages: Iterable[tuple[int, int, int, str]]) -> str:
+    """A digest of every stage's (id, pipeline, position, kind): what decides which
+    stage is later than which, so what `StageEntry.went_on` depends on."""
+    text = ";".join(f"{i}:{p}:{pos}:{kind}" for i, p, pos, kind in sorted(stages))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _add_entries(cursor: Any, where: str, params: list[Any], *, first: bool) -> None:
+    """Store the entries of the changes meeting `where` (alias `x`), then mark as gone on
+    the stored entries those changes took further.
+
+    On the first run `where` holds the whole history up to the cutoff, so a deal's
+    previous entry into the stage and its later changes are all among the rows (LAG and
+    a running MAX). Later runs read the last minutes only: the previous entry is looked
+    up through the (deal, seq) index, and the older entries these changes took further
+    are updated. A change's pipeline is its to-stage's (deals.services), so the running
+    MAX over a deal's later changes in the same pipeline is how far it got there.
+    """
+    later = (
+        "OVER (PARTITION BY x.deal_id{} ORDER BY x.seq DESC"
+        " ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
+    )
+    previous = (
+        "LAG(x.at) OVER (PARTITION BY x.deal_id, x.to_stage_id ORDER BY x.seq)"
+        if first
+        else f"""(SELECT p.at FROM {HISTORY} p
+                 WHERE p.deal_id = x.deal_id AND p.to_stage_id = x.to_stage_id
+                   AND p.seq < x.seq
+                 ORDER BY p.seq DESC LIMIT 1)"""
+    )
+    own = reach("r", "x.pipeline_id")
+    won = f"CASE WHEN r.kind = '{StageKind.WON}' THEN 1 ELSE 0 END"
+    sql = f"""
+    INSERT INTO {ENTRY}
+        (change_id, deal_id, stage_id, pipeline_id, seq, entered_at, previous_at, went_on)
+    SELECT x.id, x.deal_id, x.to_stage_id, x.pipeline_id, x.seq, x.at, {previous},
+           CASE WHEN COALESCE(MAX({own}) {later.format(", x.pipeline_id")}, 0) > {own}
+                  OR (COALESCE(MAX({won}) {later.format("")}, 0) = 1
+                      AND r.kind <> '{StageKind.WON}')
+                THEN TRUE ELSE FALSE END
+    FROM {HISTORY} x JOIN {RANKED} r ON r.id = x.to_stage_id
+    WHERE {where}
+    ON CONFLICT (change_id) DO NOTHING
+    """
+    adapted = [connection.ops.adapt_datetimefield_value(p) for p in params]
+    cursor.execute(sql, adapted)
+    if first:
+        return
+    sql = f"""
+    UPDATE {ENTRY} SET went_on = TRUE
+    WHERE went_on = FALSE
+      AND deal_id IN (SELECT x.deal_id FROM {HISTORY} x WHERE {where})
+      AND EXISTS (
+          SELECT 1 FROM {HISTORY} x
+          JOIN {RANKED} r ON r.id = x.to_stage_id
+          JOIN {RANKED} s ON s.id = {ENTRY}.stage_id
+          WHERE {where} AND x.deal_id = {ENTRY}.deal_id AND x.seq > {ENTRY}.seq
+            AND {reach("r", f"{ENTRY}.pipeline_id")} > {reach("s", f"{ENTRY}.pipeline_id")}
+      )
+    """
+    cursor.execute(sql, adapted + adapted)

@@ -11,8 +11,9 @@ import pytest
 
 from reports.dashboard import stays
 from reports.dashboard.panels import Dashboard
-from reports.models import StageStay, StageStayMark
+from reports.models import StageEntry, StageStay, StageStayMark
 from reports.tasks import refresh_stage_stays
+from stages.models import Stage
 from tests.reports.dashboard_data import NOW, at, build_history, make_deal, march, scope_for
 
 
@@ -40,6 +41,13 @@ def test_refresh_stores_each_completed_stay_with_its_entry_and_exit(history):
         ("Proposal", march(8), march(20)),
     ]
     assert stored(history.deals["D"]) == []
+
+
+def test_refresh_stores_each_stay_with_its_length_in_days(history):
+    """C: Qualified Feb 25 → Demo Mar 5 (8 days) → Qualified Mar 10 (5 days)."""
+    stays.refresh(now=NOW)
+    lengths = StageStay.objects.filter(deal=history.deals["C"]).order_by("exited_at")
+    assert list(lengths.values_list("days", flat=True)) == [8.0, 5.0]
 
 
 def test_refresh_stores_nothing_that_ended_within_the_settle_time(history):
@@ -86,9 +94,10 @@ def test_time_in_stage_reads_the_stays_before_the_mark_from_the_summary(
     history, manager, pipeline
 ):
     """Proof that the summary is read, not only kept: a stored stay made one day longer
-    shows up in the figure. Proposal's only completed stay is A's, 12 days."""
+    shows up in the figure. Proposal's only completed stay is A's, 12 days, and the
+    figure is the stored length."""
     stays.refresh(now=NOW)
-    StageStay.objects.filter(stage__name="Proposal").update(entered_at=march(7))
+    StageStay.objects.filter(stage__name="Proposal").update(entered_at=march(7), days=13.0)
     rows = {row[0]: row[1:] for row in Dashboard(scope_for(manager, pipeline)).time().rows}
     assert rows["Proposal"][:2] == [1, 13.0]
 
@@ -134,3 +143,111 @@ def test_run_jobs_refreshes_the_summary_for_setups_without_a_worker(history):
     call_command("run_jobs", stdout=out)
     assert "dashboard stays: 11 completed stay(s) stored" in out.getvalue()
     assert StageStay.objects.count() == 11
+
+
+# --- the entries summary behind the funnel --------------------------------------------------
+
+
+def entries(deal):
+    return list(
+        StageEntry.objects.filter(deal=deal)
+        .order_by("seq")
+        .values_list("stage__name", "entered_at", "previous_at", "went_on")
+    )
+
+
+def funnel_rows(manager, pipeline):
+    return {row[0]: row[1:] for row in Dashboard(scope_for(manager, pipeline)).funnel().rows}
+
+
+def test_refresh_stores_each_entry_with_the_previous_one_and_whether_it_went_on(history):
+    """A went straight through to Won: every entry went on but the last. C went Qualified
+    (Feb 25) → Demo → back to Qualified (10th): its first Qualified entry went on (Demo is
+    later), Demo did not, and the re-entry knows the Feb 25 one. E's Lead in went to Lost,
+    which is not going on."""
+    stays.refresh(now=NOW)
+    assert entries(history.deals["A"]) == [
+        ("Lead in", march(1), None, True),
+        ("Qualified", march(3), None, True),
+        ("Demo", march(7), None, True),
+        ("Proposal", march(8), None, True),
+        ("Won", march(20), None, False),
+    ]
+    assert entries(history.deals["C"]) == [
+        ("Qualified", at(2, 25), None, True),
+        ("Demo", march(5), None, False),
+        ("Qualified", march(10), at(2, 25), False),
+    ]
+    assert entries(history.deals["E"]) == [
+        ("Lead in", march(4), None, False),
+        ("Lost", march(14), None, False),
+    ]
+    assert StageEntry.objects.count() == 20  # every change: 5 + 2 + 3 + 1 + 2 + 1 + 2 + 1 + 3
+
+
+def test_a_later_refresh_adds_the_new_entries_and_marks_older_ones_as_gone_on(history):
+    """Up to Mar 12 A's Proposal entry (8th) had not gone on; A's move to Won on the 20th
+    takes it on, and X's Demo entry (9th) goes on with X's win on the 15th."""
+    stays.refresh(now=march(12))
+    assert entries(history.deals["A"])[3] == ("Proposal", march(8), None, False)
+    assert entries(history.deals["X"])[1][3] is False
+    stays.refresh(now=NOW)
+    assert entries(history.deals["A"])[3] == ("Proposal", march(8), None, True)
+    assert entries(history.deals["A"])[4] == ("Won", march(20), None, False)
+    assert entries(history.deals["X"])[1][3] is True
+    assert StageEntry.objects.count() == 20
+
+
+def test_a_later_refresh_finds_the_previous_entry_before_the_mark(history, rep, stages):
+    """A deal back in Lead in on the 20th, after the mark: its Lead in entry of the 2nd is
+    only in the history, found there."""
+    back = make_deal(
+        rep,
+        [(stages["lead"], march(2)), (stages["demo"], march(4)), (stages["lead"], march(20))],
+        title="back",
+    )
+    stays.refresh(now=march(12))
+    assert len(entries(back)) == 2
+    stays.refresh(now=NOW)
+    assert entries(back) == [
+        ("Lead in", march(2), None, True),
+        ("Demo", march(4), None, False),
+        ("Lead in", march(20), march(2), False),
+    ]
+
+
+def test_the_funnel_reads_entries_before_the_mark_from_the_summary(history, manager, pipeline):
+    """Proof that the summary is read: D's Lead in entry (10th, still there) marked as gone
+    on turns Lead in from 2 of 5 into 3 of 5."""
+    stays.refresh(now=NOW)
+    StageEntry.objects.filter(deal=history.deals["D"]).update(went_on=True)
+    assert funnel_rows(manager, pipeline)["Lead in"] == [5, 3, 60.0]
+
+
+def test_the_funnel_derives_entries_and_conversions_after_the_mark(history, manager, pipeline):
+    """Summary up to Mar 12: F's Lead in (25th) and H's Proposal (28th) come from the
+    history, and so does A's win (20th) that takes its Proposal entry on."""
+    stays.refresh(now=march(12))
+    assert not StageEntry.objects.filter(deal=history.deals["H"]).exists()
+    rows = funnel_rows(manager, pipeline)
+    assert rows["Lead in"] == [5, 2, 40.0]
+    assert rows["Proposal"] == [2, 1, 50.0]
+
+
+def test_the_funnel_ignores_the_summary_once_the_stages_change(history, manager, pipeline, stages):
+    """Moving Qualified after Proposal changes what going on means: C's Demo entry (5th,
+    back to Qualified on the 10th) now went on → Demo 2 of 3 (A, C; B waits). A stored
+    entry made wrong on purpose (D's) shows the summary is not read until the next refresh
+    works it out again with the new order."""
+    stays.refresh(now=NOW)
+    StageEntry.objects.filter(deal=history.deals["D"]).update(went_on=True)
+    Stage.objects.filter(pk=stages["qualified"].pk).update(
+        position=stages["proposal"].position + 1
+    )
+    rows = funnel_rows(manager, pipeline)
+    assert rows["Demo"] == [3, 2, 66.7]
+    assert rows["Lead in"] == [5, 2, 40.0]
+    stays.refresh(now=NOW)
+    assert entries(history.deals["C"])[1] == ("Demo", march(5), None, True)
+    assert entries(history.deals["D"]) == [("Lead in", march(10), None, False)]
+    assert funnel_rows(manager, pipeline) == rows
