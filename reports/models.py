@@ -183,19 +183,13 @@ class StageWinRate(models.Model):
         return self.won * 100 / self.closed if self.closed else None
 
 
-class StageStay(models.Model):
-    """A completed stay in a stage: the deal entered `stage` at its previous change and
-    left it at `change` (the dashboard's time in stage and cumulative flow).
+class FromHistory(models.Model):
+    """A row derived from one history row (`change`) of `deal` about `stage`.
 
-    Derived from the append-only history by `reports.dashboard.stays.refresh`, which
-    adds the stays that ended before `StageStayMark.covered_until`; the dashboard reads
-    these and derives any later ones from the history itself, so its figures never wait
-    for the job. `entered_at` is null only for a change with no earlier one (bad data),
-    exactly as the live derivation leaves it.
-
-    The relations are plain columns: history is never deleted and protects its deals
-    and stages, so no row here can lose its target, and deleting a deal must not look
-    for rows here. Checking three foreign keys per row tripled the time of a first run.
+    The relations are plain columns: history is never deleted (except by an import's
+    undo, which removes these rows with it) and protects its deals and stages, so no row
+    here can lose its target, and deleting a deal must not look for rows here. Checking
+    three foreign keys per row tripled the time of a first refresh.
     """
 
     change = models.OneToOneField(
@@ -219,6 +213,22 @@ class StageStay(models.Model):
         db_index=False,
         related_name="+",
     )
+
+    class Meta:
+        abstract = True
+
+
+class StageStay(FromHistory):
+    """A completed stay in a stage: the deal entered `stage` at its previous change and
+    left it at `change` (the dashboard's time in stage and cumulative flow).
+
+    Derived from the append-only history by `reports.dashboard.stays.refresh`, which
+    adds the stays that ended before `StageStayMark.covered_until`; the dashboard reads
+    these and derives any later ones from the history itself, so its figures never wait
+    for the job. `entered_at` is null only for a change with no earlier one (bad data),
+    exactly as the live derivation leaves it.
+    """
+
     entered_at = models.DateTimeField(null=True)
     exited_at = models.DateTimeField()
     # exit - entry in days, worked out once as the dashboard would (`history.days_between`):
@@ -237,7 +247,7 @@ class StageStay(models.Model):
         ]
 
 
-class StageEntry(models.Model):
+class StageEntry(FromHistory):
     """A deal's entry into a stage (its `change`), for the dashboard's funnel and conversion.
 
     `previous_at`: when the deal last entered the same stage before (null if never), so an
@@ -252,27 +262,6 @@ class StageEntry(models.Model):
     `StageStayMark.covered_until`; plain columns for the same reasons.
     """
 
-    change = models.OneToOneField(
-        "deals.StageChange",
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        primary_key=True,
-        related_name="+",
-    )
-    deal = models.ForeignKey(
-        "deals.Deal",
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
-    stage = models.ForeignKey(
-        "stages.Stage",
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
     pipeline = models.ForeignKey(
         "stages.Pipeline",
         on_delete=models.DO_NOTHING,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.test import Client
 
 from accounts.models import Role
 from stages.models import StageKind
@@ -89,3 +90,15 @@ def stages(pipeline):
         "won": won,
         "lost": lost,
     }
+
+
+@pytest.fixture
+def client_for():
+    """`client_for(user)`: a test client logged in as `user`."""
+
+    def login(user):
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return login

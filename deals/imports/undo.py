@@ -35,7 +35,7 @@ from deals.models import (
     ImportStatus,
     StageChange,
 )
-from reports.models import StageStay
+from reports.models import StageEntry, StageStay
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -122,8 +122,9 @@ def undo_import(job: ImportJob, *, by: User) -> dict[str, int]:
         removed = 0
         for chunk in _chunks(_ids(locked, DEAL, ImportAction.CREATED)):
             # History first: StageChange protects its deal (see the module docstring).
-            # The dashboard's stays derived from it go too (no database-level relation).
+            # The dashboard's summaries derived from it go too (no database-level relation).
             StageStay.objects.filter(deal_id__in=chunk).delete()
+            StageEntry.objects.filter(deal_id__in=chunk).delete()
             StageChange.objects.filter(deal_id__in=chunk).delete()
             GateEvent.objects.filter(deal_id__in=chunk).delete()
             removed += Deal.objects.filter(pk__in=chunk).delete()[1].get("deals.Deal", 0)

@@ -13,16 +13,6 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.fixture
-def client_for():
-    def login(user):
-        client = Client()
-        client.force_login(user)
-        return client
-
-    return login
-
-
-@pytest.fixture
 def acme(rep, stages):
     org = OrganizationFactory(name="Acme Corp")
     DealFactory(owner=rep, stage=stages["lead"], organization=org, title="Acme rollout")
@@ -222,7 +212,6 @@ def test_website_without_http_scheme_is_not_linked(client_for, rep):
 
 
 def test_organization_csv_export_is_scoped_and_neutralised(rep, outsider, stages):
-    from django.test import Client
     from django.urls import reverse
 
     from tests.factories import DealFactory, OrganizationFactory
@@ -241,7 +230,6 @@ def test_organization_csv_export_is_scoped_and_neutralised(rep, outsider, stages
 
 
 def test_people_csv_export_is_scoped(rep, outsider, stages):
-    from django.test import Client
     from django.urls import reverse
 
     from tests.factories import DealFactory, PersonFactory
@@ -255,7 +243,6 @@ def test_people_csv_export_is_scoped(rep, outsider, stages):
 
 
 def test_name_suggestions_offer_only_visible_organizations(rep, outsider, stages):
-    from django.test import Client
     from django.urls import reverse
 
     from tests.factories import DealFactory, OrganizationFactory
@@ -274,7 +261,6 @@ def test_name_suggestions_offer_only_visible_organizations(rep, outsider, stages
 
 
 def test_deal_form_searches_names_as_you_type(rep, stages):
-    from django.test import Client
     from django.urls import reverse
 
     client = Client()

@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from contacts.models import Person
 from deals.models import DealContact
 from tests.factories import ActivityFactory, DealFactory, OrganizationFactory, PersonFactory
-
-
-@pytest.fixture
-def client_for():
-    def login(user):
-        client = Client()
-        client.force_login(user)
-        return client
-
-    return login
 
 
 @pytest.fixture

@@ -5,24 +5,12 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
-from django.test import Client
 from django.urls import reverse
 
 from contacts.models import Organization, Person
 from tests.factories import DealFactory, OrganizationFactory, PersonFactory
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
-
-
-@pytest.fixture
-def client_for():
-    def login(user):
-        client = Client()
-        client.force_login(user)
-        return client
-
-    return login
 
 
 def pick(client, kind, **params):

@@ -15,16 +15,6 @@ from tests.factories import ActivityFactory, CriterionFactory, DealFactory, User
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
-@pytest.fixture
-def client_for():
-    def login(user):
-        client = Client()
-        client.force_login(user)
-        return client
-
-    return login
-
-
 def move(client, deal, stage, *, version=None, htmx=True, **extra):
     data = {"stage": stage.pk, "version": version or deal.version, "source": "board", **extra}
     return client.post(reverse("deal_move", args=[deal.pk]), data, **(HTMX if htmx else {}))

@@ -15,16 +15,6 @@ from tests.factories import DealFactory, OrganizationFactory, PipelineFactory, S
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def client_for():
-    def login(user):
-        client = Client()
-        client.force_login(user)
-        return client
-
-    return login
-
-
 def export(client: Client, **params: str) -> list[list[str]]:
     response = client.get(reverse("board_export"), params)
     assert response.status_code == 200

@@ -14,7 +14,7 @@ from deals.imports import services
 from deals.imports.undo import undo_import
 from deals.models import Deal, GateEvent, ImportStatus, StageChange
 from reports.dashboard import stays
-from reports.models import StageStay
+from reports.models import StageEntry, StageStay
 from stages.models import CriterionKind
 from tests.deals.imports_support import csv_of, import_root, run  # noqa: F401
 from tests.factories import CriterionFactory, DealFactory, OrganizationFactory
@@ -28,7 +28,7 @@ def test_undo_removes_created_deals_with_their_history_and_organizations(admin_u
     job = run(admin_user, csv_of(WON, "E1,rep,MG Special,Initech,Engaging,2016-11-03,,"))
 
     stays.refresh(now=timezone.now() + timedelta(hours=1))  # the Won deal's stays are stored
-    assert StageStay.objects.exists()
+    assert StageStay.objects.exists() and StageEntry.objects.exists()
 
     result = undo_import(job, by=admin_user)
 
@@ -37,7 +37,7 @@ def test_undo_removes_created_deals_with_their_history_and_organizations(admin_u
         0,
         0,
     )
-    assert not StageStay.objects.exists()
+    assert not StageStay.objects.exists() and not StageEntry.objects.exists()
     assert result["deals_deleted"] == 2
     job.refresh_from_db()
     assert job.status == ImportStatus.UNDONE

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from deals.imports import runner, services
@@ -21,16 +20,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("import_root")]
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 WON = "A1,rep,GTX Basic,Acme,Won,2016-10-20,2017-03-01,1054"
-
-
-@pytest.fixture
-def client_for():
-    def login(user):
-        client = Client()
-        client.force_login(user)
-        return client
-
-    return login
 
 
 def rows(n: int) -> str:

@@ -6,7 +6,6 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -16,16 +15,6 @@ from stages.models import CriterionKind
 from tests.factories import ActivityFactory, CriterionFactory, DealFactory, UserFactory
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
-
-
-@pytest.fixture
-def client_for():
-    def login(user):
-        client = Client()
-        client.force_login(user)
-        return client
-
-    return login
 
 
 # --- services -----------------------------------------------------------------------------
