@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -12,12 +14,12 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import dateformat, timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from deals import queries, services
 from deals.forms import BoardFilterForm, BulkMoveForm, GateFixForm, MoveForm
-from deals.models import Deal, MoveSource
+from deals.models import Deal, MoveSource, StalledRule
 from pipeline_crm.ratelimit import rate_limited
 from stages import gate
 from stages.models import Stage
@@ -38,16 +40,53 @@ def _filters(request: HttpRequest) -> queries.BoardFilters:
 
 
 def _prepare_cards(request: HttpRequest, deals: list[Deal], *, movable: bool = False) -> None:
-    """What a card needs beyond its row, worked out once per request rather than per card in
-    the template: whether the user may move it (`movable` when that is already known), its
-    page URL (its move, gate and next-step URLs hang off it, see deals/urls.py) built
-    without one reverse() per card, and its stalled flags as a plain list."""
+    """What a card shows beyond its row, worked out once per request rather than per card in
+    the template (~150 cards a board): whether the user may move it (`movable` when that is
+    already known), its page URL (its move, gate and next-step URLs hang off it, see
+    deals/urls.py) built without one reverse() per card, its stalled badges, and its next
+    activity's date and whether it is overdue."""
     may_edit = (lambda deal: True) if movable else queries.edit_rule(request.user)
     prefix = reverse("deal_detail", args=[0]).removesuffix("0/")
+    now = timezone.now()
+    day = _day_label()
     for deal in deals:
         deal.can_move = may_edit(deal)
         deal.url = f"{prefix}{deal.pk}/"
-        deal.flags = list(deal.stalled_flags.all())
+        deal.flags = stalled_badges(deal, day)
+        due = deal.next_activity_due
+        deal.next_due = day(due) if due else ""
+        deal.overdue = due is not None and due < now
+
+
+@dataclass(frozen=True)
+class Badge:
+    """One stalled flag as a card shows it: the rule's label, and since when."""
+
+    label: str
+    since: str
+
+
+def stalled_badges(deal: Deal, day: Callable[[datetime], str] | None = None) -> list[Badge]:
+    """`deal`'s stalled flags (prefetched, in their order) as the card's badges."""
+    day = day or _day_label()
+    return [
+        Badge(StalledRule(flag.rule).label, day(flag.flagged_at))
+        for flag in deal.stalled_flags.all()
+    ]
+
+
+def _day_label() -> Callable[[datetime], str]:
+    """ "Nov 26" for a moment, in the user's time zone, as `|date:"M j"` prints it; each
+    day is formatted once per request (a board's flags mostly share a few days)."""
+    labels: dict[date, str] = {}
+
+    def label(moment: datetime) -> str:
+        local = timezone.localtime(moment).date()
+        if local not in labels:
+            labels[local] = dateformat.format(local, "M j")
+        return labels[local]
+
+    return label
 
 
 def _columns(

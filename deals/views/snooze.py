@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 
 from deals import stalled
 from deals.models import Deal, StalledFlag
+from deals.views.board import stalled_badges
 
 
 class SnoozeForm(forms.Form):
@@ -39,7 +40,7 @@ def _answer(request: HttpRequest, pk: int, *, error: str = "") -> HttpResponse:
         deal = _visible(request, pk)
         # Only an editor gets this far (the service refused everyone else with a 404).
         deal.can_move = True
-        deal.flags = list(deal.stalled_flags.all())  # as the board's card has them
+        deal.flags = stalled_badges(deal)  # as the board's card has them
         today = timezone.localdate()
         context = {
             "deal": deal,

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from deals.models import StageChange, StalledFlag
 from stages.models import CriterionKind
-from tests.factories import CriterionFactory, DealFactory
+from tests.factories import ActivityFactory, CriterionFactory, DealFactory
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -71,6 +71,27 @@ def test_card_keeps_its_text_badges_and_next_step_panel(client_for, rep, stages)
     assert 'class="link unsnooze"' in html
     assert "What's next?" in html
     assert f'data-version="{deal.version}"' in html
+
+
+def test_card_dates_are_local_days_and_an_overdue_next_activity_is_marked(
+    client_for, rep, stages, settings
+):
+    settings.TIME_ZONE = "Asia/Tokyo"  # 23:30 UTC on the 2nd is the 3rd in Tokyo
+    moment = timezone.make_aware(timezone.datetime(2026, 3, 2, 23, 30), timezone.UTC)
+    late = DealFactory(owner=rep, stage=stages["lead"])
+    ActivityFactory(deal=late, subject="Call back", due_at=moment)
+    StalledFlag.objects.create(deal=late, rule="no_next_step", flagged_at=moment)
+    ahead = DealFactory(owner=rep, stage=stages["lead"])
+    ActivityFactory(deal=ahead, subject="Demo", due_at=timezone.now() + timedelta(days=400))
+    board = client_for(rep).get(reverse("board")).content.decode()
+
+    html = card_html(board, late)
+    assert '<p class="next-activity overdue">Next: Call back · Mar 3</p>' in html
+    assert (
+        '<span class="stalled-badge" title="Since Mar 3">Stalled: No next step scheduled</span>'
+        in html
+    )
+    assert '<p class="next-activity">Next: Demo · ' in card_html(board, ahead)
 
 
 def test_teammates_stalled_card_shows_the_flag_without_snooze_controls(
