@@ -246,6 +246,11 @@ class StageChange(models.Model):
             # Learned win rates read which stages each closed deal passed through from
             # this index alone (index-only scan), not from the history rows.
             models.Index(fields=["deal", "to_stage"], name="stage_change_deal_stage"),
+            # The dashboard derives the last minutes' stays from the changes since its
+            # summary's mark. With `at` leading an index, PostgreSQL reads the newest `at`
+            # from it when planning, instead of guessing "no rows past the statistics":
+            # that guess planned a manager's time-in-stage as a nested loop (0.6 s vs 50 ms).
+            models.Index(fields=["at"], name="stage_change_at"),
         ]
 
     def __str__(self) -> str:
