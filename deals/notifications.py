@@ -11,24 +11,13 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMessage, mailers
 from django.db import connection, transaction
-from django.db.models import (
-    Case,
-    CharField,
-    Exists,
-    F,
-    OuterRef,
-    Q,
-    QuerySet,
-    Value,
-    When,
-)
-from django.db.models.functions import Cast, Concat, TruncDate
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import User
 from deals.models import Deal, Notification, StalledFlag, StalledRule, scope_q
-from deals.sql import insert_select
+from deals.sql import insert_from
 
 log = logging.getLogger(__name__)
 
@@ -36,39 +25,15 @@ STALLED = "stalled"
 DIGEST_LIMIT = 50
 
 
-def _stalled_text() -> Concat:
-    """“<deal title>” is stalled: <reason>, built in SQL for a whole set of flags."""
-    reason = Case(
-        *(When(rule=rule, then=Value(label.lower())) for rule, label in StalledRule.choices),
-        default=F("rule"),
-        output_field=CharField(),
-    )
-    return Concat(
-        Value("“"), F("deal__title"), Value("” is stalled: "), reason, output_field=CharField()
-    )
-
-
-def _dedupe_key() -> Concat:
-    """stalled:<deal>:<rule>:<day flagged>: one notice per flag, even if a job runs twice."""
-    return Concat(
-        Value(f"{STALLED}:"),
-        Cast("deal_id", CharField()),
-        Value(":"),
-        F("rule"),
-        Value(":"),
-        Cast(TruncDate("flagged_at"), CharField()),
-        output_field=CharField(),
-    )
-
-
 def stalled_notice_sql(
     *, deal: str, rule: str, title: str, flagged_at: str
 ) -> tuple[str, str, list[Any]]:
-    """SQL for a stalled notice's text and dedupe key over raw columns, and their params.
+    """SQL for a stalled notice's text and its dedupe key over raw columns, and their params.
 
-    The same values as `_stalled_text` and `_dedupe_key`, for a statement that makes
-    notices from rows that are not StalledFlag rows yet (the stalled job's single
-    statement, which announces flags in the same statement that writes them).
+    Text: “<deal title>” is stalled: <reason>. Key: stalled:<deal>:<rule>:<day flagged>,
+    one notice per flag even if a job runs twice. The one spelling of both, used by the
+    stalled job's single statement (which announces flags as it writes them) and by
+    `notify_new_flags`.
     """
     labels = " ".join("WHEN %s THEN %s" for _ in StalledRule.choices)
     label_params = [
@@ -96,18 +61,20 @@ def notify_new_flags(
     pending = StalledFlag.objects.filter(notified_at__isnull=True)
     if deal_ids is not None:
         pending = pending.filter(deal_id__in=deal_ids)
+    flags_sql, flags_params = (
+        pending.order_by()
+        .values("deal_id", "rule", "flagged_at", title=F("deal__title"), owner=F("deal__owner"))
+        .query.sql_with_params()
+    )
+    text_sql, key_sql, notice_params = stalled_notice_sql(
+        deal="p.deal_id", rule="p.rule", title="p.title", flagged_at="p.flagged_at"
+    )
     with transaction.atomic():
-        created = insert_select(
+        created = insert_from(
             Notification,
-            pending,
-            {
-                "user": F("deal__owner_id"),
-                "deal": F("deal_id"),
-                "kind": Value(STALLED),
-                "text": _stalled_text(),
-                "dedupe_key": _dedupe_key(),
-                "created_at": Value(now),
-            },
+            ["user", "deal", "kind", "text", "dedupe_key", "created_at"],
+            f"SELECT p.owner, p.deal_id, %s, {text_sql}, {key_sql}, %s FROM ({flags_sql}) p",
+            [STALLED, *notice_params, now, *flags_params],
             ignore_conflicts=True,
         )
         pending.update(notified_at=now)

@@ -71,14 +71,37 @@ def insert_select(
     select_sql, params = rows.query.sql_with_params()
     names = [*values, *aggregates]
     qn = connection.ops.quote_name
-    columns = ", ".join(qn(model._meta.get_field(name).column) for name in names)
     picked = ", ".join(f"src.{qn('v_' + name)}" for name in names)
+    return insert_from(
+        model,
+        names,
+        f"SELECT {picked} FROM ({select_sql}) src",
+        params,
+        ignore_conflicts=ignore_conflicts,
+    )
+
+
+def insert_from(
+    model: type[models.Model],
+    fields: Sequence[str],
+    select_sql: str,
+    params: Sequence[Any],
+    *,
+    ignore_conflicts: bool = False,
+) -> int:
+    """INSERT INTO `model` (`fields`) the rows of `select_sql`; returns rows inserted.
+
+    For SELECTs the ORM cannot build (see `insert_select` for those it can). With
+    `ignore_conflicts`, rows that would break a unique constraint are skipped.
+    """
+    qn = connection.ops.quote_name
+    columns = ", ".join(qn(model._meta.get_field(name).column) for name in fields)
     on_conflict = OnConflict.IGNORE if ignore_conflicts else None
     statement = (
         f"{connection.ops.insert_statement(on_conflict=on_conflict)} "
         f"{qn(model._meta.db_table)} ({columns}) "
         # WHERE 1 = 1 keeps SQLite from reading a trailing ON CONFLICT as a join clause.
-        f"SELECT {picked} FROM ({select_sql}) src WHERE 1 = 1 "
+        f"SELECT * FROM ({select_sql}) batch WHERE 1 = 1 "
         f"{connection.ops.on_conflict_suffix_sql([], on_conflict, [], [])}"
     )
     with connection.cursor() as cursor:

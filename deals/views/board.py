@@ -112,7 +112,6 @@ def _stage_context(pipeline: Any) -> dict[str, Any]:
 def _card_context() -> dict[str, Any]:
     """What every card compares against, computed once per response."""
     return {
-        "now": timezone.now(),
         "today": timezone.localdate(),
         "undo_seconds": settings.UNDO_SECONDS,
     }
