@@ -9,29 +9,33 @@ VENV := .venv
 PY := $(VENV)/bin/python
 MANAGE := $(PY) manage.py
 CELERY := $(VENV)/bin/celery -A pipeline_crm
-# Re-installs happen only when requirements.lock is newer than this stamp.
+# Re-installs happen only when requirements-dev.lock is newer than this stamp.
+# requirements.lock is production's (the image); requirements-dev.lock adds the
+# test and lint tools. Both are generated from pyproject.toml by `make lock`.
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
 PYTEST_ARGS ?=
 
-.PHONY: help venv run test browser lint fmt worker beat jobs check-deploy bench bench-quick \
+UV_COMPILE := $(VENV)/bin/uv pip compile pyproject.toml --python-version 3.12 --generate-hashes -q
+
+.PHONY: lock help venv run test browser lint fmt worker beat jobs check-deploy bench bench-quick \
 	clean require-redis
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) \
 		| awk 'BEGIN { FS = ":.*## " } { printf "  make %-13s %s\n", $$1, $$2 }'
 
-venv: $(STAMP) ## Create .venv and install requirements.lock (hash-checked)
+venv: $(STAMP) ## Create .venv and install requirements-dev.lock (hash-checked)
 
-$(STAMP): requirements.lock
+$(STAMP): requirements-dev.lock
 	@if ! $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then \
 		python="$$(scripts/find-python)"; \
 		echo "Creating $(VENV) with $$python"; \
 		rm -rf $(VENV); \
 		"$$python" -m venv $(VENV); \
 	fi
-	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
 	@touch $@
 
 run: venv ## Migrate, load demo data and serve on 127.0.0.1:$PORT (default 8000)
@@ -59,6 +63,10 @@ browser: ## Make sure /usr/bin/chromium exists (apt-get install chromium as root
 		echo "Install it as root, e.g.: sudo apt-get install chromium" >&2; \
 		exit 1; \
 	fi
+
+lock: venv ## Regenerate requirements.lock (production) and requirements-dev.lock from pyproject.toml
+	$(UV_COMPILE) -o requirements.lock
+	$(UV_COMPILE) --extra dev -o requirements-dev.lock
 
 lint: venv ## ruff check and ruff format --check
 	$(VENV)/bin/ruff check .
