@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET
 
 from accounts import audit
 from accounts.models import AuditEvent, AuditKind
-from pipeline_crm.exports import csv_response
+from common.exports import csv_response
 
 
 class AuditFilterForm(forms.Form):

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts import audit
 from accounts.models import AuditKind
+from common.exports import csv_response
 from contacts import queries, services
 from contacts.forms import (
     OrganizationForm,
@@ -28,7 +29,6 @@ from contacts.forms import (
     SearchForm,
 )
 from contacts.models import Organization, Person
-from pipeline_crm.exports import csv_response
 
 if TYPE_CHECKING:
     from django_htmx.middleware import HtmxDetails

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from django.db import transaction
 from django.utils import timezone
 
-from deals import outbox
+from common import outbox
 from deals.models import Activity, Deal
 from deals.services import DealError, NotFound
 

@@ -16,8 +16,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import User
+from common.sql import insert_from
 from deals.models import Deal, Notification, StalledFlag, StalledRule, scope_q
-from deals.sql import insert_from
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from accounts import audit
 from accounts.models import AuditKind
-from deals import outbox
+from common import outbox
 from deals.models import Deal, GateEvent, GateOutcome, MoveSource, StageChange
 from stages import gate
 from stages.models import Stage, StageKind

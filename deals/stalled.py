@@ -29,7 +29,8 @@ from django.db.models import (
 )
 from django.utils import timezone
 
-from deals import outbox
+from common import outbox
+from common.sql import DaysBefore, hold_job_lock
 from deals.models import (
     Activity,
     Deal,
@@ -38,7 +39,6 @@ from deals.models import (
     StalledFlag,
     StalledRule,
 )
-from deals.sql import DaysBefore, hold_job_lock
 from stages.models import StageKind
 
 if TYPE_CHECKING:

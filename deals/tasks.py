@@ -8,7 +8,8 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import transaction
 
-from deals import notifications, outbox, stalled
+from common import outbox
+from deals import notifications, stalled
 
 # Forecasts live in `reports`, which deals must not import: the follow-up is named.
 RECOMPUTE_FORECASTS = "reports.recompute_forecasts"

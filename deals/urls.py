@@ -5,7 +5,6 @@ from django.urls import path
 from deals.views import board as board_views
 from deals.views import deal as deal_views
 from deals.views import export as export_views
-from deals.views import imports as import_views
 from deals.views import notifications as notification_views
 from deals.views import search as search_views
 from deals.views import snooze as snooze_views
@@ -52,12 +51,6 @@ urlpatterns = [
     ),
     # Global search (header box and results page).
     path("search/", search_views.search, name="search"),
-    # CSV import (managers and admins) and the board's CSV export.
-    path("import/", import_views.start, name="import_start"),
-    path("import/<int:pk>/", import_views.preview, name="import_preview"),
-    path("import/<int:pk>/confirm/", import_views.confirm, name="import_confirm"),
-    path("import/<int:pk>/status/", import_views.status, name="import_status"),
-    path("import/<int:pk>/summary.csv", import_views.summary, name="import_summary"),
-    path("import/<int:pk>/undo/", import_views.undo_view, name="import_undo"),
+    # The board's CSV export.
     path("board/export.csv", export_views.board_export, name="board_export"),
 ]

@@ -45,10 +45,12 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "axes",
+    "common",
     "accounts",
     "contacts",
     "stages",
     "deals",
+    "imports",
     "reports",
 ]
 
@@ -61,7 +63,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "pipeline_crm.middleware.DatabaseUnavailableMiddleware",
+    "common.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # Last, as django-axes asks: it answers locked-out logins itself.
@@ -206,8 +208,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "max_retries": 0,
 }
 CELERY_TASK_PUBLISH_RETRY = False
-# Task modules autodiscovery does not find (it looks for tasks.py only).
-CELERY_IMPORTS = ["deals.import_tasks"]
 CELERY_TIMEZONE = TIME_ZONE
 # Static schedule (no database scheduler): what runs when, in TIME_ZONE.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {

@@ -19,5 +19,6 @@ urlpatterns = [
     path("settings/", include("stages.urls")),
     path("contacts/", include("contacts.urls")),
     path("reports/", include("reports.urls")),
+    path("import/", include("imports.urls")),
     path("", include("deals.urls")),
 ]

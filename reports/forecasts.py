@@ -44,8 +44,8 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, TruncDate, TruncMonth, TruncQuarter
 from django.utils import timezone
 
+from common.sql import hold_job_lock, insert_from, insert_select, scratch_table
 from deals.models import Deal, StageChange
-from deals.sql import hold_job_lock, insert_from, insert_select, scratch_table
 from reports.models import (
     Forecast,
     ForecastScratch,

@@ -93,7 +93,7 @@ class Forecast(ForecastFigures):
 class ForecastScratch(ForecastFigures):
     """Cells of one recompute before they are compared with `Forecast`.
 
-    A temporary table created and dropped by each recompute (`deals.sql.scratch_table`),
+    A temporary table created and dropped by each recompute (`common.sql.scratch_table`),
     never by migrations. Its relations are plain columns to Django: deleting a user, team
     or pipeline must not look for rows in a table that exists only during a recompute.
     """

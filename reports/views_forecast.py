@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from accounts.models import Team, User
-from pipeline_crm.exports import safe_cell
+from common.exports import safe_cell
 from reports import forecasts
 from reports.dashboard.filters import (
     OwnerChoiceField,

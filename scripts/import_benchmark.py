@@ -70,7 +70,7 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from deals.models import ImportJob
+    from imports.models import ImportJob
     from stages.models import Pipeline
 
     print(f"database: {connection.vendor} {connection.settings_dict['NAME']}")

@@ -28,8 +28,9 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from deals import outbox
-from deals.models import OutboxMessage, StalledFlag, StalledRule
+from common import outbox
+from common.models import OutboxMessage
+from deals.models import StalledFlag, StalledRule
 from deals.services import move_deal
 from pipeline_crm.celery import app
 from reports.models import Forecast

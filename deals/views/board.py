@@ -17,10 +17,10 @@ from django.urls import reverse
 from django.utils import dateformat, timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from common.ratelimit import rate_limited
 from deals import queries, services
 from deals.forms import BoardFilterForm, BulkMoveForm, GateFixForm, MoveForm
 from deals.models import Deal, MoveSource, StalledRule
-from pipeline_crm.ratelimit import rate_limited
 from stages import gate
 from stages.models import Stage
 

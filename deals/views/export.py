@@ -3,7 +3,7 @@
 Rows come from `Deal.objects.visible_to(user)` with the board's own filters
 (`BoardFilterForm` → `BoardFilters`), so an export never holds a deal its reader could
 not open. One query streams every row, whatever the number of deals; text cells are
-defused against spreadsheet formulas (deals/imports/csvout.py).
+defused against spreadsheet formulas (imports/csvout.py).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from django.views.decorators.http import require_GET
 
 from deals import queries
 from deals.forms import BoardFilterForm
-from deals.imports.csvout import safe_row
 from deals.models import Deal
+from imports.csvout import safe_row
 from stages.models import StageKind
 
 HEADER = [

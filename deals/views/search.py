@@ -16,12 +16,12 @@ from django.template.response import TemplateResponse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
+from common.ratelimit import rate_limited
 from contacts import queries as contact_queries
 from contacts.forms import SearchForm
 from contacts.models import Organization, Person
 from deals.models import Deal
 from deals.queries import BoardFilters
-from pipeline_crm.ratelimit import rate_limited
 
 if TYPE_CHECKING:
     from accounts.models import User

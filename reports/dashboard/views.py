@@ -10,7 +10,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from pipeline_crm.exports import safe_cell
+from common.exports import safe_cell
 from reports.dashboard.filters import filter_form
 from reports.dashboard.panels import PANELS, Dashboard
 

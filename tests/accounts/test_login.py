@@ -66,7 +66,7 @@ def test_moves_are_rate_limited_per_user(rep, stages, settings, monkeypatch):
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "move": (2, 60)}
     # Fixed windows: keep all three requests inside one, whatever the wall clock says.
     frozen = SimpleNamespace(time=lambda: 1_800_000_000.0)
-    monkeypatch.setattr("pipeline_crm.ratelimit.time", frozen)
+    monkeypatch.setattr("common.ratelimit.time", frozen)
     deal = DealFactory(owner=rep, stage=stages["lead"])
     client = Client()
     client.force_login(rep)

@@ -6,7 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from deals.models import Deal, OutboxMessage, StageChange
+from common.models import OutboxMessage
+from deals.models import Deal, StageChange
 from deals.services import GateBlocked, InvalidMove, create_deal
 from stages.models import CriterionKind
 from tests.factories import CriterionFactory, DealFactory

@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from deals.models import Deal, GateEvent, OutboxMessage, StageChange
+from common.models import OutboxMessage
+from deals.models import Deal, GateEvent, StageChange
 from deals.services import (
     GateBlocked,
     InvalidMove,

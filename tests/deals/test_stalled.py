@@ -11,15 +11,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from common.models import OutboxMessage
 from deals import stalled
-from deals.models import (
-    Deal,
-    FieldChange,
-    Notification,
-    OutboxMessage,
-    StalledFlag,
-    StalledRule,
-)
+from deals.models import Deal, FieldChange, Notification, StalledFlag, StalledRule
 from tests.factories import ActivityFactory, DealFactory
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -433,7 +427,7 @@ def test_unsnooze_endpoint_brings_the_flags_back(rep, stages, eager):
     response = client.post(reverse("deal_unsnooze", args=[deal.pk]), **HTMX)
     assert response.status_code == 200
     # The test transaction never commits, so run the outbox hand-off by hand.
-    from deals import outbox
+    from common import outbox
 
     outbox.dispatch([OutboxMessage.objects.get().pk])
     assert flags() == {(deal.pk, StalledRule.NO_NEXT_STEP)}

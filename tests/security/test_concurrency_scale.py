@@ -29,8 +29,9 @@ from django.db import OperationalError, connection, connections, transaction
 from django.test import Client
 from django.urls import reverse
 
-from deals import outbox
-from deals.models import ChecklistTick, Deal, GateEvent, OutboxMessage, StageChange
+from common import outbox
+from common.models import OutboxMessage
+from deals.models import ChecklistTick, Deal, GateEvent, StageChange
 from deals.services import GateBlocked, Placement, VersionConflict, move_deal, reorder_deal
 from stages.models import CriterionKind, EntryCriterion
 from tests.factories import CriterionFactory, DealFactory

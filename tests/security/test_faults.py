@@ -27,8 +27,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from deals import outbox
-from deals.models import Notification, OutboxMessage, StalledFlag
+from common import outbox
+from common.models import OutboxMessage
+from deals.models import Notification, StalledFlag
 from deals.services import move_deal
 from deals.stalled import JOB_LOCK
 from pipeline_crm.celery import app

@@ -9,7 +9,8 @@ from django.core.management.base import BaseCommand
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from deals import notifications, outbox, stalled
+from common import outbox
+from deals import notifications, stalled
 from reports import forecasts
 from reports.dashboard import stays
 

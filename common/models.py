@@ -1,0 +1,20 @@
+"""The outbox's table. It began in the deals app and keeps its name (`deals_outboxmessage`)."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+
+class OutboxMessage(models.Model):
+    """Work a request caused, written in its transaction and dispatched to Celery later."""
+
+    task = models.CharField(max_length=100)
+    payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        db_table = "deals_outboxmessage"
+        indexes = [models.Index(fields=["dispatched_at", "id"], name="outbox_pending")]
