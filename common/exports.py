@@ -24,11 +24,15 @@ def safe_cell(value: Any) -> Any:
     return value
 
 
+def safe_row(cells: Iterable[Any]) -> list[Any]:
+    return [safe_cell(cell) for cell in cells]
+
+
 def csv_response(filename: str, header: list[str], rows: Iterable[Iterable[Any]]) -> HttpResponse:
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     writer = csv.writer(response)
     writer.writerow(header)
     for row in rows:
-        writer.writerow([safe_cell(v) for v in row])
+        writer.writerow(safe_row(row))
     return response

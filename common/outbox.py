@@ -41,7 +41,9 @@ def enqueue(task: str, **payload: Any) -> OutboxMessage:
 
 def _publish(messages: Sequence[OutboxMessage], done: list[int]) -> None:
     """Send `messages` in order, appending each id to `done` once it is handed over."""
-    from pipeline_crm.celery import app
+    # The project's Celery app (pipeline_crm/celery.py makes itself current): a library
+    # must not import the wiring that sits above every app.
+    from celery import current_app as app
 
     if app.conf.task_always_eager:
         # No broker (the zero-setup default): run the work in-process, each message in

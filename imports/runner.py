@@ -25,8 +25,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from common import outbox
+from common.exports import safe_row
 from imports.activities import ActivityWriter
-from imports.csvout import safe_row
 from imports.mapping import Mapping
 from imports.models import ImportJob, ImportKind, ImportStatus, import_storage
 from imports.organizations import OrganizationCache, OrganizationWriter, PersonWriter

@@ -27,7 +27,6 @@ from deals.models import Activity, Deal, GateEvent, StageChange
 from imports.models import ImportAction, ImportedRecord, ImportJob, ImportStatus
 from imports.records import ACTIVITY, DEAL, ORGANIZATION, PERSON, TEAM, USER
 from imports.services import ImportRefused, NotAllowed, may_import
-from reports.models import StageEntry, StageStay
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -114,9 +113,7 @@ def undo_import(job: ImportJob, *, by: User) -> dict[str, int]:
         removed = 0
         for chunk in _chunks(_ids(locked, DEAL, ImportAction.CREATED)):
             # History first: StageChange protects its deal (see the module docstring).
-            # The dashboard's summaries derived from it go too (no database-level relation).
-            StageStay.objects.filter(deal_id__in=chunk).delete()
-            StageEntry.objects.filter(deal_id__in=chunk).delete()
+            # Rows derived from a deal (the dashboard's summaries) go with it by cascade.
             StageChange.objects.filter(deal_id__in=chunk).delete()
             GateEvent.objects.filter(deal_id__in=chunk).delete()
             removed += Deal.objects.filter(pk__in=chunk).delete()[1].get("deals.Deal", 0)

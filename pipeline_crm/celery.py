@@ -9,5 +9,8 @@ from celery import Celery
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pipeline_crm.settings")
 
 app = Celery("pipeline_crm")
+# The default app in every thread too, so shared code (common/outbox.py) reaches it through
+# celery.current_app instead of importing this wiring module.
+app.set_default()
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()

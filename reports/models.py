@@ -186,10 +186,11 @@ class StageWinRate(models.Model):
 class FromHistory(models.Model):
     """A row derived from one history row (`change`) of `deal` about `stage`.
 
-    The relations are plain columns: history is never deleted (except by an import's
-    undo, which removes these rows with it) and protects its deals and stages, so no row
-    here can lose its target, and deleting a deal must not look for rows here. Checking
-    three foreign keys per row tripled the time of a first refresh.
+    No database constraints: checking three foreign keys per row tripled the time of a
+    first refresh. History is never deleted and protects its deals and stages, except
+    when an import's undo deletes the deals it created: `deal`'s CASCADE (done by
+    Django's delete, one statement per batch) removes these rows with their deal, so the
+    deleting code needs to know nothing about reports.
     """
 
     change = models.OneToOneField(
@@ -201,7 +202,7 @@ class FromHistory(models.Model):
     )
     deal = models.ForeignKey(
         "deals.Deal",
-        on_delete=models.DO_NOTHING,
+        on_delete=models.CASCADE,
         db_constraint=False,
         db_index=False,
         related_name="+",

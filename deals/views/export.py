@@ -3,7 +3,7 @@
 Rows come from `Deal.objects.visible_to(user)` with the board's own filters
 (`BoardFilterForm` → `BoardFilters`), so an export never holds a deal its reader could
 not open. One query streams every row, whatever the number of deals; text cells are
-defused against spreadsheet formulas (imports/csvout.py).
+defused against spreadsheet formulas (common/exports.py).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
+from common.exports import safe_row
 from deals import queries
 from deals.forms import BoardFilterForm
 from deals.models import Deal
-from imports.csvout import safe_row
 from stages.models import StageKind
 
 HEADER = [

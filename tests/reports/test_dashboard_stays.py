@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 
+from deals.models import StageChange
 from reports.dashboard import stays
 from reports.dashboard.panels import Dashboard
 from reports.models import StageEntry, StageStay, StageStayMark
@@ -251,3 +252,23 @@ def test_the_funnel_ignores_the_summary_once_the_stages_change(history, manager,
     assert entries(history.deals["C"])[1] == ("Demo", march(5), None, True)
     assert entries(history.deals["D"]) == [("Lead in", march(10), None, False)]
     assert funnel_rows(manager, pipeline) == rows
+
+
+def test_deleting_a_deal_deletes_its_stored_stays_and_entries_and_no_others(history):
+    """The summaries follow their deal by cascade, so code that deletes deals (an import's
+    undo) need not know about reports."""
+    stays.refresh(now=NOW)
+    gone, kept = history.deals["A"], history.deals["C"]
+    others = (
+        StageStay.objects.exclude(deal=gone).count(),
+        StageEntry.objects.exclude(deal=gone).count(),
+    )
+    assert stored(gone) and entries(gone)
+
+    StageChange.objects.filter(deal=gone).delete()
+    gone.delete()
+
+    assert not StageStay.objects.filter(deal_id=gone.pk).exists()
+    assert not StageEntry.objects.filter(deal_id=gone.pk).exists()
+    assert (StageStay.objects.count(), StageEntry.objects.count()) == others
+    assert stored(kept) and entries(kept)
