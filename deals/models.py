@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 
 from django.conf import settings
@@ -261,6 +262,33 @@ class StageChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.deal_id} #{self.seq} → {self.to_stage_id}"
+
+
+class RewrittenHistory(models.Model):
+    """A deal whose stage history was written with past dates or removed: an import
+    (history of the years before it), an import's undo, a delete.
+
+    Summaries derived from the history (the dashboard's, in `reports`) are kept up to a
+    time mark and only look at changes newer than it, so a write dated before the mark
+    would never reach them. Whoever writes such history adds a row here in the same
+    transaction; the summaries recompute these deals from their whole history before
+    they are read (and in their periodic refresh), then delete the rows. Moves, written
+    at the current time, need no row. Plain columns: the deal may be gone already.
+    """
+
+    deal_id = models.BigIntegerField()
+    # Set by the summary refresh that is recomputing the deal, in its own transaction:
+    # rows added meanwhile stay for the next one.
+    claimed = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["claimed", "deal_id"], name="rewritten_history_deal")]
+
+    @classmethod
+    def mark(cls, deal_ids: Iterable[int]) -> None:
+        """Record that these deals' history was rewritten (call inside the write's
+        transaction, one statement however many deals)."""
+        cls.objects.bulk_create([cls(deal_id=deal_id) for deal_id in set(deal_ids)])
 
 
 class GateOutcome(models.TextChoices):

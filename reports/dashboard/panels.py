@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.urls import reverse
 
-from reports.dashboard import charts, history, queries
+from reports.dashboard import charts, history, queries, stays
 from reports.dashboard.filters import DashboardScope
 from reports.dashboard.tables import Cell, Panel, days, display, percent
 from stages.models import Stage, StageKind
@@ -44,15 +44,23 @@ class BottleneckStage:
 class Dashboard:
     """Lazily runs each panel's query once, so a CSV of one panel runs only what it needs."""
 
-    def __init__(self, scope: DashboardScope) -> None:
+    def __init__(self, scope: DashboardScope, *, summaries: bool = True) -> None:
+        """`summaries=False` derives every figure from the raw history, ignoring the
+        summary tables: slower, and by construction what the summaries must equal."""
         self.scope = scope
         self.currency = settings.DEFAULT_CURRENCY
+        self.summaries = summaries
 
     # --- query results, each fetched at most once ---------------------------------------
 
     @cached_property
     def stages(self) -> list[Stage]:
-        return queries.stages_of(self.scope)
+        stages = queries.stages_of(self.scope)
+        if self.summaries and stages and stages[0].rewritten:
+            # History was written in the past tense (an import, an undo): bring those
+            # deals into the summaries before any panel reads them.
+            stays.catch_up()
+        return stages
 
     @cached_property
     def open_stages(self) -> list[Stage]:
@@ -65,12 +73,16 @@ class Dashboard:
     @cached_property
     def stays_until(self) -> datetime | None:
         """The completed-stays summary's mark, which came with the stages."""
-        return self.stages[0].stays_until if self.stages else None
+        if not self.summaries or not self.stages:
+            return None
+        return self.stages[0].stays_until
 
     @cached_property
     def entries_until(self) -> datetime | None:
         """The entries summary's mark, if it was worked out with the stages as they are."""
-        return self.stages[0].entries_until if self.stages else None
+        if not self.summaries or not self.stages:
+            return None
+        return self.stages[0].entries_until
 
     @cached_property
     def funnel_by_stage(self) -> dict[int, history.StageFunnel]:

@@ -25,7 +25,14 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
-from deals.models import Activity, GateEvent, GateOutcome, StageChange, StalledFlag
+from deals.models import (
+    Activity,
+    GateEvent,
+    GateOutcome,
+    RewrittenHistory,
+    StageChange,
+    StalledFlag,
+)
 from reports.dashboard import stays
 from reports.dashboard.filters import DashboardScope, Period
 from reports.models import StageStayMark
@@ -331,12 +338,15 @@ def stages_of(scope: DashboardScope) -> list[Stage]:
     """The pipeline's stages in order, each carrying the summaries' marks, fetched with
     them to save a round trip (reports.dashboard.stays): `stays_until` for the completed
     stays and `entries_until` for the entries, None when the stages have changed since
-    the entries were worked out. Every pipeline's stages are read to tell."""
+    the entries were worked out. Every pipeline's stages are read to tell. `rewritten`:
+    some deal's history was rewritten since the summaries last caught up (see
+    `stays.catch_up`)."""
     mark = StageStayMark.objects.filter(pk=1)
     stages = list(
         Stage.objects.annotate(
             stays_until=Subquery(mark.values("covered_until")),
             stages_key=Subquery(mark.values("stages_key")),
+            rewritten=Exists(RewrittenHistory.objects.all()),
         ).order_by("position", "id")
     )
     current = stays.stages_key((s.pk, s.pipeline_id, s.position, s.kind) for s in stages)

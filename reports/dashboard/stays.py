@@ -4,7 +4,16 @@ Deriving a stay's entry time (the deal's previous change) takes a window over ev
 change since the period began, which at a million history rows costs more than the
 rest of those panels together. `refresh` stores each completed stay once, set-based;
 the dashboard reads the stored ones and derives only those that ended after the mark
-(see `history._exits_ctes`), so a stale or empty summary makes it slower, never wrong.
+(see `history._exits_ctes`).
+
+The mark is a time, and the refresh looks only at changes newer than it, so history
+written with past dates (an import of the years before, an import's undo, a delete)
+would never reach the summaries. Whoever writes such history marks its deals in
+`deals.RewrittenHistory` in the same transaction; `catch_up` recomputes those deals from
+their whole history up to the mark, and runs in every refresh and before every
+dashboard read (`reports.dashboard.panels.Dashboard.stages`). So a summary read always
+equals the history it summarises: what is before the mark is complete for every deal,
+what is after it is derived from the history at read time.
 
 The same refresh keeps `StageEntry`, each entry into a stage with whether the deal went
 on from it (the funnel's conversion), read the same way by `history.funnel`. Whether it
@@ -24,6 +33,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from deals.models import RewrittenHistory
 from reports.dashboard.history import (
     ENTRY,
     HISTORY,
@@ -63,6 +73,8 @@ def refresh(*, now: datetime | None = None) -> StaysRefreshed:
         mark, first = StageStayMark.objects.select_for_update().get_or_create(
             pk=1, defaults={"covered_until": cutoff}
         )
+        with connection.cursor() as cursor:
+            claimed = _claim_rewritten(cursor)
         if first:
             where, params = "x.at < %s", [cutoff]
         else:
@@ -93,11 +105,70 @@ def refresh(*, now: datetime | None = None) -> StaysRefreshed:
                 _add_entries(cursor, "x.at < %s", [until], first=True)
             else:
                 _add_entries(cursor, where, params, first=False)
+            if claimed and not first:
+                _recompute_claimed(cursor, max(cutoff, mark.covered_until))
+            _release_claimed(cursor, claimed)
         if cutoff > mark.covered_until or mark.stages_key != key:
             mark.covered_until = max(cutoff, mark.covered_until)
             mark.stages_key = key
             mark.save(update_fields=["covered_until", "stages_key"])
     return StaysRefreshed(added=added, covered_until=mark.covered_until)
+
+
+def catch_up() -> int:
+    """Recompute the summaries of the deals whose history was rewritten (see the module
+    docstring), up to the mark; returns how many markers it consumed.
+
+    The dashboard calls it before reading the summaries when any marker is waiting, so
+    an import shows in every panel as soon as it commits. Serialised with the refresh on
+    the mark row; without a mark nothing is summarised yet, and the first refresh works
+    everything out from the whole history.
+    """
+    with transaction.atomic():
+        mark = StageStayMark.objects.select_for_update().filter(pk=1).first()
+        if mark is None:
+            return 0
+        with connection.cursor() as cursor:
+            claimed = _claim_rewritten(cursor)
+            if claimed:
+                _recompute_claimed(cursor, mark.covered_until)
+                _release_claimed(cursor, claimed)
+    return claimed
+
+
+REWRITTEN = RewrittenHistory._meta.db_table
+CLAIMED = f"(SELECT deal_id FROM {REWRITTEN} WHERE claimed = TRUE)"
+
+
+def _claim_rewritten(cursor: Any) -> int:
+    """Claim the markers committed so far: markers committed while this transaction
+    recomputes are left for the next one, which will then see their history."""
+    cursor.execute(f"UPDATE {REWRITTEN} SET claimed = TRUE WHERE claimed = FALSE")
+    return max(cursor.rowcount, 0)
+
+
+def _release_claimed(cursor: Any, claimed: int) -> None:
+    if claimed:
+        cursor.execute(f"DELETE FROM {REWRITTEN} WHERE claimed = TRUE")
+
+
+def _recompute_claimed(cursor: Any, until: datetime) -> None:
+    """Replace the claimed deals' stays and entries by those of their whole history
+    before `until`. A deal's rows depend on its own history only (its previous change,
+    its later changes) and on the stages' order, so this is exact for each of them; a
+    deal that is gone simply loses its rows."""
+    cursor.execute(f"DELETE FROM {STAY} WHERE deal_id IN {CLAIMED}")
+    cursor.execute(f"DELETE FROM {ENTRY} WHERE deal_id IN {CLAIMED}")
+    where = f"x.deal_id IN {CLAIMED} AND x.at < %s"
+    sql = f"""
+    INSERT INTO {STAY} (change_id, deal_id, stage_id, entered_at, exited_at, days)
+    SELECT t.id, t.deal_id, t.stage_id, t.entry_at, t.exit_at,
+           {days_between("t.entry_at", "t.exit_at")}
+    FROM ({stays_ending(where)}) t
+    WHERE t.stage_id IS NOT NULL
+    """
+    cursor.execute(sql, [connection.ops.adapt_datetimefield_value(until)])
+    _add_entries(cursor, where, [until], first=True)
 
 
 def stages_key(stages: Iterable[tuple[int, int, int, str]]) -> str:
