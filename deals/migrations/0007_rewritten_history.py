@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('deals', '0005_deal_stage_age'),
+        ('deals', '0006_move_imports_and_outbox_out'),
     ]
 
     operations = [
