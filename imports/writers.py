@@ -30,6 +30,7 @@ from deals.models import (
     GateEvent,
     GateOutcome,
     MoveSource,
+    RewrittenHistory,
     StageChange,
 )
 from imports import bulk
@@ -339,6 +340,9 @@ class DealWriter:
                 previous_id = step.stage.pk
             recorder.created(DEAL, deal_id)
         bulk.insert(StageChange, changes, returning=False)
+        # History dated before now: the summaries built from history must recompute
+        # these deals (they only look at changes newer than their mark by themselves).
+        RewrittenHistory.mark(deal_ids)
         bulk.insert(GateEvent, events, returning=False)
         return list(zip(records, deal_ids, strict=True))
 

@@ -18,8 +18,9 @@ from stages.models import Pipeline
 if TYPE_CHECKING:
     from deals.models import DealQuerySet
 
-# A custom period is capped so the cumulative-flow chart stays readable and bounded.
-MAX_CUSTOM_DAYS = 366
+# A custom period spans up to ten years (a team's imported history often spans several);
+# the cumulative-flow chart samples long periods (see `panels.Dashboard.flow`).
+MAX_CUSTOM_DAYS = 3653
 DEFAULT_PERIOD = "last90"
 
 
@@ -166,9 +167,7 @@ class DashboardFilterForm(forms.Form):
             if first > last:
                 raise forms.ValidationError("The start date must not be after the end date.")
             if (last - first).days + 1 > MAX_CUSTOM_DAYS:
-                raise forms.ValidationError(
-                    f"A custom period can span at most {MAX_CUSTOM_DAYS} days."
-                )
+                raise forms.ValidationError("A custom period can span at most ten years.")
         return data
 
     def scope(self, *, now: datetime) -> DashboardScope | None:

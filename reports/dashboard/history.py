@@ -447,3 +447,69 @@ def cumulative_flow(
     for stage_id, day, count in _fetch(sql, params):
         flow.setdefault(stage_id, {})[as_date(day)] = int(count)
     return flow
+
+
+# --- sales cycle --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CycleTimes:
+    count: int
+    mean: float | None
+    median: float | None
+
+
+def cycle_times(scope: DashboardScope) -> dict[tuple[str, str], CycleTimes]:
+    """Days from creation to close of the pipeline's deals closed in each period: count,
+    mean and median, of the won deals and of all closed deals (won or lost).
+
+    Keys: ("cur" | "prev", "won" | "closed"); a sample with no deals is missing.
+    """
+    cte, params, member = _scope_cte(scope)
+    periods = (("cur", scope.period), ("prev", scope.previous))
+    start = min(period.start for _, period in periods)
+    end = max(period.end for _, period in periods)
+    samples = []
+    sample_params: list[Any] = []
+    for name, period in periods:
+        within = "closed_at >= %s AND closed_at < %s"
+        samples.append(
+            f"SELECT '{name}:won' AS stage_id, days FROM closed WHERE won = 1 AND {within}"
+        )
+        samples.append(f"SELECT '{name}:closed', days FROM closed WHERE {within}")
+        sample_params += [_dt(period.start), _dt(period.end)] * 2
+    sql = f"""
+    WITH {cte},
+    closed AS (
+        SELECT d.closed_at, CASE WHEN s.kind = %s THEN 1 ELSE 0 END AS won,
+               {days_between("d.created_at", "d.closed_at")} AS days
+        FROM {DEAL_TABLE} d JOIN {STAGE} s ON s.id = d.stage_id
+        WHERE {member.format(deal="d.id")} AND d.pipeline_id = %s AND s.kind IN (%s, %s)
+          AND d.closed_at >= %s AND d.closed_at < %s
+    ),
+    samples AS ({" UNION ALL ".join(samples)})
+    {_percentiles("median", "samples")}
+    UNION ALL
+    SELECT 'mean', stage_id, COUNT(*), AVG(days), NULL, NULL FROM samples GROUP BY stage_id
+    """
+    params += [
+        StageKind.WON,
+        scope.pipeline.pk,
+        StageKind.WON,
+        StageKind.LOST,
+        _dt(start),
+        _dt(end),
+        *sample_params,
+    ]
+    medians: dict[str, float | None] = {}
+    means: dict[str, tuple[int, float | None]] = {}
+    for sample, key, n, value, _p75, _longest in _fetch(sql, params):
+        if sample == "mean":
+            means[key] = (int(n), as_float(value))
+        else:
+            medians[key] = as_float(value)
+    result = {}
+    for key, (n, mean) in means.items():
+        name, kind = key.split(":")
+        result[(name, kind)] = CycleTimes(n, mean, medians.get(key))
+    return result

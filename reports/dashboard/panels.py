@@ -21,12 +21,16 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.urls import reverse
 
-from reports.dashboard import charts, history, queries, stays
+from reports.dashboard import backtest, charts, history, queries, stays
 from reports.dashboard.filters import DashboardScope
-from reports.dashboard.tables import Cell, Panel, days, display, percent
+from reports.dashboard.tables import Cell, Panel, Percent, days, display, percent
 from stages.models import Stage, StageKind
 
 TIMES = "\N{MULTIPLICATION SIGN}"
+# Days the cumulative-flow chart draws at most: a year, day by day.
+FLOW_POINTS = 366
+# Months the backtest chart draws (the table and CSV have every month of the period).
+BACKTEST_BARS = 24
 
 
 @dataclass(frozen=True)
@@ -333,12 +337,22 @@ class Dashboard:
         data = queries.outcomes(self.scope)
         cur = _velocity_figures(data["cur"], self.currency)
         prev = _velocity_figures(data["prev"], self.currency)
+        cycles = history.cycle_times(self.scope)
+
+        def cycle(measure: str, kind: str) -> list[Cell]:
+            figures = [cycles.get((name, kind)) for name in ("cur", "prev")]
+            return [days(getattr(f, measure)) if f else None for f in figures]
+
         rows: list[list[Cell]] = [
             ["Won deals", cur["won"], prev["won"]],
             ["Lost deals", cur["lost"], prev["lost"]],
             ["Win rate %", cur["win_rate"], prev["win_rate"]],
             ["Average cycle (days, won deals)", cur["cycle"], prev["cycle"]],
+            ["Median cycle (days, won deals)", *cycle("median", "won")],
+            ["Average cycle (days, all closed deals)", *cycle("mean", "closed")],
+            ["Median cycle (days, all closed deals)", *cycle("median", "closed")],
         ]
+        neutral = len(rows)
         others = set(cur["by_currency"]) | set(prev["by_currency"])
         currencies = [self.currency, *sorted(others - {self.currency})]
         empty = {"won_value": Decimal("0.00"), "avg_won": None, "open": 0, "velocity": None}
@@ -356,13 +370,86 @@ class Dashboard:
             title="Win rate and velocity",
             help=(
                 "Win rate = won ÷ (won + lost), deals closed in the period. Cycle = days "
-                "from creation to close of won deals. Velocity = open deals "
+                "from creation to close, of won deals and of all closed deals. Velocity = "
+                "open deals "
                 f"{TIMES} win rate {TIMES} average won amount ÷ average cycle days, per currency."
             ),
             header=["Measure", "This period", "Previous period"],
             rows=rows,
             # Tiles: the currency-neutral measures and the main currency's.
-            extra={"tiles": [(row[0], display(row[1]), display(row[2])) for row in rows[:8]]},
+            extra={
+                "tiles": [
+                    (row[0], display(row[1]), display(row[2])) for row in rows[: neutral + 4]
+                ]
+            },
+        )
+
+    def backtest(self) -> Panel:
+        cur = self.currency
+        by_month: dict[date, list[backtest.MonthBacktest]] = defaultdict(list)
+        for cell in backtest.backtest(self.scope):
+            by_month[cell.month].append(cell)
+        rows: list[list[Cell]] = []
+        bars = []
+        for month in backtest.months_of(self.scope):
+            cells = by_month.get(month, [])
+            main = next(
+                (c for c in cells if c.currency == cur), backtest.MonthBacktest(month, cur)
+            )
+            others = "; ".join(
+                f"{c.currency} weighted {c.weighted:,.2f}, won {c.won_value:,.2f}"
+                for c in cells
+                if c.currency != cur
+            )
+            label = f"{month:%Y-%m}"
+            rows.append(
+                [
+                    label,
+                    main.forecast_deals,
+                    main.weighted,
+                    main.commit,
+                    main.best_case,
+                    main.pipeline,
+                    main.won_deals,
+                    main.won_value,
+                    main.won_value - main.weighted,
+                    others,
+                ]
+            )
+            bars.append(
+                charts.Bar(
+                    label,
+                    (float(main.won_value),),
+                    f"forecast {cur} {main.weighted:,.2f} · won {cur} {main.won_value:,.2f}",
+                    marker=float(main.weighted),
+                )
+            )
+        return Panel(
+            slug="backtest",
+            title="Forecast backtest",
+            help=(
+                "For each month: the weighted forecast as it stood on the month's first day, "
+                "worked out from the stage history (deals then open, by expected close date), "
+                "beside what was won in the month. Works for imported history."
+            ),
+            header=[
+                "Month",
+                "Deals forecast",
+                f"Weighted forecast ({cur})",
+                f"Commit ({cur})",
+                f"Best case ({cur})",
+                f"Pipeline ({cur})",
+                "Won deals",
+                f"Won value ({cur})",
+                f"Won {chr(0x2212)} forecast ({cur})",
+                "Other currencies",
+            ],
+            rows=rows,
+            chart=charts.bar_chart(
+                chart_id="chart-backtest",
+                title="Won per month (bar) and the forecast on its first day (tick)",
+                bars=bars[-BACKTEST_BARS:],
+            ),
         )
 
     def movement(self) -> Panel:
@@ -402,6 +489,10 @@ class Dashboard:
             [day.isoformat(), *(counts[i] for _, counts in series)]
             for i, day in enumerate(day_list)
         ]
+        # A long period's chart and table show every n-th day (and the last), so the page
+        # stays light; the CSV keeps every day.
+        every = -(-len(day_list) // FLOW_POINTS) if day_list else 1
+        shown = [i for i in range(len(day_list)) if i % every == 0 or i == len(day_list) - 1]
         return Panel(
             slug="flow",
             title="Cumulative flow",
@@ -411,11 +502,12 @@ class Dashboard:
             ),
             header=["Day", *(name for name, _ in series)],
             rows=rows,
+            page_rows=None if every == 1 else [rows[i] for i in shown],
             chart=charts.flow_chart(
                 chart_id="chart-flow",
                 title="Deals per stage per day",
-                days=day_list,
-                series=series,
+                days=[day_list[i] for i in shown],
+                series=[(name, [counts[i] for i in shown]) for name, counts in series],
             ),
         )
 
@@ -535,6 +627,7 @@ PANELS: dict[str, Callable[[Dashboard], Panel]] = {
     "funnel": Dashboard.funnel,
     "time": Dashboard.time,
     "velocity": Dashboard.velocity,
+    "backtest": Dashboard.backtest,
     "movement": Dashboard.movement,
     "gate": Dashboard.gate,
     "flow": Dashboard.flow,
@@ -590,7 +683,7 @@ def _velocity_figures(lines: list[queries.Outcomes], main: str) -> dict[str, Any
     return {
         "won": won,
         "lost": lost,
-        "win_rate": None if rate is None else round(float(rate) * 100, 1),
+        "win_rate": None if rate is None else Percent(float(rate) * 100),
         "cycle": None if cycle is None else round(float(cycle), 1),
         "by_currency": by_currency,
         "main": main,

@@ -67,8 +67,8 @@ def test_period_covers_whole_local_days():
             "must not be after the end date",
         ),
         (
-            {"period": "custom", "date_from": "2024-01-01", "date_to": "2025-03-01"},
-            "at most 366 days",
+            {"period": "custom", "date_from": "2015-03-01", "date_to": "2025-03-02"},
+            "at most ten years",
         ),
     ],
 )
@@ -76,6 +76,13 @@ def test_custom_period_is_refused_when_it_cannot_be_charted(manager, params, mes
     form = filter_form(params, user=manager)
     assert not form.is_valid()
     assert message in str(form.errors)
+
+
+def test_custom_period_of_ten_years_is_accepted(manager):
+    """A team's imported history often spans years: ten of them (with leap days) fit."""
+    params = {"period": "custom", "date_from": "2015-03-02", "date_to": "2025-03-01"}
+    form = filter_form(params, user=manager)
+    assert form.is_valid(), form.errors
 
 
 def test_filters_default_to_the_first_pipeline_and_the_last_90_days(manager, pipeline):

@@ -86,7 +86,7 @@ def test_conversion_counts_a_skip_as_going_on_and_the_skipped_stage_as_not_enter
 def test_conversion_does_not_count_a_backward_move_as_going_on(board):
     """Demo, entered by C (5th), B (6th), A (7th). Only A went on (Proposal); C went back to
     Qualified, B is still there → 1 of 3."""
-    assert rows_by_stage(board.funnel())["Demo"] == [3, 1, 33.3]
+    assert rows_by_stage(board.funnel())["Demo"] == [3, 1, pytest.approx(100 / 3)]
 
 
 def test_conversion_counts_a_re_entry_within_the_period(board):
@@ -126,7 +126,7 @@ def test_bottleneck_also_ranks_stages_by_lowest_conversion(board):
     assert {name: row[4:] for name, row in rows.items()} == {
         "Lead in": [40.0, 2],
         "Qualified": [50.0, 3],
-        "Demo": [33.3, 1],
+        "Demo": [pytest.approx(100 / 3), 1],
         "Proposal": [50.0, 3],
     }
 

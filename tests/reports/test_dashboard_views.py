@@ -119,7 +119,7 @@ def test_page_has_no_inline_style_or_script(manager_client, history):
 def test_charts_are_accessible_svg_with_title_desc_and_text_values(manager_client, history):
     html = manager_client.get(URL, MARCH_QUERY).content.decode()
     svgs = re.findall(r'<svg class="chart".*?</svg>', html, flags=re.S)
-    assert len(svgs) == 7  # every panel but velocity (tiles) and per rep (a table)
+    assert len(svgs) == 8  # every panel but velocity (tiles) and per rep (a table)
     for svg in svgs:
         assert 'role="img"' in svg
         assert "<title id=" in svg and "<desc id=" in svg
@@ -130,7 +130,7 @@ def test_charts_are_accessible_svg_with_title_desc_and_text_values(manager_clien
 def test_every_chart_has_a_table_view(manager_client, history):
     html = manager_client.get(URL, MARCH_QUERY).content.decode()
     # Velocity's tiles are its chart; the per-rep table has none.
-    assert html.count("<summary>Table view</summary>") == 8
+    assert html.count("<summary>Table view</summary>") == 9
     assert html.count('<table class="dash-data">') == len(PANELS)
 
 
@@ -180,9 +180,10 @@ def test_page_without_any_pipeline_says_so(manager_client):
 
 # Session, user, the header's notification badge, the default pipeline, the filter menus
 # (pipeline twice: the select peeks at its first option; team; owner), the stages, and
-# ten for the panels: bottleneck 3 (funnel and time in stage, shared with their own
-# panels, and the stuck deals), per rep 2, every other panel 1.
-PAGE_QUERIES = 19
+# twelve for the panels: bottleneck 3 (funnel and time in stage, shared with their own
+# panels, and the stuck deals), per rep 2, velocity 2 (outcomes, cycle times), every
+# other panel 1.
+PAGE_QUERIES = 21
 
 
 def test_page_runs_a_fixed_number_of_queries_with_few_deals(
