@@ -149,8 +149,8 @@ class World:
         self.imports.append(ids)
 
     def remove(self, ids: list[int]) -> None:
-        """Delete deals with their history, as an import's undo does."""
-        RewrittenHistory.mark(ids)
+        """Delete deals with their history, as an import's undo does: the summaries' rows
+        follow their deal by cascade."""
         GateEvent.objects.filter(deal_id__in=ids).delete()
         StageChange.objects.filter(deal_id__in=ids).delete()
         Deal.objects.filter(pk__in=ids).delete()
