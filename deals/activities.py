@@ -9,8 +9,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from common import outbox
+from common.errors import NotAllowed, NotVisible
 from deals.models import Activity, Deal
-from deals.services import DealError, NotFound
+from deals.services import refusal_for
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 def _editable_deal(deal_id: int, by: User) -> Deal:
     deal = Deal.objects.editable_by(by).filter(pk=deal_id).first()
     if deal is None:
-        raise NotFound("Deal not found.")
+        raise refusal_for(deal_id, by)
     return deal
 
 
@@ -63,7 +64,10 @@ def _own_activity(activity_id: int, by: User) -> Activity:
         .first()
     )
     if activity is None:
-        raise NotFound("Activity not found.")
+        visible = Activity.objects.filter(pk=activity_id, deal__in=Deal.objects.visible_to(by))
+        if visible.exists():
+            raise NotAllowed("You can only change activities on deals you own or manage.")
+        raise NotVisible("Activity not found.")
     return activity
 
 
@@ -99,7 +103,7 @@ def delete_activity(activity_id: int, *, by: User) -> None:
     """Only the activity's own author may delete it (others' work is history)."""
     activity = _own_activity(activity_id, by)
     if activity.owner_id != by.pk:
-        raise DealError("You can only delete your own activities.")
+        raise NotAllowed("You can only delete your own activities.")
     with transaction.atomic():
         deal_id, owner_id = activity.deal_id, activity.deal.owner_id
         activity.delete()

@@ -5,12 +5,15 @@ from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db.models import QuerySet
 from django.urls import reverse_lazy
 
+from common.errors import BadInput
 from contacts.models import Person
+from deals.models import MoveSource
 from deals.queries import SORTS, BoardFilters
 from stages.gate import Failure
-from stages.models import ActivityType, ContactRole, CriterionKind
+from stages.models import ActivityType, ContactRole, CriterionKind, Stage
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -64,25 +67,48 @@ class BoardFilterForm(forms.Form):
         )
 
 
-class MoveForm(forms.Form):
-    """A move request from the board drop or the "Move to stage" menu."""
+def active_stages() -> QuerySet[Stage]:
+    """Stages a deal may be moved into: not archived, in a pipeline that is not archived."""
+    return Stage.objects.filter(is_archived=False, pipeline__is_archived=False)
 
-    stage = forms.IntegerField(min_value=1)
+
+# Where a move made through a web form may say it came from. Automations, the API and
+# imports record their own moves; a form can never claim to be one of them.
+WEB_MOVE_SOURCES = [
+    (MoveSource.BOARD, "board"),
+    (MoveSource.MENU, "menu"),
+    (MoveSource.FORM, "form"),
+    (MoveSource.UNDO, "undo"),
+]
+
+
+class MoveForm(forms.Form):
+    """A move command from the board drop or the "Move to stage" menu."""
+
+    stage = forms.ModelChoiceField(queryset=active_stages())
     version = forms.IntegerField(min_value=1)
     after = forms.IntegerField(required=False, min_value=1)
     before = forms.IntegerField(required=False, min_value=1)
     source = forms.ChoiceField(
-        required=False, choices=[("board", "board"), ("menu", "menu")], initial="menu"
+        required=False, choices=[(MoveSource.BOARD, "board"), (MoveSource.MENU, "menu")]
     )
     override_reason = forms.CharField(required=False, max_length=500)
+
+    def command(self) -> dict[str, Any]:
+        """The validated move, or BadInput saying what was wrong with the request."""
+        if not self.is_valid():
+            if "stage" in self.errors:
+                raise BadInput("That stage does not exist.")
+            raise BadInput("That move request was not understood.")
+        return {**self.cleaned_data, "source": self.cleaned_data["source"] or MoveSource.MENU}
 
 
 class GateFixForm(forms.Form):
     """The inline form a blocked move answers with: one field per fixable failure."""
 
     stage = forms.IntegerField(widget=forms.HiddenInput)
-    version = forms.IntegerField(widget=forms.HiddenInput)
-    source = forms.CharField(widget=forms.HiddenInput, required=False)
+    version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    source = forms.ChoiceField(widget=forms.HiddenInput, required=False, choices=WEB_MOVE_SOURCES)
 
     def __init__(
         self, *args: Any, deal: Deal, failures: list[Failure], user: User, **kwargs: Any

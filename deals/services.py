@@ -16,6 +16,7 @@ from django.utils import timezone
 from accounts import audit
 from accounts.models import AuditKind
 from common import outbox
+from common.errors import BadInput, DomainError, NotAllowed, NotVisible, RuleFailed, StaleVersion
 from deals.models import Deal, GateEvent, GateOutcome, MoveSource, StageChange
 from stages import gate
 from stages.models import Stage, StageKind
@@ -26,44 +27,29 @@ if TYPE_CHECKING:
 POSITION_GAP = 1024
 
 
-class DealError(Exception):
-    """A domain failure with a message fit to show the user."""
-
-    status = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+# The deals' names for the domain errors (common.errors); callers may catch either.
+DealError = DomainError
+NotFound = NotVisible
 
 
-class NotFound(DealError):
-    """The deal does not exist or the user may not change it (answered as 404)."""
-
-    status = 404
-
-
-class VersionConflict(DealError):
-    status = 409
-
+class VersionConflict(StaleVersion):
     def __init__(self, deal: Deal) -> None:
         super().__init__(
-            f"“{deal.title}” was changed by someone else meanwhile; here is its current state."
+            f"“{deal.title}” was changed by someone else meanwhile; here is its current state.",
+            current=deal,
         )
         self.deal = deal
 
 
-class GateBlocked(DealError):
-    status = 422
-
+class GateBlocked(RuleFailed):
     def __init__(self, deal: Deal, stage: Stage, failures: list[gate.Failure]) -> None:
-        super().__init__(f"“{deal.title}” cannot enter {stage.name} yet.")
+        super().__init__(f"“{deal.title}” cannot enter {stage.name} yet.", failures=failures)
         self.deal = deal
         self.stage = stage
-        self.failures = failures
 
 
-class InvalidMove(DealError):
-    status = 400
+class InvalidMove(BadInput):
+    pass
 
 
 @dataclass(frozen=True)
@@ -76,9 +62,11 @@ class Placement:
 
 @dataclass(frozen=True)
 class MoveResult:
+    """A move's outcome; `change` is None when the card only changed place in its column."""
+
     deal: Deal
     from_stage: Stage
-    change: StageChange
+    change: StageChange | None
 
 
 def _lock(deal_id: int, by: User, seen: Deal | None = None) -> Deal:
@@ -96,12 +84,29 @@ def _lock(deal_id: int, by: User, seen: Deal | None = None) -> Deal:
     try:
         locked = Deal.objects.editable_by(by).select_for_update(**lock).get(pk=deal_id)
     except Deal.DoesNotExist:
-        raise NotFound("Deal not found.") from None
+        raise refusal_for(deal_id, by) from None
     if seen is not None:
         for relation in ("stage", "pipeline"):
             cached = seen._state.fields_cache.get(relation)
             if cached is not None and cached.pk == getattr(locked, f"{relation}_id"):
                 setattr(locked, relation, cached)
+    return locked
+
+
+def refusal_for(deal_id: int, by: User) -> DomainError:
+    """Why `by` may not change deal `deal_id`: NotAllowed (403) if they may see it,
+    NotVisible (404) if not. Asked on the refusal path only (one query)."""
+    if Deal.objects.visible_to(by).filter(pk=deal_id).exists():
+        return NotAllowed("You can only change deals you own or manage.")
+    return NotVisible("Deal not found.")
+
+
+def _lock_current(deal: Deal, by: User, expected_version: int) -> Deal:
+    """Lock the deal (see `_lock`) and refuse if it changed since the caller read version
+    `expected_version`: the one lock-then-check-version step of every deal action."""
+    locked = _lock(deal.pk, by, seen=deal)
+    if locked.version != expected_version:
+        raise VersionConflict(locked)
     return locked
 
 
@@ -211,22 +216,31 @@ def move_deal(
     then update stage, entry time, position and version, append a StageChange with the
     next per-deal sequence number, and enqueue follow-up work to run after commit.
     Every blocked attempt and every override is recorded as gate telemetry.
+    A placed "move" into the stage the deal is in reorders it there (`reorder_deal`); the
+    version is checked all the same.
     """
+    if source not in MoveSource.values:
+        raise BadInput("Unknown move source.")
     override_reason = override_reason.strip()
     if override_reason and not by.can_override_gate:
+        # The form offers no override to them, so this is a malformed request (400).
         raise InvalidMove("Only managers and admins can override entry criteria.")
-    if to_stage.is_archived:
+    if to_stage.is_archived and to_stage.pk != deal.stage_id:
         raise InvalidMove(f"{to_stage.name} is archived.")
+    placed = bool(position and (position.after_id or position.before_id))
     try:
         with transaction.atomic():
-            if position and (position.after_id or position.before_id):
+            if placed:
                 _lock_column(to_stage.pk)
-            locked = _lock(deal.pk, by, seen=deal)
-            if locked.version != expected_version:
-                raise VersionConflict(locked)
+            locked = _lock_current(deal, by, expected_version)
             from_stage = locked.stage
             if to_stage.pk == from_stage.pk:
-                raise InvalidMove(f"“{locked.title}” is already in {to_stage.name}.")
+                if not placed:
+                    raise InvalidMove(f"“{locked.title}” is already in {to_stage.name}.")
+                # Order is not content: the card's own row only, version unchanged.
+                locked.position = _position(to_stage.pk, locked.pk, position)
+                locked.save(update_fields=["position"])
+                return MoveResult(deal=locked, from_stage=from_stage, change=None)
             failures = gate.evaluate(locked, to_stage)
             if failures and not override_reason:
                 raise GateBlocked(locked, to_stage, failures)
@@ -288,20 +302,16 @@ def move_deal(
     return MoveResult(deal=locked, from_stage=from_stage, change=change)
 
 
-def reorder_deal(deal: Deal, *, by: User, position: Placement) -> Deal:
-    """Change a card's place within its own column.
+def reorder_deal(deal: Deal, *, by: User, position: Placement, expected_version: int) -> Deal:
+    """Change a card's place within its own column, if it is unchanged since `expected_version`.
 
     Only the card's own row is written, so concurrent reorders cannot lose or duplicate
-    a card; ties are broken by id. The version is left alone: order is not content.
+    a card; ties are broken by id. The version is left alone: order is not content. A
+    card that changed meanwhile (it left the column, or was edited) is a VersionConflict.
     """
-    with transaction.atomic():
-        _lock_column(deal.stage_id)
-        locked = _lock(deal.pk, by, seen=deal)
-        if locked.stage_id != deal.stage_id:
-            raise VersionConflict(locked)  # it left this column meanwhile
-        locked.position = _position(locked.stage_id, locked.pk, position)
-        locked.save(update_fields=["position"])
-    return locked
+    return move_deal(
+        deal, deal.stage, by=by, expected_version=expected_version, position=position
+    ).deal
 
 
 def create_deal(
@@ -315,19 +325,40 @@ def create_deal(
     expected_close_date: date | None = None,
     source: str = MoveSource.CREATE,
     override_reason: str = "",
+    organization_name: str = "",
+    person_name: str = "",
     **fields: Any,
 ) -> Deal:
     """Create a deal in `stage`, which must let it in (the gate applies to new deals too).
 
-    The deal starts at the top of its column with history row 1 (from nowhere).
+    Typed organization and contact names are resolved (`resolve_contacts`) in the same
+    transaction, so a refused deal leaves no new contact behind. The deal starts at the
+    top of its column with history row 1 (from nowhere).
     """
+    if organization_name or person_name:
+        with transaction.atomic():
+            contacts = resolve_contacts(
+                organization_name=organization_name, person_name=person_name, by=by
+            )
+            return create_deal(
+                by=by,
+                title=title,
+                stage=stage,
+                owner=owner,
+                amount=amount,
+                currency=currency,
+                expected_close_date=expected_close_date,
+                source=source,
+                override_reason=override_reason,
+                **fields | contacts,
+            )
     owner = owner or by
     if not by.is_active:
-        raise InvalidMove("Deactivated users cannot create deals.")
+        raise NotAllowed("Deactivated users cannot create deals.")
     if owner.pk != by.pk and not (
         by.is_admin or (by.is_manager and by.managed_teams.filter(pk=owner.team_id).exists())
     ):
-        raise InvalidMove("You can create deals only for members of the teams you manage.")
+        raise NotAllowed("You can create deals only for members of the teams you manage.")
     if stage.is_archived:
         raise InvalidMove(f"{stage.name} is archived.")
     deal = Deal(
@@ -399,9 +430,7 @@ def complete_and_move(
     from deals.models import Activity, ChecklistTick, DealContact
 
     with transaction.atomic():
-        locked = _lock(deal.pk, by, seen=deal)
-        if locked.version != expected_version:
-            raise VersionConflict(locked)
+        locked = _lock_current(deal, by, expected_version)
         changed = []
         for name, value in fixes.fields.items():
             if name in FIXABLE_FIELDS and value not in (None, ""):
@@ -488,8 +517,8 @@ def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-class UndoExpired(DealError):
-    status = 409
+class UndoExpired(StaleVersion):
+    pass
 
 
 def undo_move(deal: Deal, *, by: User, change_id: int) -> MoveResult:
@@ -549,9 +578,7 @@ def update_deal(
     Field edits and the move are one transaction: a refused move saves nothing.
     """
     with transaction.atomic():
-        locked = _lock(deal.pk, by, seen=deal)
-        if locked.version != expected_version:
-            raise VersionConflict(locked)
+        locked = _lock_current(deal, by, expected_version)
         changed = []
         for name, value in changes.items():
             if name not in EDITABLE_FIELDS:
@@ -574,6 +601,33 @@ def update_deal(
     return locked
 
 
+def edit_deal(
+    deal: Deal,
+    changes: dict[str, Any],
+    *,
+    by: User,
+    expected_version: int,
+    organization_name: str = "",
+    person_name: str = "",
+    to_stage: Stage | None = None,
+    source: str = MoveSource.FORM,
+) -> Deal:
+    """The deal form's save: typed names become contacts (`resolve_contacts`) and the deal
+    is updated (`update_deal`) in one transaction, so a refused edit creates nothing."""
+    with transaction.atomic():
+        contacts = resolve_contacts(
+            organization_name=organization_name, person_name=person_name, by=by
+        )
+        return update_deal(
+            deal,
+            changes | contacts,
+            by=by,
+            expected_version=expected_version,
+            to_stage=to_stage,
+            source=source,
+        )
+
+
 def _slips(old: date | None, new: date | None) -> bool:
     return old is not None and new is not None and new > old
 
@@ -581,24 +635,29 @@ def _slips(old: date | None, new: date | None) -> bool:
 def reassign_deal(deal: Deal, *, new_owner: User, by: User, expected_version: int) -> Deal:
     """Hand a deal to another rep: managers within the teams they manage, admins anyone."""
     if not (by.is_admin or by.is_manager):
-        raise InvalidMove("Only managers and admins can reassign deals.")
+        raise NotAllowed("Only managers and admins can reassign deals.")
     if not new_owner.is_active:
         raise InvalidMove(f"{new_owner.display_name} is deactivated.")
     if by.is_manager and not by.is_admin:
         managed = set(by.managed_teams.values_list("pk", flat=True))
         if new_owner.pk != by.pk and new_owner.team_id not in managed:
-            raise InvalidMove("You can only reassign to members of teams you manage.")
+            raise NotAllowed("You can only reassign to members of teams you manage.")
     with transaction.atomic():
-        locked = _lock(deal.pk, by, seen=deal)
-        if locked.version != expected_version:
-            raise VersionConflict(locked)
+        locked = _lock_current(deal, by, expected_version)
         if locked.owner_id == new_owner.pk:
             return locked
+        previous_owner_id = locked.owner_id
         locked.owner = new_owner
         record_field_changes(locked, ["owner"], by=by)
         locked.version += 1
         locked.save(update_fields=["owner", "version", "updated_at"])
-        outbox.enqueue("deals.after_move", deal_id=locked.pk, owner_id=new_owner.pk)
+        # Both forecasts change: the deal leaves one owner's numbers and joins the other's.
+        outbox.enqueue(
+            "deals.after_move",
+            deal_id=locked.pk,
+            owner_id=new_owner.pk,
+            previous_owner_id=previous_owner_id,
+        )
     return locked
 
 

@@ -17,7 +17,9 @@ from django.urls import reverse
 from django.utils import dateformat, timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from common.errors import BadInput, DomainError, NotVisible, Refusal
 from common.ratelimit import rate_limited
+from common.refusals import presents
 from deals import queries, services
 from deals.forms import BoardFilterForm, BulkMoveForm, GateFixForm, MoveForm
 from deals.models import Deal, MoveSource, StalledRule
@@ -230,53 +232,52 @@ def _plain_redirect(request: HttpRequest, deal: Deal) -> HttpResponse:
     return redirect(f"{reverse('board')}?pipeline={deal.pipeline_id}")
 
 
+def _move_refused(
+    request: HttpRequest, error: DomainError, refusal: Refusal, pk: int
+) -> HttpResponse | None:
+    """A refused board move: the gate form (422), or both columns again with the reason, so
+    a dragged card snaps back (400, 403, 409 with the fresh card). An unseen deal: 404."""
+    if isinstance(error, NotVisible):
+        return None
+    if isinstance(error, services.GateBlocked):
+        source = request.POST.get("source")
+        return _blocked(request, error, source=source if source in MOVE_SOURCES else "")
+    deal = getattr(error, "current", None) or visible_deal(request, pk)
+    return _error(request, deal, refusal.message, status=refusal.status)
+
+
+MOVE_SOURCES = {MoveSource.BOARD, MoveSource.MENU, MoveSource.UNDO}
+
+
 @login_required
 @require_POST
 @rate_limited("move")
+@presents(_move_refused)
 def move(request: HttpRequest, pk: int) -> HttpResponse:
     """Board drop or "Move to stage" menu. 200 moved, 409 stale, 422 gate failed, 404 unseen.
 
     Both post the board's one move form (board.js fills it in). Under htmx a move that
     goes through answers with the moved card and the two columns' totals only
-    (`_card_response`); a refusal (400, 403, 409 with the fresh card, 422 with the gate
-    form) re-renders the two columns in full (`_columns_response`), so a dragged card
-    snaps back to where the server says it is. Without htmx: a redirect to the board.
+    (`_card_response`); a drop within its own column reorders it (204). Refusals are
+    answered by `_move_refused`. Without htmx: a redirect to the board.
     """
     deal = visible_deal(request, pk)
     form = MoveForm(request.POST)
-    if not form.is_valid():
-        return _error(request, deal, "That move request was not understood.", status=400)
-    data = form.cleaned_data
-    to_stage = Stage.objects.filter(
-        pk=data["stage"], is_archived=False, pipeline__is_archived=False
-    ).first()
-    if to_stage is None:
-        return _error(request, deal, "That stage does not exist.", status=400)
-    source = data.get("source") or MoveSource.MENU
+    data = form.command()
     placement = services.Placement(after_id=data.get("after"), before_id=data.get("before"))
     from_stage = deal.stage
-    try:
-        if to_stage.pk == deal.stage_id:
-            services.reorder_deal(deal, by=request.user, position=placement)
-            return HttpResponse(status=204) if request.htmx else _plain_redirect(request, deal)
-        result = services.move_deal(
-            deal,
-            to_stage,
-            by=request.user,
-            expected_version=data["version"],
-            position=placement,
-            source=source,
-            override_reason=data.get("override_reason") or "",
-        )
-    except services.GateBlocked as blocked:
-        return _blocked(request, blocked, source=source)
-    except services.VersionConflict as conflict:
-        return _error(request, conflict.deal, conflict.message, status=409)
-    except services.NotFound:
-        return _error(request, deal, "You can only move deals you own or manage.", status=403)
-    except services.DealError as error:
-        return _error(request, deal, error.message, status=error.status)
-    return _moved(request, result, from_stage, in_place=source == MoveSource.BOARD)
+    result = services.move_deal(
+        deal,
+        data["stage"],
+        by=request.user,
+        expected_version=data["version"],
+        position=placement,
+        source=data["source"],
+        override_reason=data["override_reason"],
+    )
+    if result.change is None:
+        return HttpResponse(status=204) if request.htmx else _plain_redirect(request, deal)
+    return _moved(request, result, from_stage, in_place=data["source"] == MoveSource.BOARD)
 
 
 def _moved(
@@ -302,6 +303,7 @@ def _error(request: HttpRequest, deal: Deal, message: str, *, status: int) -> Ht
 
 
 def _blocked(request: HttpRequest, blocked: services.GateBlocked, *, source: str) -> HttpResponse:
+    """The inline form that lets the user supply what the gate is missing (422)."""
     deal, stage = blocked.deal, blocked.stage
     form = GateFixForm(
         initial={"stage": stage.pk, "version": deal.version, "source": source},
@@ -325,9 +327,26 @@ def _gate_page(
     return response
 
 
+def _fix_refused(
+    request: HttpRequest, error: DomainError, refusal: Refusal, pk: int
+) -> HttpResponse | None:
+    """A refused fix-and-move: the form again with what is still missing (422); otherwise
+    as a refused move."""
+    if isinstance(error, NotVisible):
+        return None
+    if isinstance(error, services.GateBlocked):
+        deal = visible_deal(request, pk)
+        form = GateFixForm(request.POST, deal=deal, failures=error.failures, user=request.user)
+        form.is_valid()
+        return _gate_page(request, deal, error.stage, form, error.failures)
+    deal = getattr(error, "current", None) or visible_deal(request, pk)
+    return _error(request, deal, refusal.message, status=refusal.status)
+
+
 @login_required
 @require_POST
 @rate_limited("move")
+@presents(_fix_refused)
 def fix_and_move(request: HttpRequest, pk: int) -> HttpResponse:
     """Submit the blocked-move form: save the missing items and move, in one transaction."""
     deal = visible_deal(request, pk)
@@ -335,10 +354,13 @@ def fix_and_move(request: HttpRequest, pk: int) -> HttpResponse:
         pk=_int(request.POST.get("stage")), is_archived=False, pipeline__is_archived=False
     ).first()
     if to_stage is None:
-        return _error(request, deal, "That stage does not exist.", status=400)
+        raise BadInput("That stage does not exist.")
     failures = gate.evaluate(deal, to_stage)
     form = GateFixForm(request.POST, deal=deal, failures=failures, user=request.user)
     if not form.is_valid():
+        if form.errors.keys() & {"version", "source"}:
+            # Hidden fields the user cannot correct: the request itself is malformed.
+            raise BadInput("That move request was not understood.")
         return _gate_page(request, deal, to_stage, form, failures)
     data = form.cleaned_data
     fixes = services.GateFixes(
@@ -350,26 +372,15 @@ def fix_and_move(request: HttpRequest, pk: int) -> HttpResponse:
         contact_roles=tuple((k[5:], v.pk) for k, v in data.items() if k.startswith("role_")),
     )
     from_stage = deal.stage
-    try:
-        result = services.complete_and_move(
-            deal,
-            to_stage,
-            fixes,
-            by=request.user,
-            expected_version=data["version"],
-            source=data.get("source") or MoveSource.BOARD,
-            override_reason=data.get("override_reason") or "",
-        )
-    except services.GateBlocked as blocked:
-        form = GateFixForm(request.POST, deal=deal, failures=blocked.failures, user=request.user)
-        form.is_valid()
-        return _gate_page(request, deal, to_stage, form, blocked.failures)
-    except services.VersionConflict as conflict:
-        return _error(request, conflict.deal, conflict.message, status=409)
-    except services.NotFound:
-        return _error(request, deal, "You can only move deals you own or manage.", status=403)
-    except services.DealError as error:
-        return _error(request, deal, error.message, status=error.status)
+    result = services.complete_and_move(
+        deal,
+        to_stage,
+        fixes,
+        by=request.user,
+        expected_version=data["version"],
+        source=data.get("source") or MoveSource.BOARD,
+        override_reason=data.get("override_reason") or "",
+    )
     # The card went back to its column when the form opened, so it moves like a menu move.
     return _moved(request, result, from_stage, in_place=False)
 
@@ -386,19 +397,23 @@ def gate_hints(request: HttpRequest, pk: int) -> JsonResponse:
     )
 
 
+def _undo_refused(
+    request: HttpRequest, error: DomainError, refusal: Refusal, pk: int
+) -> HttpResponse | None:
+    if isinstance(error, services.GateBlocked):
+        return _blocked(request, error, source=MoveSource.UNDO)
+    return _move_refused(request, error, refusal, pk)
+
+
 @login_required
 @require_POST
+@presents(_undo_refused)
 def undo(request: HttpRequest, pk: int) -> HttpResponse:
     """Move a deal back shortly after a move; on the board, answered like a menu move."""
     deal = visible_deal(request, pk)
     from_stage = deal.stage
-    try:
-        change_id = _int(request.POST.get("change")) or 0
-        result = services.undo_move(deal, by=request.user, change_id=change_id)
-    except services.GateBlocked as blocked:
-        return _blocked(request, blocked, source=MoveSource.UNDO)
-    except services.DealError as error:
-        return _error(request, deal, error.message, status=error.status)
+    change_id = _int(request.POST.get("change")) or 0
+    result = services.undo_move(deal, by=request.user, change_id=change_id)
     if not request.htmx:
         messages.success(request, f"Moved “{deal.title}” back to {result.deal.stage.name}.")
         return _plain_redirect(request, deal)

@@ -6,7 +6,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -16,8 +15,17 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRefresh
 
 from accounts.models import User
+from common.errors import BadInput, DomainError, NotVisible, Refusal, describe
+from common.refusals import presents
 from deals import activities, queries, services
-from deals.forms import ActivityForm, CloseForm, DealEditForm, DealForm, ReassignForm
+from deals.forms import (
+    ActivityForm,
+    CloseForm,
+    DealEditForm,
+    DealForm,
+    ReassignForm,
+    active_stages,
+)
 from deals.models import Activity, Deal, MoveSource
 from deals.views.board import visible_deal
 from stages.models import ActivityType, Stage, StageKind
@@ -60,6 +68,31 @@ def _page(request: HttpRequest, deal: Deal, *, status: int = 200, **extra: Any) 
     return TemplateResponse(request, name, context, status=status)
 
 
+def _refused(
+    request: HttpRequest, error: DomainError, refusal: Refusal, pk: int, **kwargs: Any
+) -> HttpResponse | None:
+    """A refused action on the deal page: the page again, as it is now, with the reason
+    (what the gate is missing, for a 422). An unseen deal is left to the 404."""
+    if isinstance(error, NotVisible):
+        return None
+    message = refusal.message
+    if isinstance(error, services.GateBlocked):
+        message = "; ".join(f.message for f in error.failures)
+    return _page(request, visible_deal(request, pk), error=message, status=refusal.status)
+
+
+def _edit_refused(
+    request: HttpRequest, error: DomainError, refusal: Refusal, pk: int
+) -> HttpResponse | None:
+    """A refused edit keeps what the user typed; a gate failure sits on the stage field."""
+    if not isinstance(error, services.GateBlocked):
+        return _refused(request, error, refusal, pk)
+    form = DealEditForm(request.POST, pipeline_stages=active_stages())
+    form.is_valid()
+    form.add_error("stage", [f.message for f in error.failures])
+    return _page(request, visible_deal(request, pk), edit_form=form, status=refusal.status)
+
+
 @login_required
 @require_GET
 def detail(request: HttpRequest, pk: int) -> HttpResponse:
@@ -100,41 +133,27 @@ def _edit_initial(deal: Deal) -> dict[str, Any]:
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@presents(_edit_refused)
 def edit(request: HttpRequest, pk: int) -> HttpResponse:
     """In-place edit of all fields; changing the stage here is a move through the gate."""
     deal = visible_deal(request, pk)
-    stages = Stage.objects.filter(pipeline__is_archived=False, is_archived=False)
     if request.method == "GET":
-        form = DealEditForm(initial=_edit_initial(deal), pipeline_stages=stages)
+        form = DealEditForm(initial=_edit_initial(deal), pipeline_stages=active_stages())
         return _page(request, deal, edit_form=form)
-    form = DealEditForm(request.POST, pipeline_stages=stages)
+    form = DealEditForm(request.POST, pipeline_stages=active_stages())
     if not form.is_valid():
         return _page(request, deal, edit_form=form, status=422)
     data = form.cleaned_data
-    try:
-        with transaction.atomic():
-            contacts = services.resolve_contacts(
-                organization_name=data["organization_name"],
-                person_name=data["person_name"],
-                by=request.user,
-            )
-            changes = {k: data[k] for k in services.EDITABLE_FIELDS if k in data} | contacts
-            services.update_deal(
-                deal,
-                changes,
-                by=request.user,
-                expected_version=data["version"],
-                to_stage=data["stage"],
-                source=MoveSource.FORM,
-            )
-    except services.GateBlocked as blocked:
-        form.add_error("stage", [f.message for f in blocked.failures])
-        return _page(request, visible_deal(request, pk), edit_form=form, status=422)
-    except services.VersionConflict as conflict:
-        messages.error(request, conflict.message)
-        return _page(request, visible_deal(request, pk), status=409)
-    except services.NotFound:
-        return _page(request, deal, error="You can only edit deals you own or manage.", status=403)
+    services.edit_deal(
+        deal,
+        {k: data[k] for k in services.EDITABLE_FIELDS if k in data},
+        by=request.user,
+        expected_version=data["version"],
+        organization_name=data["organization_name"],
+        person_name=data["person_name"],
+        to_stage=data["stage"],
+        source=MoveSource.FORM,
+    )
     if not request.htmx:
         return redirect("deal_detail", pk=pk)
     return _page(request, visible_deal(request, pk), notice="Saved.")
@@ -142,6 +161,7 @@ def edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@presents(_refused)
 def close(request: HttpRequest, pk: int, outcome: str) -> HttpResponse:
     """Quick actions: mark won (amount required) or lost (reason required)."""
     deal = visible_deal(request, pk)
@@ -149,28 +169,16 @@ def close(request: HttpRequest, pk: int, outcome: str) -> HttpResponse:
     target = deal.pipeline.stages.filter(kind=kind, is_archived=False).first()
     form = CloseForm(request.POST)
     if target is None or not form.is_valid():
-        return _page(request, deal, error="That request was not understood.", status=400)
+        raise BadInput("That request was not understood.")
     fields = {k: v for k, v in form.cleaned_data.items() if k in ("amount", "lost_reason") and v}
-    try:
-        services.complete_and_move(
-            deal,
-            target,
-            services.GateFixes(fields=fields),
-            by=request.user,
-            expected_version=form.cleaned_data["version"],
-            source=MoveSource.FORM,
-        )
-    except services.GateBlocked as blocked:
-        text = "; ".join(f.message for f in blocked.failures)
-        return _page(request, visible_deal(request, pk), error=text, status=422)
-    except services.VersionConflict as conflict:
-        return _page(request, visible_deal(request, pk), error=conflict.message, status=409)
-    except services.NotFound:
-        return _page(
-            request, deal, error="You can only close deals you own or manage.", status=403
-        )
-    except services.DealError as error:
-        return _page(request, deal, error=error.message, status=error.status)
+    services.complete_and_move(
+        deal,
+        target,
+        services.GateFixes(fields=fields),
+        by=request.user,
+        expected_version=form.cleaned_data["version"],
+        source=MoveSource.FORM,
+    )
     if not request.htmx:
         return redirect("deal_detail", pk=pk)
     return _page(request, visible_deal(request, pk), notice=f"Marked {target.name}.")
@@ -178,24 +186,18 @@ def close(request: HttpRequest, pk: int, outcome: str) -> HttpResponse:
 
 @login_required
 @require_POST
+@presents(_refused)
 def reassign(request: HttpRequest, pk: int) -> HttpResponse:
     deal = visible_deal(request, pk)
     form = ReassignForm(request.POST, owners=_owner_choices(request.user))
     if not form.is_valid():
-        return _page(request, deal, error="Pick someone you may assign to.", status=400)
-    try:
-        services.reassign_deal(
-            deal,
-            new_owner=form.cleaned_data["owner"],
-            by=request.user,
-            expected_version=form.cleaned_data["version"],
-        )
-    except services.VersionConflict as conflict:
-        return _page(request, visible_deal(request, pk), error=conflict.message, status=409)
-    except services.NotFound:
-        return _page(request, deal, error="You cannot reassign this deal.", status=403)
-    except services.DealError as error:
-        return _page(request, deal, error=error.message, status=403)
+        raise BadInput("Pick someone you may assign to.")
+    services.reassign_deal(
+        deal,
+        new_owner=form.cleaned_data["owner"],
+        by=request.user,
+        expected_version=form.cleaned_data["version"],
+    )
     if not request.htmx:
         return redirect("deal_detail", pk=pk)
     return _page(request, visible_deal(request, pk), notice="Reassigned.")
@@ -203,15 +205,13 @@ def reassign(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@presents(_refused)
 def activity_create(request: HttpRequest, pk: int) -> HttpResponse:
     deal = visible_deal(request, pk)
     form = ActivityForm(request.POST)
     if not form.is_valid():
         return _page(request, deal, activity_form_errors=form, status=422)
-    try:
-        activities.log_activity(deal, by=request.user, **form.cleaned_data)
-    except services.NotFound:
-        return _page(request, deal, error="You can only log activities on your deals.", status=403)
+    activities.log_activity(deal, by=request.user, **form.cleaned_data)
     if not request.htmx:
         return redirect("deal_detail", pk=pk)
     return _page(request, visible_deal(request, pk), notice="Activity saved.")
@@ -222,6 +222,15 @@ def _activity_deal(request: HttpRequest, activity_id: int) -> Deal:
         Activity.objects.filter(deal__in=Deal.objects.visible_to(request.user)), pk=activity_id
     )
     return visible_deal(request, activity.deal_id)
+
+
+def _activity_refused(
+    request: HttpRequest, error: DomainError, refusal: Refusal, activity_id: int
+) -> HttpResponse | None:
+    if isinstance(error, NotVisible):
+        return None
+    deal = _activity_deal(request, activity_id)
+    return _page(request, deal, error=refusal.message, status=refusal.status)
 
 
 def _back(request: HttpRequest, deal: Deal, notice: str) -> HttpResponse:
@@ -240,45 +249,39 @@ def _back(request: HttpRequest, deal: Deal, notice: str) -> HttpResponse:
 
 @login_required
 @require_POST
+@presents(_activity_refused)
 def activity_complete(request: HttpRequest, activity_id: int) -> HttpResponse:
     deal = _activity_deal(request, activity_id)
-    try:
-        activities.complete_activity(activity_id, by=request.user)
-    except services.DealError as error:
-        return _page(request, deal, error=error.message, status=403)
+    activities.complete_activity(activity_id, by=request.user)
     return _back(request, visible_deal(request, deal.pk), "Marked done.")
 
 
 @login_required
 @require_POST
+@presents(_activity_refused)
 def activity_update(request: HttpRequest, activity_id: int) -> HttpResponse:
     deal = _activity_deal(request, activity_id)
     form = ActivityForm(request.POST)
     if not form.is_valid():
         return _page(request, deal, error="Check the activity fields.", status=422)
     data = form.cleaned_data
-    try:
-        activities.update_activity(
-            activity_id,
-            by=request.user,
-            subject=data["subject"],
-            type=data["type"],
-            due_at=data["due_at"],
-            note=data["note"],
-        )
-    except services.DealError as error:
-        return _page(request, deal, error=error.message, status=403)
+    activities.update_activity(
+        activity_id,
+        by=request.user,
+        subject=data["subject"],
+        type=data["type"],
+        due_at=data["due_at"],
+        note=data["note"],
+    )
     return _back(request, visible_deal(request, deal.pk), "Activity updated.")
 
 
 @login_required
 @require_POST
+@presents(_activity_refused)
 def activity_delete(request: HttpRequest, activity_id: int) -> HttpResponse:
     deal = _activity_deal(request, activity_id)
-    try:
-        activities.delete_activity(activity_id, by=request.user)
-    except services.DealError as error:
-        return _page(request, deal, error=error.message, status=403)
+    activities.delete_activity(activity_id, by=request.user)
     return _back(request, visible_deal(request, deal.pk), "Activity deleted.")
 
 
@@ -324,20 +327,21 @@ def new_deal(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            with transaction.atomic():
-                contacts = services.resolve_contacts(
-                    organization_name=data["organization_name"],
-                    person_name=data["person_name"],
-                    by=request.user,
-                )
-                fields = {k: data[k] for k in services.EDITABLE_FIELDS if k in data}
-                deal = services.create_deal(by=request.user, stage=stage, **fields | contacts)
-        except services.GateBlocked as blocked:
-            context["failures"] = blocked.failures
-            return TemplateResponse(request, "deals/deal_new.html", context, status=422)
-        except services.DealError as error:
-            form.add_error(None, error.message)
-            return TemplateResponse(request, "deals/deal_new.html", context, status=400)
+            deal = services.create_deal(
+                by=request.user,
+                stage=stage,
+                organization_name=data["organization_name"],
+                person_name=data["person_name"],
+                **{k: data[k] for k in services.EDITABLE_FIELDS if k in data},
+            )
+        except DomainError as error:
+            # The form again, with what the user typed and why it was refused.
+            refusal = describe(error)
+            if isinstance(error, services.GateBlocked):
+                context["failures"] = error.failures
+            else:
+                form.add_error(None, refusal.message)
+            return TemplateResponse(request, "deals/deal_new.html", context, status=refusal.status)
         messages.success(request, f"Created “{deal.title}” in {stage.name}.")
         return redirect(f"{reverse('board')}?pipeline={stage.pipeline_id}")
     status = 422 if request.method == "POST" else 200

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 
+from common.errors import NotAllowed
 from common.models import OutboxMessage
 from deals.models import Deal, StageChange
 from deals.services import GateBlocked, InvalidMove, create_deal
@@ -133,7 +134,7 @@ def test_creating_in_an_archived_stage_is_refused(stages, rep):
 
 
 def test_rep_cannot_create_a_deal_for_someone_else(stages, rep, teammate):
-    with pytest.raises(InvalidMove):
+    with pytest.raises(NotAllowed):
         create_deal(by=rep, title="Acme", stage=stages["lead"], owner=teammate)
 
     assert not Deal.objects.exists()
@@ -148,7 +149,7 @@ def test_manager_can_create_a_deal_for_a_rep_of_their_team(stages, manager, rep)
 
 def test_manager_cannot_create_a_deal_for_another_teams_rep(stages, manager, outsider):
     # The permission matrix lets managers create deals of the teams they manage only.
-    with pytest.raises(InvalidMove):
+    with pytest.raises(NotAllowed):
         create_deal(by=manager, title="Acme", stage=stages["lead"], owner=outsider)
 
     assert not Deal.objects.exists()

@@ -12,6 +12,7 @@ from deals.models import Deal, GateEvent, StageChange
 from deals.services import (
     GateBlocked,
     InvalidMove,
+    NotAllowed,
     NotFound,
     Placement,
     VersionConflict,
@@ -329,10 +330,10 @@ def test_rep_cannot_move_a_teammates_deal(stages, rep, teammate):
     theirs = DealFactory(owner=teammate, stage=stages["lead"])
     before = snapshot(theirs)
 
-    with pytest.raises(NotFound) as raised:
+    with pytest.raises(NotAllowed) as raised:
         move(theirs, stages["qualified"], rep)
 
-    assert raised.value.status == 404
+    assert raised.value.status == 403
     assert snapshot(theirs) == before
 
 
@@ -379,7 +380,7 @@ def test_inactive_owner_cannot_move_their_own_deal(deal, stages, rep):
 def test_refused_permission_records_no_gate_event(stages, rep, teammate, gated):
     theirs = DealFactory(owner=teammate, stage=stages["lead"])
 
-    with pytest.raises(NotFound):
+    with pytest.raises(NotAllowed):
         move(theirs, stages["qualified"], rep)
 
     assert not GateEvent.objects.exists()
@@ -471,7 +472,7 @@ def lane(rep, stages):
 def test_reorder_moves_a_card_after_another(lane, stages, rep):
     a, b, c, d, e = lane
 
-    reorder_deal(a, by=rep, position=Placement(after_id=c.pk))
+    reorder_deal(a, by=rep, position=Placement(after_id=c.pk), expected_version=a.version)
 
     assert column(stages["demo"]) == [b, c, a, d, e]
 
@@ -479,7 +480,7 @@ def test_reorder_moves_a_card_after_another(lane, stages, rep):
 def test_reorder_moves_a_card_before_another(lane, stages, rep):
     a, b, c, d, e = lane
 
-    reorder_deal(e, by=rep, position=Placement(before_id=b.pk))
+    reorder_deal(e, by=rep, position=Placement(before_id=b.pk), expected_version=e.version)
 
     assert column(stages["demo"]) == [a, e, b, c, d]
 
@@ -487,19 +488,21 @@ def test_reorder_moves_a_card_before_another(lane, stages, rep):
 def test_reorder_leaves_version_and_history_alone(lane, stages, rep):
     a, b, *_ = lane
 
-    reorder_deal(a, by=rep, position=Placement(after_id=b.pk))
+    reorder_deal(a, by=rep, position=Placement(after_id=b.pk), expected_version=a.version)
 
     a.refresh_from_db()
     assert a.version == 1
     assert StageChange.objects.filter(deal=a).count() == 1
 
 
-def test_reorder_of_a_teammates_card_is_not_found(stages, rep, teammate):
+def test_reorder_of_a_teammates_card_is_not_allowed(stages, rep, teammate):
     theirs = DealFactory(owner=teammate, stage=stages["demo"], position=10)
     mine = DealFactory(owner=rep, stage=stages["demo"], position=20)
 
-    with pytest.raises(NotFound):
-        reorder_deal(theirs, by=rep, position=Placement(after_id=mine.pk))
+    with pytest.raises(NotAllowed):
+        reorder_deal(
+            theirs, by=rep, position=Placement(after_id=mine.pk), expected_version=theirs.version
+        )
 
     theirs.refresh_from_db()
     assert theirs.position == 10
@@ -511,7 +514,7 @@ def test_reorder_between_adjacent_positions_renumbers_and_keeps_order(stages, re
         for t, p in [("A", 5), ("B", 6), ("C", 7), ("D", 8)]
     )
 
-    reorder_deal(d, by=rep, position=Placement(after_id=a.pk))
+    reorder_deal(d, by=rep, position=Placement(after_id=a.pk), expected_version=d.version)
 
     assert column(stages["demo"]) == [a, d, b, c]
 
@@ -523,7 +526,9 @@ def test_repeated_reorders_never_lose_or_duplicate_cards(lane, stages, rep):
     for step in range(60):
         card = order[-1] if step % 2 else order[2]
         top = order[0]
-        reorder_deal(card, by=rep, position=Placement(after_id=top.pk))
+        reorder_deal(
+            card, by=rep, position=Placement(after_id=top.pk), expected_version=card.version
+        )
         order.remove(card)
         order.insert(1, card)
 
@@ -535,8 +540,8 @@ def test_repeated_reorders_never_lose_or_duplicate_cards(lane, stages, rep):
 def test_interleaved_stale_reorders_keep_every_card_once(lane, stages, rep):
     # Two people reorder from the same (stale) view of the column, one after the other.
     a, b, c, d, e = lane
-    reorder_deal(a, by=rep, position=Placement(after_id=d.pk))
-    reorder_deal(e, by=rep, position=Placement(before_id=a.pk))
+    reorder_deal(a, by=rep, position=Placement(after_id=d.pk), expected_version=a.version)
+    reorder_deal(e, by=rep, position=Placement(before_id=a.pk), expected_version=e.version)
 
     assert column(stages["demo"]) == [b, c, d, e, a]
 
@@ -545,7 +550,7 @@ def test_reordering_next_to_a_card_that_left_the_column_puts_it_on_top(lane, sta
     a, b, c, d, e = lane
     move(b, stages["proposal"], rep)
 
-    reorder_deal(d, by=rep, position=Placement(after_id=b.pk))
+    reorder_deal(d, by=rep, position=Placement(after_id=b.pk), expected_version=d.version)
 
     assert column(stages["demo"]) == [d, a, c, e]
 

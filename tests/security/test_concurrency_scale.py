@@ -228,7 +228,12 @@ def reorder_storm(crew: Crew, rep: Any, column: Any) -> tuple[list[int], list[Ba
 
             def place(card: int = card, anchor: int = anchor, side: str = side) -> Any:
                 deal = Deal.objects.get(pk=card)
-                return reorder_deal(deal, by=rep, position=Placement(**{side: anchor}))
+                return reorder_deal(
+                    deal,
+                    by=rep,
+                    position=Placement(**{side: anchor}),
+                    expected_version=deal.version,
+                )
 
             jobs.append(place)
         errors += [o for o in crew.round(jobs) if isinstance(o, BaseException)]

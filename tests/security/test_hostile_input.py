@@ -986,12 +986,13 @@ CASES = [
     Case("method-get-on-read-all", "GET", lambda w: reverse("notifications_read_all"), 405),
     Case("method-get-on-logout", "GET", lambda w: reverse("logout"), 405),
     # -- replayed requests: the second copy changes nothing ------------------------------
-    # The card is already there: the replay is answered as a reorder in place (204).
+    # The card is already there and its version moved on: a stale version is a conflict on
+    # every path, a move into the stage the deal is in included (issue 14).
     Case(
         "replay-move",
         "POST",
         url("deal_move", deal_pk),
-        204,
+        409,
         move_form(stage=stage("proposal")),
         htmx=True,
         replay=True,
