@@ -10,17 +10,12 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
+import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
-from pipeline_crm.env import (
-    env_bool,
-    env_int,
-    env_list,
-    env_str,
-    parse_database_url,
-)
+from pipeline_crm.env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -92,16 +87,34 @@ TEMPLATES = [
     }
 ]
 
+# Options in the URL's query (`?sslmode=require&connect_timeout=3`) reach OPTIONS and win
+# over the defaults below.
 DATABASES = {
-    "default": parse_database_url(
+    "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}")
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        **DATABASES["default"].get("OPTIONS", {}),
+    }
     (BASE_DIR / "var").mkdir(exist_ok=True)
     # A file, not shared-cache memory, for the test database: the browser tests' live
     # server thread and the test thread then wait on each other's locks instead of failing.
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-{os.getpid()}.sqlite3")}
+else:
+    DATABASES["default"] |= {
+        "CONN_MAX_AGE": env_int("CONN_MAX_AGE", 60),
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": {
+            "connect_timeout": 5,
+            # JIT compilation costs more than it saves on the dashboard's short queries.
+            "options": "-c jit=off",
+            **DATABASES["default"].get("OPTIONS", {}),
+        },
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
@@ -132,6 +145,11 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
+
+# What the app writes: import uploads and their summaries (web and worker must share
+# IMPORT_ROOT: a volume in docker-compose.yml), Celery beat's schedule and heartbeat.
+VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
+IMPORT_ROOT = Path(env_str("IMPORT_ROOT", str(VAR_DIR / "imports")))
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -167,11 +185,23 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 if not DEBUG:
-    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # `make prod-local` runs production settings over plain HTTP on this machine, where
+    # no TLS proxy exists. docker-compose.yml never sets it; other hosts are refused.
+    LOCAL_PLAIN_HTTP = env_bool("LOCAL_PLAIN_HTTP", False)
+    if LOCAL_PLAIN_HTTP and not set(ALLOWED_HOSTS) <= {"127.0.0.1", "localhost", "[::1]"}:
+        raise ImproperlyConfigured(
+            "LOCAL_PLAIN_HTTP is for loopback only: ALLOWED_HOSTS may name only "
+            "127.0.0.1, localhost and [::1]."
+        )
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True) and not LOCAL_PLAIN_HTTP
+    # Probes ask over plain HTTP from inside the network; a redirect would count as healthy.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 60 * 60 * 24 * 365)
+    SESSION_COOKIE_SECURE = not LOCAL_PLAIN_HTTP
+    CSRF_COOKIE_SECURE = not LOCAL_PLAIN_HTTP
+    SECURE_HSTS_SECONDS = (
+        0 if LOCAL_PLAIN_HTTP else env_int("SECURE_HSTS_SECONDS", 60 * 60 * 24 * 365)
+    )
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 
@@ -210,6 +240,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_TIMEZONE = TIME_ZONE
+# Beat touches its heartbeat file after every tick, at least every max loop interval;
+# its health check (pipeline_crm/healthcheck.py) reads the file's age.
+CELERY_BEAT_SCHEDULER = "pipeline_crm.celery:HeartbeatScheduler"
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_MAX_LOOP_INTERVAL = 30
+BEAT_HEARTBEAT_FILE = VAR_DIR / "beat-heartbeat"
 # Static schedule (no database scheduler): what runs when, in TIME_ZONE.
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "drain-outbox": {"task": "deals.drain_outbox", "schedule": 60.0},

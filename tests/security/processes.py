@@ -271,7 +271,7 @@ class AppServer:
         self.process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
-        assert wait_for(lambda: self.get("/healthz/")[0] == 200, seconds=30), stop(self.process)
+        assert wait_for(lambda: self.get("/healthz")[0] == 200, seconds=30), stop(self.process)
 
     def get(self, path: str, *, cookie: str = "") -> tuple[int, str, dict[str, str]]:
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}")

@@ -186,7 +186,7 @@ def test_admin_pages_are_csp_clean_too(world, name):
 
 
 def test_anonymous_visitor_is_sent_to_login_from_every_page(world):
-    public = {"healthz", "login", "logout"}
+    public = {"healthz", "readyz", "login", "logout"}
     client = Client()
     for route, name in ROUTES:
         if name in public:
