@@ -19,8 +19,8 @@ PYTEST_ARGS ?=
 
 UV_COMPILE := $(VENV)/bin/uv pip compile pyproject.toml --python-version 3.12 --generate-hashes -q
 
-.PHONY: lock help venv run test browser lint fmt worker beat jobs check-deploy bench bench-quick \
-	clean require-redis
+.PHONY: lock help venv run test browser lint fmt worker beat jobs check-deploy prod-local bench \
+	bench-quick clean require-redis
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) \
@@ -106,6 +106,12 @@ check-deploy: venv ## manage.py check --deploy with production-like settings
 		ALLOWED_HOSTS=crm.example.com \
 		CSRF_TRUSTED_ORIGINS=https://crm.example.com \
 		$(MANAGE) check --deploy --fail-level WARNING
+
+# docker-compose.yml's migrate, web, worker and beat as local processes (no container
+# engine here): scripts/prod_local.py says what differs. PROD_LOCAL_ARGS=--help lists
+# its options (database, Redis, port).
+prod-local: venv ## Production settings on the local PostgreSQL + Redis, as compose runs them
+	$(PY) scripts/prod_local.py --demo $(PROD_LOCAL_ARGS)
 
 bench: venv ## Benchmarks at 10k, 100k and 1M deals
 	$(PY) -m bench --sizes 10000,100000,1000000
