@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from datetime import timedelta
 from typing import Any
 
 from django.db import connection
@@ -22,9 +23,23 @@ from bench import stats
 URL = "/reports/dashboard/"
 
 
-def measure(user: Any, *, runs: int, warm: bool = True, page: bool = True) -> dict[str, Any]:
+def five_years(today: Any) -> dict[str, str]:
+    """The dashboard's filters for a custom period of the five years up to `today`."""
+    first = today.replace(year=today.year - 5) + timedelta(days=1)
+    return {"period": "custom", "date_from": first.isoformat(), "date_to": today.isoformat()}
+
+
+def measure(
+    user: Any,
+    *,
+    runs: int,
+    warm: bool = True,
+    page: bool = True,
+    query: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Per panel: median of `runs` (after one warm-up run unless `warm` is off), queries;
-    then the whole page through the test client unless `page` is off."""
+    then the whole page through the test client unless `page` is off. `query`: the
+    dashboard's filters (the defaults without it)."""
     from reports.dashboard import stays
     from reports.dashboard.filters import filter_form
     from reports.dashboard.panels import PANELS, Dashboard
@@ -39,7 +54,7 @@ def measure(user: Any, *, runs: int, warm: bool = True, page: bool = True) -> di
         # the visibility map that lets the dashboard read the summaries' indexes alone.
         with connection.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE reports_stagestay, reports_stageentry")
-    form = filter_form({}, user=user)
+    form = filter_form(query or {}, user=user)
     if not form.is_valid():
         raise RuntimeError(f"dashboard filters refused the defaults: {form.errors}")
     scope = form.scope(now=timezone.now())
@@ -69,7 +84,7 @@ def measure(user: Any, *, runs: int, warm: bool = True, page: bool = True) -> di
     client.force_login(user)
 
     def page() -> None:
-        response = client.get(URL)
+        response = client.get(URL, query or {})
         assert response.status_code == 200, response.status_code
 
     whole = stats.summary(stats.repeat(page, runs=runs, warmup=1))

@@ -433,7 +433,7 @@ def markdown(results: dict[str, Any]) -> str:
 
     body = []
     for size, run in sizes:
-        for who in ("admin", "manager"):
+        for who in ("admin", "manager", "admin 5 years", "manager 5 years"):
             b = _get(run, "b5", who)
             if not b:
                 continue

@@ -291,6 +291,18 @@ class RewrittenHistory(models.Model):
         cls.objects.bulk_create([cls(deal_id=deal_id) for deal_id in set(deal_ids)])
 
 
+class QuietDeal(models.Model):
+    """A deal an import created, whose stalled flags have not been computed yet.
+
+    Its flags are computed as for any deal, but the first computation announces none of
+    them deal by deal (an import of a year's history would send the owners one notice per
+    old deal): the importer gets one notice per import instead, and the row goes. Flags
+    the deal raises later notify its owner as any deal's do.
+    """
+
+    deal = models.OneToOneField(Deal, on_delete=models.CASCADE, primary_key=True, related_name="+")
+
+
 class GateOutcome(models.TextChoices):
     BLOCKED = "blocked", "Blocked"
     OVERRIDDEN = "overridden", "Overridden"

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from common.sql import insert_from
-from deals.models import Deal, Notification, StalledFlag, StalledRule, scope_q
+from deals.models import Deal, Notification, QuietDeal, StalledFlag, StalledRule, scope_q
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,10 @@ def notify_new_flags(
     pending = StalledFlag.objects.filter(notified_at__isnull=True)
     if deal_ids is not None:
         pending = pending.filter(deal_id__in=deal_ids)
+    # Imported deals' first flags are marked notified without a notice (see QuietDeal).
+    announced = pending.exclude(Exists(QuietDeal.objects.filter(deal=OuterRef("deal_id"))))
     flags_sql, flags_params = (
-        pending.order_by()
+        announced.order_by()
         .values("deal_id", "rule", "flagged_at", title=F("deal__title"), owner=F("deal__owner"))
         .query.sql_with_params()
     )

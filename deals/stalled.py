@@ -36,6 +36,7 @@ from deals.models import (
     Deal,
     FieldChange,
     Notification,
+    QuietDeal,
     StalledFlag,
     StalledRule,
 )
@@ -169,6 +170,7 @@ def _sync_in_one_statement(now: datetime, deal_ids: Collection[int] | None) -> R
     firing_sql, firing_params = _firing_rows(now, deal_ids)
     flags = connection.ops.quote_name(StalledFlag._meta.db_table)
     notices = connection.ops.quote_name(Notification._meta.db_table)
+    quiet = connection.ops.quote_name(QuietDeal._meta.db_table)
     scope, scope_params = ("", [])
     if deal_ids is not None:
         scope, scope_params = "WHERE deal_id = ANY(%s)", [list(deal_ids)]
@@ -206,10 +208,14 @@ def _sync_in_one_statement(now: datetime, deal_ids: Collection[int] | None) -> R
         ),
         notified AS (
             INSERT INTO {notices} (user_id, deal_id, kind, text, dedupe_key, created_at)
-            SELECT owner_id, deal_id, %s, {text_sql}, {key_sql}, %s FROM diff WHERE fires
+            SELECT owner_id, deal_id, %s, {text_sql}, {key_sql}, %s FROM diff
+            WHERE fires AND NOT EXISTS (SELECT 1 FROM {quiet} q WHERE q.deal_id = diff.deal_id)
             ON CONFLICT DO NOTHING
             RETURNING 1
-        )
+        ),
+        -- Every CTE reads the snapshot taken before this statement: the notices above
+        -- still see the rows deleted here.
+        heard AS (DELETE FROM {quiet} {scope})
         SELECT 'added', rule, count(*) FROM added GROUP BY rule
         UNION ALL SELECT 'cleared', rule, count(*) FROM cleared GROUP BY rule
         UNION ALL SELECT 'notified', '', count(*) FROM notified
@@ -223,6 +229,7 @@ def _sync_in_one_statement(now: datetime, deal_ids: Collection[int] | None) -> R
         STALLED,
         *notice_params,
         now,
+        *scope_params,
     ]
     result = RefreshResult.nothing()
     with connection.cursor() as cursor:
@@ -267,6 +274,7 @@ def _sync_step_by_step(now: datetime, deal_ids: Collection[int] | None) -> Refre
         )
         result.added.update(Counter(rule for (rule,) in cursor.fetchall()))
     result.notified = notify_new_flags(now=now, deal_ids=deal_ids)
+    QuietDeal.objects.filter(**({} if deal_ids is None else {"deal_id__in": deal_ids})).delete()
     return result
 
 

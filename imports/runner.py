@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from common import outbox
 from common.exports import safe_row
+from deals.models import Notification
 from imports.activities import ActivityWriter
 from imports.mapping import Mapping
 from imports.models import ImportJob, ImportKind, ImportStatus, import_storage
@@ -44,7 +45,7 @@ BATCH_SIZE = 1000
 EXAMPLES = 3
 SUMMARY_HEADER = ["line", "id or name", "outcome", "record id", "problems"]
 # Follow-up work after deals or activities changed; named, as deals.tasks does.
-FOLLOW_UPS = ("deals.check_stalled", "reports.recompute_forecasts")
+FOLLOW_UPS = ("deals.check_stalled", "reports.recompute_forecasts", "reports.refresh_stage_stays")
 
 
 class Stopped(Exception):
@@ -302,6 +303,23 @@ def _summary_line(outcome: Outcome) -> list[Any]:
     return [outcome.line, outcome.key, outcome.result, outcome.object_id or "", problems]
 
 
+def _notify_importer(job: ImportJob) -> None:
+    """One notice per import, to the importer: the deals it created raise no stalled
+    notice each (see deals.models.QuietDeal); their flags show on the board."""
+    Notification.objects.get_or_create(
+        user_id=job.created_by_id,
+        dedupe_key=f"import:{job.pk}",
+        defaults={
+            "kind": "import",
+            "text": (
+                f"Import of {job.original_name[:120]} finished: {job.created_count:,} deals "
+                f"created, {job.updated_count:,} updated. Stalled deals among them are "
+                "flagged on the board (filter: stalled only), without a notice each."
+            ),
+        },
+    )
+
+
 def _finish(job: ImportJob, tally: Tally) -> None:
     with transaction.atomic():
         fresh = ImportJob.objects.select_for_update().get(pk=job.pk)
@@ -311,6 +329,8 @@ def _finish(job: ImportJob, tally: Tally) -> None:
         fresh.finished_at = timezone.now()
         fresh.summary = {**fresh.summary, "problems": tally.to_json()}
         fresh.save(update_fields=["status", "finished_at", "summary"])
+        if fresh.kind == ImportKind.DEALS and fresh.created_count:
+            _notify_importer(fresh)
         if fresh.kind in (ImportKind.DEALS, ImportKind.ACTIVITIES) and (
             fresh.created_count or fresh.updated_count
         ):

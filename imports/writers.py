@@ -30,6 +30,7 @@ from deals.models import (
     GateEvent,
     GateOutcome,
     MoveSource,
+    QuietDeal,
     RewrittenHistory,
     StageChange,
 )
@@ -343,6 +344,8 @@ class DealWriter:
         # History dated before now: the summaries built from history must recompute
         # these deals (they only look at changes newer than their mark by themselves).
         RewrittenHistory.mark(deal_ids)
+        # Their stalled flags are announced once, to the importer (see QuietDeal).
+        QuietDeal.objects.bulk_create([QuietDeal(deal_id=deal_id) for deal_id in deal_ids])
         bulk.insert(GateEvent, events, returning=False)
         return list(zip(records, deal_ids, strict=True))
 

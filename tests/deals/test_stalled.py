@@ -210,8 +210,9 @@ def statements_for_refresh(**kwargs) -> list[str]:
 
 
 # PostgreSQL: work_mem for the transaction, then the whole refresh in one statement.
-# SQLite: DELETE and INSERT of flags, then the notices (INSERT) and their marks (UPDATE).
-REFRESH_STATEMENTS = {"postgresql": 2, "sqlite": 4}
+# SQLite: DELETE and INSERT of flags, then the notices (INSERT) and their marks (UPDATE),
+# and the imported deals now heard of (DELETE of QuietDeal rows).
+REFRESH_STATEMENTS = {"postgresql": 2, "sqlite": 5}
 
 
 def make_stalled_deals(owner, stage, count: int) -> list[Deal]:
