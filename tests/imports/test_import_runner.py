@@ -433,7 +433,7 @@ def test_new_deals_go_on_top_of_their_column(admin_user, rep, stages):
     ]
 
 
-def test_import_schedules_stalled_and_forecast_follow_ups_once(admin_user, rep, stages):
+def test_import_schedules_stalled_forecast_and_summary_follow_ups_once(admin_user, rep, stages):
     from common.models import OutboxMessage
 
     run(admin_user, csv_of(WON, ENGAGING))
@@ -441,6 +441,7 @@ def test_import_schedules_stalled_and_forecast_follow_ups_once(admin_user, rep, 
     assert sorted(OutboxMessage.objects.values_list("task", flat=True)) == [
         "deals.check_stalled",
         "reports.recompute_forecasts",
+        "reports.refresh_stage_stays",
     ]
 
 
