@@ -292,11 +292,17 @@ def _moved(
 
 
 def _error(request: HttpRequest, deal: Deal, message: str, *, status: int) -> HttpResponse:
-    """Refusals re-render the deal's columns so a dragged card snaps back, with the reason."""
+    """Refusals re-render the deal's columns so a dragged card snaps back, with the reason.
+
+    Three columns: where the deal is now, where it was aimed, and where the page showed it
+    (`from`, sent by board.js). After a stale move (409) the last differs from the first:
+    re-rendering it removes the old copy of the card and corrects that column's count.
+    """
     if not request.htmx:
         messages.error(request, message)
         return redirect(f"{reverse('board')}?pipeline={deal.pipeline_id}")
-    stage_ids = [deal.stage_id, _int(request.POST.get("stage")) or 0]
+    posted = (request.POST.get("stage"), request.POST.get("from"))
+    stage_ids = [deal.stage_id, *(_int(value) or 0 for value in posted)]
     response = _columns_response(request, deal, stage_ids, status=status)
     response.context_data["error"] = message
     return response

@@ -29,10 +29,28 @@
     var close = event.target.closest("[data-close-dialog]");
     if (!close) return;
     var dialog = document.getElementById("dialog");
-    if (dialog) {
-      event.preventDefault();
-      dialog.replaceChildren();
-    }
+    if (!dialog) return;
+    event.preventDefault();
+    if (dialog.open) dialog.close(); // board.js empties it on close and refocuses the card
+    else dialog.replaceChildren();
+  });
+
+  // One button folds a panel away on small screens (the navigation, the filters).
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-toggle]");
+    if (!button) return;
+    var open = button.getAttribute("aria-expanded") !== "true";
+    button.setAttribute("aria-expanded", open ? "true" : "false");
+    var panel = document.getElementById(button.getAttribute("data-toggle"));
+    if (panel) panel.classList.toggle("is-open", open);
+  });
+
+  // Filter bars apply on change: the form is a GET, so its state lives in the URL.
+  document.addEventListener("change", function (event) {
+    var form = event.target.form;
+    if (!form || !form.hasAttribute("data-autosubmit")) return;
+    if (event.target.type === "date" && event.target.value && !event.target.checkValidity()) return;
+    form.requestSubmit();
   });
 
   // Undo offers disappear after their window.
@@ -43,6 +61,7 @@
     });
   }
   document.addEventListener("DOMContentLoaded", function () {
+    document.documentElement.classList.add("js");
     expire(document);
     if (window.htmx) window.htmx.onLoad(expire);
   });

@@ -4,7 +4,7 @@
 (function () {
   "use strict";
 
-  var board, moveDialog, moveForm, snoozeDialog, snoozeForm;
+  var board, moveDialog, moveForm, snoozeDialog, snoozeForm, gateDialog;
   var current = null; // the card whose menu or snooze dialog is open
   var opener = null; // the button that opened it
 
@@ -56,15 +56,43 @@
     dialog.showModal();
   }
 
-  function openMenu(card, button) {
+  function columnOf(card) {
     var list = card.closest(".cards[data-stage]");
-    moveForm.elements.stage.value = list ? list.dataset.stage : "";
+    return list ? list.dataset.stage : "";
+  }
+
+  function openMenu(card, button) {
+    moveForm.elements.stage.value = columnOf(card);
     openDialog(moveDialog, card, button);
+  }
+
+  // --- a refused move's form ---------------------------------------------------------------
+  // The answer swaps it into #dialog (a <dialog>); it opens as a modal, so it shows wherever
+  // the user is on the board and takes the focus. Closing it (Cancel, Escape) empties it
+  // and hands the focus back to the card.
+
+  var gateCard = null;
+
+  function openGate() {
+    gateDialog = document.getElementById("dialog");
+    if (!gateDialog || gateDialog.open || !gateDialog.firstElementChild) return;
+    gateDialog.addEventListener("close", onGateClose);
+    gateDialog.showModal();
+    var field = gateDialog.querySelector("input:not([type=hidden]), select, textarea, button");
+    if (field) field.focus();
+  }
+
+  function onGateClose() {
+    this.replaceChildren();
+    var card = gateCard && cardById(gateCard);
+    var back = card && (card.querySelector(".move-open") || card.querySelector(".card-title"));
+    if (back) back.focus();
   }
 
   // After a menu move: back to the card (now in its new column), else to what the answer
   // offers next (the gate form's first field, the undo button), else the board.
   function refocus(id) {
+    openGate();
     var card = cardById(id);
     var target =
       document.querySelector("#dialog input:not([type=hidden]), #dialog select, #dialog textarea") ||
@@ -84,7 +112,8 @@
     if (!card) return;
     var id = cardId(card);
     var done = function () { refocus(id); };
-    postMove(card, stage, { source: "menu", after: "", before: "" }).then(done, done);
+    gateCard = id;
+    postMove(card, stage, { source: "menu", after: "", before: "", from: columnOf(card) }).then(done, done);
   }
 
   // --- snoozing a stalled card ----------------------------------------------------------
@@ -208,17 +237,28 @@
     document.body.classList.remove("is-dragging");
   }
 
+  // After a drop the answer's news goes where the pointer was: the gate form opens as a
+  // modal, and the focus goes to it or to the undo offer (a toast over the board).
+  function afterDrop() {
+    openGate();
+    if (gateDialog && gateDialog.open) return;
+    var undo = document.querySelector("#flash .undo button");
+    if (undo) undo.focus();
+  }
+
   // The drop adds what the menu does not send: where the card landed, and that it was a drag.
   function onEnd(event) {
     clearMarks();
     var card = event.item;
     if (!isCard(card) || card.dataset.locked) return;
     if (event.from === event.to && event.oldIndex === event.newIndex) return;
+    gateCard = cardId(card);
     postMove(card, event.to.dataset.stage, {
       source: "board",
       after: cardId(card.previousElementSibling),
       before: cardId(card.nextElementSibling),
-    });
+      from: event.from.dataset.stage,
+    }).then(afterDrop, afterDrop);
   }
 
   function initSortable(root) {
@@ -232,8 +272,20 @@
         handle: ".handle",
         filter: ".load-more, .dropzone-label",
         animation: 120,
+        // A long press picks a card up on a touch screen, so a swipe still scrolls the board.
         delayOnTouchOnly: true,
         delay: 150,
+        // Sortable's own drag, not the browser's: the same for mouse and touch, and its
+        // auto-scroll only follows that one (a touch screen whose browser also supports
+        // native drag would otherwise never scroll). The dragged copy lives on <body>,
+        // above every column; near an edge of the board or of a column, that one scrolls,
+        // so a card can reach any column on a phone.
+        forceFallback: true,
+        fallbackOnBody: true,
+        scroll: true,
+        bubbleScroll: true,
+        scrollSensitivity: 56,
+        scrollSpeed: 14,
         onStart: function (event) {
           document.body.classList.add("is-dragging");
           markBlocked(event.item);
@@ -259,6 +311,9 @@
     document.body.addEventListener("htmx:configRequest", onConfigRequest);
     document.body.addEventListener("htmx:beforeSwap", onBeforeSwap);
     document.body.addEventListener("htmx:responseError", onResponseError);
+    document.body.addEventListener("htmx:oobAfterSwap", function (event) {
+      if (event.detail.target && event.detail.target.id === "dialog") window.setTimeout(openGate);
+    });
     initSortable(document);
     window.htmx.onLoad(initSortable);
     // The card buttons need this script; without it they stay hidden (app.css) and a card's

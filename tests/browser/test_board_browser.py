@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from deals.models import Deal, StalledFlag
 from stages.models import CriterionKind
+from tests.browser.board_support import drag_across
 from tests.factories import CriterionFactory, DealFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -125,10 +126,9 @@ def test_rep_drags_a_card_to_the_next_column(login, live_server, rep, stages):
     deal = DealFactory(owner=rep, stage=stages["lead"], title="Dragged deal")
     page = login(rep)
     handle = page.locator(f"#deal-{deal.pk} .handle")
-    target = column(page, stages["qualified"]).locator("ol.cards")
     # SortableJS moves the card in the page at once; wait for the server's answer.
     with page.expect_response(lambda r: "/move/" in r.url) as moved:
-        handle.drag_to(target)
+        drag_across(page, handle, column(page, stages["qualified"]))
     assert moved.value.status == 200
     page.locator(f"#column-{stages['qualified'].pk} #deal-{deal.pk}").wait_for()
     page.reload()
@@ -148,7 +148,7 @@ def test_gated_move_shows_missing_items_and_filling_them_completes_it(
     deal = DealFactory(owner=rep, stage=stages["lead"], title="Gated deal")
     page = login(rep)
     move_with_menu(page, deal, "Qualified")
-    dialog = page.locator("#dialog").get_by_role("dialog")
+    dialog = page.get_by_role("dialog", name="enter Qualified yet")
     dialog.wait_for()
     assert "Confirm: Budget ok" in dialog.inner_text()
     assert "Add an expected close date" in dialog.inner_text()

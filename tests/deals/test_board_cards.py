@@ -229,7 +229,7 @@ def test_completed_gate_form_moves_the_card_like_the_menu(client_for, rep, stage
     html = response.content.decode()
     assert response.status_code == 200
     assert f"afterbegin:#column-{stages['qualified'].pk} .cards" in html
-    assert '<div id="dialog" hx-swap-oob="true"></div>' in html  # the form closes
+    assert '<dialog id="dialog" class="modal" hx-swap-oob="true"></dialog>' in html  # it closes
 
 
 # --- refusals snap a dragged card back ------------------------------------------------

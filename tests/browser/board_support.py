@@ -1,0 +1,16 @@
+"""Helpers the board's browser tests share."""
+
+from __future__ import annotations
+
+
+def drag_across(page, handle, target_column) -> None:
+    """A mouse drag from `handle` straight across to `target_column`, at the same height,
+    in small steps as a hand does."""
+    start = handle.bounding_box()
+    end = target_column.bounding_box()
+    x, y = start["x"] + start["width"] / 2, start["y"] + start["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 20, y + 5, steps=4)
+    page.mouse.move(end["x"] + end["width"] / 2, y, steps=12)
+    page.mouse.up()
