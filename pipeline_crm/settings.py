@@ -115,6 +115,21 @@ else:
             **DATABASES["default"].get("OPTIONS", {}),
         },
     }
+    # Under ASGI each request's synchronous code runs in a thread of its own, so a kept
+    # connection (CONN_MAX_AGE) is left behind instead of reused: web processes on ASGI
+    # share a psycopg pool per process instead (DB_POOL_SIZE > 0; Django requires
+    # CONN_MAX_AGE 0 with a pool, and the pool checks connections on checkout).
+    if (pool_size := env_int("DB_POOL_SIZE", 0)) > 0:
+        from psycopg_pool import ConnectionPool
+
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": 1,
+            "max_size": pool_size,
+            "timeout": 10,
+            "check": ConnectionPool.check_connection,
+        }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"

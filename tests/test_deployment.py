@@ -137,8 +137,8 @@ def test_web_healthcheck_asks_on_the_port_gunicorn_binds(services):
     assert web["ports"] == [f"{web['environment']['PORT']}:8000"]
 
 
-def test_web_does_not_keep_connections_under_asgi(services):
-    assert services["web"]["environment"]["CONN_MAX_AGE"] == "0"
+def test_web_pools_connections_under_asgi(services):
+    assert services["web"]["environment"]["DB_POOL_SIZE"] == "${DB_POOL_SIZE:-8}"
 
 
 def test_web_and_worker_share_a_named_volume_at_the_import_root(services):

@@ -99,7 +99,7 @@ def test_services_share_one_secret_key(loaded):
 def test_web_keeps_its_own_compose_settings_and_binds_loopback(loaded):
     env = loaded["web"].env
 
-    assert env["CONN_MAX_AGE"] == "0"
+    assert env["DB_POOL_SIZE"] == "8"
     assert env["WEB_CONCURRENCY"] == "2"
     assert (env["PORT"], env["GUNICORN_CMD_ARGS"]) == ("8123", "--bind 127.0.0.1:8123")
 

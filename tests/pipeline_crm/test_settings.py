@@ -111,3 +111,16 @@ def test_var_dir_moves_what_the_app_writes():
     )
 
     assert paths == ["/srv/crm/imports", "/srv/crm/celerybeat-schedule", "/srv/crm/beat-heartbeat"]
+
+
+def test_a_pool_size_gives_each_process_a_checked_pool_instead_of_kept_connections():
+    url = {"DATABASE_URL": "postgres://crm@db.example/crm", "DB_POOL_SIZE": "8"}
+
+    database = setting(
+        url,
+        '[s.DATABASES["default"][k] for k in ("CONN_MAX_AGE", "CONN_HEALTH_CHECKS")]'
+        ' + [{k: v for k, v in s.DATABASES["default"]["OPTIONS"]["pool"].items()'
+        ' if k != "check"}]',
+    )
+
+    assert database == [0, False, {"min_size": 1, "max_size": 8, "timeout": 10}]
