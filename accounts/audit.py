@@ -13,13 +13,12 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.dispatch import receiver
 from django.http import HttpRequest
 
+from accounts.client_address import client_address
 from accounts.models import AuditEvent, AuditKind, User
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
-    if request is None:
-        return None
-    return request.META.get("REMOTE_ADDR") or None
+    return None if request is None else client_address(request)
 
 
 def record(

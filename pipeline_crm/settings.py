@@ -140,14 +140,28 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-# Login brute-force protection: stored in the database (works without Redis), keyed on
-# username + IP so one attacker cannot lock a user out from everywhere, with a cool-off.
+# Behind reverse proxies (e.g. the TLS proxy in front of the compose stack) the client's
+# address is read from X-Forwarded-For, this many entries from the right: set it to the
+# number of proxies that append to the header. 0: no proxy, REMOTE_ADDR is the client.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+
+# Login brute-force protection (django-axes, stored in the database: works without Redis).
+# Failed logins within the cool-off are counted per key, each with its own limit (0 turns
+# a key off): a user from one address (mistyping, or one attacker on one account), one
+# address across usernames (password spraying), one username from every address
+# (distributed guessing; high, since reaching it locks that user out everywhere).
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+LOGIN_FAILURE_LIMITS = {
+    ("username", "ip_address"): AXES_FAILURE_LIMIT,
+    ("ip_address",): env_int("LOGIN_FAILURES_PER_ADDRESS", 20),
+    ("username",): env_int("LOGIN_FAILURES_PER_USER", 50),
+}
+AXES_HANDLER = "accounts.lockout.LoginLockoutHandler"
+AXES_LOCKOUT_PARAMETERS = "accounts.lockout.lockout_parameters"
+AXES_CLIENT_IP_CALLABLE = "accounts.client_address.client_address"
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-AXES_IPWARE_PROXY_COUNT = env_int("PROXY_COUNT", 0) or None
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
