@@ -89,6 +89,19 @@ def field_name() -> forms.CharField:
     )
 
 
+class SuggestForm(forms.Form):
+    """A deal form's organization or contact name as typed so far (search as you type).
+
+    Only the first 100 characters are searched; a NUL character (which no name holds and
+    PostgreSQL refuses in a query) makes the request invalid.
+    """
+
+    name = forms.CharField(required=False)
+
+    def clean_name(self) -> str:
+        return self.cleaned_data["name"][:100]
+
+
 class PickForm(forms.Form):
     """A picker search: the field it fills and what the user has typed so far."""
 

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts import audit
 from accounts.models import AuditKind
 from common.exports import csv_response
+from common.ids import query_number
 from contacts import queries, services
 from contacts.forms import (
     OrganizationForm,
@@ -27,6 +28,7 @@ from contacts.forms import (
     PickCreateForm,
     PickForm,
     SearchForm,
+    SuggestForm,
 )
 from contacts.models import Organization, Person
 
@@ -53,10 +55,6 @@ def visible_person(request: AuthedRequest, pk: int) -> Person:
         Person.objects.visible_to(request.user), request.user
     )
     return get_object_or_404(people, pk=pk)
-
-
-def _positive_int(value: str | None) -> int | None:
-    return int(value) if value and value.isascii() and value.isdigit() and int(value) > 0 else None
 
 
 def _list_page(
@@ -196,7 +194,7 @@ def person_create(request: AuthedRequest) -> HttpResponse:
         messages.success(request, f"Created {person.name}.")
         return redirect("contacts:person", person.pk)
     # "Add a person here" on an organization's page arrives with ?organization=<id>.
-    at = _positive_int(request.GET.get("organization"))
+    at = query_number(request.GET, "organization")
     chosen = Organization.objects.visible_to(request.user).filter(pk=at).first() if at else None
     return _person_form_page(request, form, None, chosen)
 
@@ -290,7 +288,10 @@ def person_pick(request: AuthedRequest) -> HttpResponse:
 @require_GET
 def suggest(request: AuthedRequest, kind: str) -> HttpResponse:
     """Options for a deal form's typed organization/contact name (search as you type)."""
-    typed = (request.GET.get(f"{kind}_name") or "").strip()[:100]
+    form = SuggestForm({"name": request.GET.get(f"{kind}_name", "")})
+    if not form.is_valid():
+        return HttpResponse("That name cannot be searched for.", status=400)
+    typed = form.cleaned_data["name"]
     model = Organization if kind == "organization" else Person
     names: list[str] = []
     if len(typed) >= 2:

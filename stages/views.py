@@ -19,6 +19,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from common.ids import query_number
 from stages import queries, services
 from stages.forms import (
     ButtonForm,
@@ -522,8 +523,7 @@ def remove_criterion(request: AdminRequest, criterion_id: int) -> HttpResponse:
 @admin_only
 @require_GET
 def audit(request: AdminRequest) -> HttpResponse:
-    pipeline_id = request.GET.get("pipeline")
-    pipeline_id = int(pipeline_id) if pipeline_id and pipeline_id.isdigit() else None
+    pipeline_id = query_number(request.GET, "pipeline")
     page = Paginator(queries.recent_changes(pipeline_id), AUDIT_PAGE_SIZE).get_page(
         request.GET.get("page")
     )

@@ -18,6 +18,7 @@ from django.utils import dateformat, timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from common.errors import BadInput, DomainError, NotVisible, Refusal
+from common.ids import query_number
 from common.ratelimit import rate_limited
 from common.refusals import presents
 from deals import queries, services
@@ -122,7 +123,7 @@ def _card_context() -> dict[str, Any]:
 @login_required
 @require_GET
 def board(request: HttpRequest) -> HttpResponse:
-    pipeline, pipelines = queries.board_pipelines(_int(request.GET.get("pipeline")))
+    pipeline, pipelines = queries.board_pipelines(query_number(request.GET, "pipeline"))
     filter_form = BoardFilterForm(request.GET)
     context: dict[str, Any] = {
         "pipeline": pipeline,
@@ -145,7 +146,7 @@ def board(request: HttpRequest) -> HttpResponse:
 def column_more(request: HttpRequest, stage_id: int) -> HttpResponse:
     """The next page of one column ("Load more")."""
     stage = get_object_or_404(Stage.objects.select_related("pipeline"), pk=stage_id)
-    offset = max(_int(request.GET.get("offset")) or 0, 0)
+    offset = query_number(request.GET, "offset") or 0
     cards = queries.column_page(request.user, stage, _filters(request), offset=offset)
     _prepare_cards(request, cards)
     query = request.GET.copy()

@@ -16,6 +16,7 @@ from django_htmx.http import HttpResponseClientRefresh
 
 from accounts.models import User
 from common.errors import BadInput, DomainError, NotVisible, Refusal, describe
+from common.ids import parse_number
 from common.refusals import presents
 from deals import activities, queries, services
 from deals.forms import (
@@ -312,7 +313,7 @@ def new_deal(request: HttpRequest) -> HttpResponse:
     """Create a deal in a stage (default: the first open stage); the stage's gate applies."""
     stage = (
         Stage.objects.filter(
-            pk=_int(request.GET.get("stage") or request.POST.get("stage")),
+            pk=parse_number(request.GET.get("stage") or request.POST.get("stage"), name="stage"),
             is_archived=False,
             pipeline__is_archived=False,
         ).first()
@@ -346,10 +347,3 @@ def new_deal(request: HttpRequest) -> HttpResponse:
         return redirect(f"{reverse('board')}?pipeline={stage.pipeline_id}")
     status = 422 if request.method == "POST" else 200
     return TemplateResponse(request, "deals/deal_new.html", context, status=status)
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None

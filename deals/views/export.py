@@ -21,6 +21,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
 from common.exports import safe_row
+from common.ids import query_number
 from deals import queries
 from deals.forms import BoardFilterForm
 from deals.models import Deal
@@ -63,8 +64,7 @@ def _rows(deals: Any) -> Iterator[str]:
 @require_GET
 def board_export(request: HttpRequest) -> StreamingHttpResponse:
     """The open deals of the board's pipeline, filtered and sorted as the board is."""
-    pipeline_id = request.GET.get("pipeline")
-    pipeline = queries.board_pipeline(int(pipeline_id) if (pipeline_id or "").isdigit() else None)
+    pipeline = queries.board_pipeline(query_number(request.GET, "pipeline"))
     form = BoardFilterForm(request.GET)
     filters = form.filters(request.user)
     deals = filters.apply(Deal.objects.visible_to(request.user)).filter(
