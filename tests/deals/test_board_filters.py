@@ -137,13 +137,19 @@ def test_sort_by_days_in_stage(board_for, rep, stages):
         {"sort": "drop table"},
         {"team": "-1"},
         {"q": "x" * 500},
-        {"pipeline": "nope"},
     ],
 )
 def test_bad_filter_values_are_ignored(board_for, rep, stages, params):
     DealFactory(owner=rep, stage=stages["lead"], title="Still here")
     titles, _ = board_for(rep, **params)
     assert "Still here" in titles
+
+
+@pytest.mark.parametrize("value", ["nope", "²", "-1", str(10**20)])
+def test_a_pipeline_id_that_is_not_a_whole_number_is_refused(rep, stages, value):
+    client = Client()
+    client.force_login(rep)
+    assert client.get(reverse("board"), {"pipeline": value}).status_code == 400
 
 
 def test_filtered_board_query_count_is_fixed(rep, stages, django_assert_num_queries):
