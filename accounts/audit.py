@@ -13,8 +13,8 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from accounts.client_address import client_address
 from accounts.models import AuditEvent, AuditKind, User
+from common.client_address import client_address
 
 
 def client_ip(request: HttpRequest | None) -> str | None:

@@ -1,15 +1,77 @@
-"""A small fixed-window rate limit per user and action, kept in the cache."""
+"""A small fixed-window rate limit per user and action, kept in the cache.
+
+The cache (Redis in production) only holds counters: when it cannot be reached, the
+request must still be served. Counting then moves into the process (each web process
+limits on its own, so a user gets up to the limit per process) and the log says so; the
+cache is tried again after CACHE_RETRY_SECONDS rather than on every request, so a cache
+that hangs instead of refusing costs one timeout per process per interval, not one per
+request.
+"""
 
 from __future__ import annotations
 
 import functools
+import logging
+import threading
 import time
 from collections.abc import Callable
+from time import monotonic
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
+
+from common.client_address import client_address
+
+log = logging.getLogger(__name__)
+
+CACHE_RETRY_SECONDS = 5.0
+
+
+class _LocalCounters:
+    """Fixed-window counters in this process: the fallback while the cache is away."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        self._window_of: dict[str, int] = {}
+        self.cache_down_until = 0.0
+
+    def incr(self, key: str, window_index: int) -> int:
+        with self._lock:
+            # Forget windows that have passed, so the dict stays as small as the traffic.
+            for stale in [k for k, w in self._window_of.items() if w < window_index]:
+                del self._counts[stale], self._window_of[stale]
+            self._window_of[key] = window_index
+            self._counts[key] = self._counts.get(key, 0) + 1
+            return self._counts[key]
+
+
+_local = _LocalCounters()
+
+
+def _count(key: str, window: int, window_index: int) -> int:
+    """This request's number in its window: from the cache, or locally while it is down."""
+    if monotonic() >= _local.cache_down_until:
+        try:
+            cache.add(key, 0, timeout=window)
+            try:
+                return cache.incr(key)
+            except ValueError:  # evicted between add and incr: start again
+                cache.set(key, 1, timeout=window)
+                return 1
+        # Any cache backend's error (redis, memcached, connection or timeout): the
+        # counter is not worth failing a request over.
+        except Exception as error:
+            _local.cache_down_until = monotonic() + CACHE_RETRY_SECONDS
+            log.warning(
+                "rate limit cache unavailable (%s: %s); counting in this process for %.0f s",
+                type(error).__name__,
+                error,
+                CACHE_RETRY_SECONDS,
+            )
+    return _local.incr(key, window_index)
 
 
 def rate_limited(
@@ -24,16 +86,11 @@ def rate_limited(
             who = (
                 request.user.pk
                 if request.user.is_authenticated
-                else request.META.get("REMOTE_ADDR", "anonymous")
+                else client_address(request) or "anonymous"
             )
-            key = f"ratelimit:{action}:{who}:{int(time.time() // window)}"
-            cache.add(key, 0, timeout=window)
-            try:
-                count = cache.incr(key)
-            except ValueError:  # evicted between add and incr: start again
-                cache.set(key, 1, timeout=window)
-                count = 1
-            if count > limit:
+            window_index = int(time.time() // window)
+            key = f"ratelimit:{action}:{who}:{window_index}"
+            if _count(key, window, window_index) > limit:
                 response = HttpResponse(
                     "Too many requests; wait a moment and try again.",
                     status=429,

@@ -158,7 +158,7 @@ LOGIN_FAILURE_LIMITS = {
 }
 AXES_HANDLER = "accounts.lockout.LoginLockoutHandler"
 AXES_LOCKOUT_PARAMETERS = "accounts.lockout.lockout_parameters"
-AXES_CLIENT_IP_CALLABLE = "accounts.client_address.client_address"
+AXES_CLIENT_IP_CALLABLE = "common.client_address.client_address"
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
@@ -236,10 +236,16 @@ if not DEBUG:
 
 REDIS_URL = env_str("REDIS_URL", "")
 
-# Cache (rate limits): Redis when configured, so limits hold across web processes.
+# Cache (rate limits): Redis when configured, so limits hold across web processes. Short
+# timeouts: while Redis is away the rate limiter counts in the process instead
+# (common/ratelimit.py), and a request must not wait long to find out.
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
         if REDIS_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )

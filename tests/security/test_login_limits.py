@@ -1,6 +1,6 @@
 """Login limits behind a proxy and against spraying: per user at an address, per address,
 per user from everywhere, each with its own limit (accounts/lockout.py), keyed on the
-client's real address (accounts/client_address.py).
+client's real address (common/client_address.py).
 
 The compose stack runs behind a TLS proxy: every request reaches gunicorn from the
 proxy's address, with the client's in X-Forwarded-For. These requests do the same.

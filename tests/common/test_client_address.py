@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import RequestFactory
 
-from accounts.client_address import client_address
+from common.client_address import client_address
 
 
 def request(forwarded: str | None = None, remote: str = "10.0.0.2"):
