@@ -3,23 +3,24 @@
 `str.isdigit()` and `int()` are both too lenient for input: "²" passes isdigit() but
 int() refuses it (a 500 where the two were combined); int() takes " 7", "+7", "1_000"
 and other scripts' digits; and a number past a 64-bit key overflows the database. Here a
-number is ASCII digits only, at most 2**63 - 1; anything else is malformed input (400).
+number is ASCII digits only, at most 2**63 - 1; anything else is BadInput (400, with a
+message naming the parameter).
 """
 
 from __future__ import annotations
 
-from django.core.exceptions import BadRequest
 from django.http import QueryDict
+
+from common.errors import BadInput
 
 MAX_KEY = 2**63 - 1
 
 
-class MalformedNumber(BadRequest):
+class MalformedNumber(BadInput):
     """A query-string id or offset that is not a whole number a key can hold."""
 
     def __init__(self, name: str) -> None:
-        self.message = f"“{name}” must be a whole number."
-        super().__init__(self.message)
+        super().__init__(f"“{name}” must be a whole number.")
 
 
 def parse_number(value: str | None, *, name: str) -> int | None:

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts import audit
 from accounts.models import AuditKind
+from common.errors import BadInput
 from common.exports import csv_response
 from common.ids import query_number
 from contacts import queries, services
@@ -290,7 +291,7 @@ def suggest(request: AuthedRequest, kind: str) -> HttpResponse:
     """Options for a deal form's typed organization/contact name (search as you type)."""
     form = SuggestForm({"name": request.GET.get(f"{kind}_name", "")})
     if not form.is_valid():
-        return HttpResponse("That name cannot be searched for.", status=400)
+        raise BadInput("A name to search for cannot contain a NUL character.")
     typed = form.cleaned_data["name"]
     model = Organization if kind == "organization" else Person
     names: list[str] = []
