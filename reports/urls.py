@@ -10,6 +10,7 @@ urlpatterns: list = []
 urlpatterns += [
     path("dashboard/", dashboard_views.dashboard, name="dashboard"),
     path("dashboard/<slug:panel>.csv", dashboard_views.panel_csv, name="dashboard_csv"),
+    path("dashboard/panel/<slug:panel>/", dashboard_views.panel_page, name="dashboard_panel"),
 ]
 
 # Forecast page and its CSV (background jobs fill the tables).

@@ -8,6 +8,7 @@ added to it. The loops here run over aggregate rows (stages, days, reps), never 
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -616,9 +617,43 @@ class Dashboard:
     def panel(self, slug: str) -> Panel:
         return PANELS[slug](self)
 
-    def panels(self) -> list[Panel]:
-        return [builder(self) for builder in PANELS.values()]
+    def panels(self, *, budget: float | None = None) -> list[Panel | Deferred]:
+        """Every panel in page order. With a `budget` (seconds), the panels not begun
+        when it has run out come back as `Deferred`: the page answers with what is
+        ready, and each deferred panel is fetched by a request of its own (so a team of
+        a million deals never runs a page past the web server's timeout)."""
+        started = time.monotonic()
+        result: list[Panel | Deferred] = []
+        for slug, builder in PANELS.items():
+            if budget is not None and time.monotonic() - started > budget:
+                result.append(Deferred(slug, TITLES[slug]))
+            else:
+                result.append(builder(self))
+        return result
 
+
+@dataclass(frozen=True)
+class Deferred:
+    """A panel left for its own request (see `Dashboard.panels`)."""
+
+    slug: str
+    title: str
+    deferred: bool = True
+
+
+# What a deferred panel's placeholder is headed with (each panel's own title).
+TITLES = {
+    "bottleneck": "Bottleneck",
+    "pipeline": "Pipeline now",
+    "funnel": "Funnel and stage conversion",
+    "time": "Time in stage",
+    "velocity": "Win rate and velocity",
+    "backtest": "Forecast backtest",
+    "movement": "Movement in the period",
+    "gate": "Gate report",
+    "flow": "Cumulative flow",
+    "reps": "Per rep",
+}
 
 # Page order: where the pipeline is stuck first, then the figures that explain it.
 PANELS: dict[str, Callable[[Dashboard], Panel]] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from django.utils.safestring import SafeString
 
@@ -63,6 +63,8 @@ class Panel:
     # What the page's table shows when it is a sample of `rows` (a long period's flow);
     # the CSV always carries every row.
     page_rows: list[list[Cell]] | None = None
+    # Built now, not left for a request of its own (see `panels.Deferred`).
+    deferred: ClassVar[bool] = False
 
     @property
     def display_rows(self) -> list[list[str]]:

@@ -14,6 +14,10 @@ from common.exports import safe_cell
 from reports.dashboard.filters import filter_form
 from reports.dashboard.panels import PANELS, Dashboard
 
+# Time the page may spend on panels before it answers with those ready and leaves the
+# rest to requests of their own: well inside the web server's 30 s timeout.
+PAGE_BUDGET_SECONDS = 10.0
+
 
 @require_GET
 @login_required
@@ -23,10 +27,31 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     context = {
         "form": form,
         "scope": scope,
-        "panels": Dashboard(scope).panels() if scope else [],
+        "panels": Dashboard(scope).panels(budget=PAGE_BUDGET_SECONDS) if scope else [],
     }
     template = "reports/dashboard.html#panels" if request.htmx else "reports/dashboard.html"
     return render(request, template, context)
+
+
+@require_GET
+@login_required
+def panel_page(request: HttpRequest, panel: str) -> HttpResponse:
+    """One panel: what a deferred placeholder loads (htmx), or the page with that panel
+    alone (a plain link, without JavaScript)."""
+    if panel not in PANELS:
+        raise Http404("No such panel.")
+    form = filter_form(request.GET, user=request.user)
+    if not form.is_valid():
+        errors = "; ".join(str(error) for errors in form.errors.values() for error in errors)
+        return HttpResponse(errors, status=400, content_type="text/plain")
+    scope = form.scope(now=timezone.now())
+    if scope is None:
+        raise Http404("No pipeline yet.")
+    built = Dashboard(scope).panel(panel)
+    if request.htmx:
+        return render(request, "reports/dashboard.html#panel", {"panel": built, "scope": scope})
+    context = {"form": form, "scope": scope, "panels": [built]}
+    return render(request, "reports/dashboard.html", context)
 
 
 @require_GET

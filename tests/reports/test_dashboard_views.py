@@ -222,3 +222,46 @@ def test_csv_runs_a_fixed_number_of_queries(
     add_deals(stages, rep, count)
     with django_assert_num_queries(5):
         manager_client.get("/reports/dashboard/funnel.csv")
+
+
+def test_page_over_its_time_budget_answers_with_placeholders(manager_client, history, monkeypatch):
+    """A page that has spent its budget leaves the remaining panels to requests of their
+    own: each placeholder loads its panel (htmx) or links to it (without JavaScript)."""
+    from reports.dashboard import views
+
+    monkeypatch.setattr(views, "PAGE_BUDGET_SECONDS", -1.0)
+    html = manager_client.get(URL, MARCH_QUERY).content.decode()
+    assert '<table class="dash-data">' not in html
+    for slug in PANELS:
+        assert f'hx-get="/reports/dashboard/panel/{slug}/?' in html
+
+
+def test_deferred_panel_loads_on_its_own(manager_client, history):
+    url = reverse("reports:dashboard_panel", args=["time"])
+    fragment = manager_client.get(url, MARCH_QUERY, headers={"HX-Request": "true"})
+    assert fragment.status_code == 200
+    body = fragment.content.decode()
+    assert 'id="panel-time"' in body and "<html" not in body
+    assert body.count('<table class="dash-data">') == 1
+    page = manager_client.get(url, MARCH_QUERY).content.decode()
+    assert "<html" in page and page.count('<table class="dash-data">') == 1
+
+
+def test_deferred_panel_refuses_unknown_panels_and_bad_filters(manager_client, history):
+    assert manager_client.get(reverse("reports:dashboard_panel", args=["nope"])).status_code == 404
+    bad = {"period": "custom", "date_from": "2025-03-02", "date_to": "2025-03-01"}
+    url = reverse("reports:dashboard_panel", args=["time"])
+    assert manager_client.get(url, bad).status_code == 400
+
+
+def test_long_period_flow_page_samples_days_and_csv_keeps_every_day(manager_client, history):
+    """Five years (1,826 days, all in the past): the page's table shows at most a year's
+    worth of days, always with the last one; the CSV has every day."""
+    years = {"period": "custom", "date_from": "2020-04-02", "date_to": "2025-04-01"}
+    rows = read_csv(manager_client.get("/reports/dashboard/flow.csv", years))
+    assert len(rows) == 1 + 1826
+    fragment = manager_client.get(
+        reverse("reports:dashboard_panel", args=["flow"]), years, headers={"HX-Request": "true"}
+    ).content.decode()
+    assert fragment.count("<tr>") - 1 <= 367
+    assert "2025-04-01" in fragment
