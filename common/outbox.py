@@ -58,15 +58,25 @@ def _publish(messages: Sequence[OutboxMessage], done: list[int]) -> None:
                 app.tasks[message.task].apply(kwargs=kwargs, throw=True)
             done.append(message.pk)
         return
+    for message in messages:
+        hand_over(message.task, {**message.payload, "outbox_id": message.pk})
+        done.append(message.pk)
+
+
+def hand_over(task: str, kwargs: dict[str, Any]) -> None:
+    """Send one task to the broker on this process's kept connection (time-boxed).
+
+    Raises if the broker does not take it; the caller keeps its own durable record (an
+    outbox row, an unhandled event) for the drain to send again.
+    """
+    from pipeline_crm.celery import app
+
     # One publisher at a time per process: a kept connection is not thread-safe.
     with _kept_lock:
         for attempt in (1, 2):
             producer, reused = _producer(app)
             try:
-                for message in messages[len(done) :]:
-                    kwargs = {**message.payload, "outbox_id": message.pk}
-                    app.send_task(message.task, kwargs=kwargs, producer=producer, retry=False)
-                    done.append(message.pk)
+                app.send_task(task, kwargs=kwargs, producer=producer, retry=False)
                 return
             except Exception:
                 _forget_producer()

@@ -8,14 +8,26 @@ from typing import TYPE_CHECKING
 from django.db import transaction
 from django.utils import timezone
 
-from common import outbox
 from common.errors import NotAllowed, NotVisible
-from deals.models import Activity, Deal
+from deals import events
+from deals.models import Activity, Deal, EventSource
 from deals.services import refusal_for
 
 if TYPE_CHECKING:
     from accounts.models import User
     from contacts.models import Person
+    from deals.models import Event
+
+
+def _event(name: str, activity: Activity, deal: Deal, *, by: User) -> Event:
+    return events.event(
+        name,
+        by=by,
+        source=EventSource.FORM,
+        deal=deal,
+        activity_id=activity.pk,
+        type=activity.type,
+    )
 
 
 def _editable_deal(deal_id: int, by: User) -> Deal:
@@ -52,7 +64,7 @@ def log_activity(
             done_at=now if done else None,
         )
         # Logging activity can clear "no recent activity"/"no next step" flags.
-        outbox.enqueue("deals.after_move", deal_id=deal.pk, owner_id=deal.owner_id)
+        events.publish(_event("activity.created", activity, deal, by=by))
     return activity
 
 
@@ -79,9 +91,7 @@ def complete_activity(activity_id: int, *, by: User) -> Activity:
             activity.done = True
             activity.done_at = timezone.now()
             activity.save(update_fields=["done", "done_at"])
-            outbox.enqueue(
-                "deals.after_move", deal_id=activity.deal_id, owner_id=activity.deal.owner_id
-            )
+            events.publish(_event("activity.completed", activity, activity.deal, by=by))
     return activity
 
 
@@ -93,9 +103,7 @@ def update_activity(
     activity.subject, activity.type, activity.due_at, activity.note = subject, type, due_at, note
     with transaction.atomic():
         activity.save(update_fields=["subject", "type", "due_at", "note"])
-        outbox.enqueue(
-            "deals.after_move", deal_id=activity.deal_id, owner_id=activity.deal.owner_id
-        )
+        events.publish(_event("activity.updated", activity, activity.deal, by=by))
     return activity
 
 
@@ -105,6 +113,6 @@ def delete_activity(activity_id: int, *, by: User) -> None:
     if activity.owner_id != by.pk:
         raise NotAllowed("You can only delete your own activities.")
     with transaction.atomic():
-        deal_id, owner_id = activity.deal_id, activity.deal.owner_id
+        published = _event("activity.deleted", activity, activity.deal, by=by)
         activity.delete()
-        outbox.enqueue("deals.after_move", deal_id=deal_id, owner_id=owner_id)
+        events.publish(published)

@@ -7,4 +7,4 @@ class DealsConfig(AppConfig):
     def ready(self) -> None:
         # Register the tasks in every process (web too): with no broker they run in-process,
         # and the outbox looks them up by name.
-        from deals import tasks  # noqa: F401
+        from deals import consumers, tasks  # noqa: F401

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import os
+import threading
+import time
+import uuid
 from collections.abc import Iterable
 from decimal import Decimal
 
@@ -427,4 +431,95 @@ class Notification(models.Model):
                 condition=~Q(dedupe_key=""),
                 name="notification_dedupe",
             ),
+        ]
+
+
+# ---------------------------------------------------------------------------------------
+# The event log (deals/events.py): what each action did, for the follow-up work.
+# ---------------------------------------------------------------------------------------
+
+
+_uuid7_last = [0, 0]  # the last (millisecond, sequence) this process handed out
+_uuid7_lock = threading.Lock()
+
+
+def uuid7() -> uuid.UUID:
+    """A time-ordered UUID (RFC 9562 version 7): ids sort by creation. Within one process
+    and millisecond a 12-bit sequence keeps them in the order they were made (the events
+    of one action, e.g. deal.moved before deal.won)."""
+    with _uuid7_lock:
+        ms = time.time_ns() // 1_000_000
+        if ms <= _uuid7_last[0]:
+            ms, seq = _uuid7_last[0], _uuid7_last[1] + 1
+            if seq > 0xFFF:
+                ms, seq = ms + 1, 0
+        else:
+            seq = 0
+        _uuid7_last[:] = [ms, seq]
+    rand_b = int.from_bytes(os.urandom(8)) & ((1 << 62) - 1)
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | seq << 64 | 0x2 << 62 | rand_b
+    return uuid.UUID(int=value)
+
+
+class EventSource(models.TextChoices):
+    BOARD = "board", "Board"
+    MENU = "menu", "Move menu"
+    FORM = "form", "Web form"
+    BULK = "bulk", "Bulk action"
+    UNDO = "undo", "Undo"
+    IMPORT = "import", "Import"
+    API = "api", "API"
+    AUTOMATION = "automation", "Automation"
+    ADMIN = "admin", "Django admin"
+    JOB = "job", "Background job"
+
+
+class Event(models.Model):
+    """One thing an action did, appended in the action's transaction (never edited).
+
+    `payload` holds ids and changed field names (values only where the catalogue in
+    deals/events.py says). `deal_id` is a plain column: the log outlives deleted deals.
+    `handled_at` is bookkeeping, not content: set once every consumer has processed it.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    name = models.CharField(max_length=40)
+    at = models.DateTimeField(default=timezone.now)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
+    source = models.CharField(max_length=12, choices=EventSource.choices)
+    deal_id = models.BigIntegerField(null=True, blank=True)
+    payload = models.JSONField(default=dict)
+    handled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # Ids are time-ordered (uuid7): the primary key is the log's order.
+            models.Index(fields=["deal_id", "at"], name="event_deal"),
+            models.Index(
+                fields=["at"], condition=Q(handled_at__isnull=True), name="event_unhandled"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.id}"
+
+
+class EventReceipt(models.Model):
+    """Consumer `consumer` has processed `event`: written in the consumer's transaction,
+    so each consumer's work for an event commits exactly once."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="receipts")
+    consumer = models.CharField(max_length=40)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["event", "consumer"], name="event_receipt_once")
         ]

@@ -15,9 +15,9 @@ from django.utils import timezone
 
 from accounts import audit
 from accounts.models import AuditKind
-from common import outbox
 from common.errors import BadInput, DomainError, NotAllowed, NotVisible, RuleFailed, StaleVersion
-from deals.models import Deal, GateEvent, GateOutcome, MoveSource, StageChange
+from deals import events
+from deals.models import Deal, Event, GateEvent, GateOutcome, MoveSource, StageChange
 from stages import gate
 from stages.models import Stage, StageKind
 
@@ -288,7 +288,7 @@ def move_deal(
                     user=by,
                     detail=f"deal {locked.pk} → {to_stage.name}: {override_reason}",
                 )
-            outbox.enqueue("deals.after_move", deal_id=locked.pk, owner_id=locked.owner_id)
+            events.publish(*_move_events(locked, from_stage, change, by=by, source=source))
     except GateBlocked as blocked:
         _record_gate_events(
             blocked.deal,
@@ -300,6 +300,29 @@ def move_deal(
         )
         raise
     return MoveResult(deal=locked, from_stage=from_stage, change=change)
+
+
+def _move_events(
+    deal: Deal, from_stage: Stage | None, change: StageChange, *, by: User, source: str
+) -> list[Event]:
+    """deal.moved, and what the move means: deal.won, deal.lost or deal.reopened."""
+    to_stage = deal.stage
+    moved = events.event(
+        "deal.moved",
+        by=by,
+        source=source,
+        deal=deal,
+        from_stage_id=from_stage.pk if from_stage else None,
+        to_stage_id=to_stage.pk,
+        pipeline_id=to_stage.pipeline_id,
+        stage_change_id=change.pk,
+    )
+    outcome = {StageKind.WON: "deal.won", StageKind.LOST: "deal.lost"}.get(to_stage.kind)
+    if outcome is None and from_stage is not None and from_stage.kind != StageKind.OPEN:
+        outcome = "deal.reopened"
+    if outcome is None:
+        return [moved]
+    return [moved, events.event(outcome, by=by, source=source, deal=deal, stage_id=to_stage.pk)]
 
 
 def reorder_deal(deal: Deal, *, by: User, position: Placement, expected_version: int) -> Deal:
@@ -392,7 +415,21 @@ def create_deal(
             override_reason=override_reason if failures else "",
             overridden=[f.message for f in failures],
         )
-        outbox.enqueue("deals.after_move", deal_id=deal.pk, owner_id=deal.owner_id)
+        created = events.event(
+            "deal.created",
+            by=by,
+            source=source,
+            deal=deal,
+            stage_id=stage.pk,
+            pipeline_id=stage.pipeline_id,
+        )
+        outcome = {StageKind.WON: "deal.won", StageKind.LOST: "deal.lost"}.get(stage.kind)
+        closed = (
+            [events.event(outcome, by=by, source=source, deal=deal, stage_id=stage.pk)]
+            if outcome
+            else []
+        )
+        events.publish(created, *closed)
     return deal
 
 
@@ -446,9 +483,11 @@ def complete_and_move(
                 name=fixes.person_name, organization=locked.organization, created_by=by
             )
             changed.append("person")
+        published = []
         if changed:
-            record_field_changes(locked, changed, by=by)
+            changes = record_field_changes(locked, changed, by=by)
             locked.save(update_fields=[*changed, "updated_at"])
+            published.append(_updated(locked, changes, by=by, source=source))
         valid_checks = set(
             to_stage.criteria.filter(pk__in=fixes.checklist_ids).values_list("pk", flat=True)
         )
@@ -457,7 +496,7 @@ def complete_and_move(
             ignore_conflicts=True,
         )
         now = timezone.now()
-        Activity.objects.bulk_create(
+        logged = Activity.objects.bulk_create(
             Activity(
                 deal=locked,
                 owner=by,
@@ -469,6 +508,19 @@ def complete_and_move(
             )
             for kind, subject in fixes.activities
         )
+        published += [
+            events.event(
+                "activity.created",
+                by=by,
+                source=source,
+                deal=locked,
+                activity_id=activity.pk,
+                type=activity.type,
+            )
+            for activity in logged
+        ]
+        if published:
+            events.publish(*published)
         DealContact.objects.bulk_create(
             [
                 DealContact(deal=locked, person_id=pk, role=role)
@@ -486,13 +538,17 @@ def complete_and_move(
         )
 
 
-def record_field_changes(deal: Deal, names: list[str], *, by: User) -> None:
-    """Append timeline rows for fields about to be saved, old values read from the DB."""
+def record_field_changes(deal: Deal, names: list[str], *, by: User) -> dict[str, list[Any]]:
+    """Append timeline rows for fields about to be saved, old values read from the DB.
+
+    Returns what changed, {name: [old, new]} (ids for relations), for the deal.updated event.
+    """
     from deals.models import FieldChange
 
     relations = [n for n in names if n in RELATIONS]
     old_rows = Deal.objects.select_related(*relations) if relations else Deal.objects
     old = old_rows.get(pk=deal.pk)
+    changed = [n for n in names if getattr(old, _column(n)) != getattr(deal, _column(n))]
     FieldChange.objects.bulk_create(
         FieldChange(
             deal=deal,
@@ -501,8 +557,15 @@ def record_field_changes(deal: Deal, names: list[str], *, by: User) -> None:
             new_value=_text(getattr(deal, name))[:500],
             by=by,
         )
-        for name in names
-        if getattr(old, _column(name)) != getattr(deal, _column(name))
+        for name in changed
+    )
+    return {n: [getattr(old, _column(n)), getattr(deal, _column(n))] for n in changed}
+
+
+def _updated(deal: Deal, changes: dict[str, list[Any]], *, by: User, source: str) -> Event:
+    """deal.updated: the changed fields' names, and their old and new values."""
+    return events.event(
+        "deal.updated", by=by, source=source, deal=deal, fields=sorted(changes), changes=changes
     )
 
 
@@ -590,10 +653,12 @@ def update_deal(
                 setattr(locked, name, value)
                 changed.append(name)
         if changed:
-            record_field_changes(locked, [n for n in changed if n != "close_date_pushes"], by=by)
+            changes = record_field_changes(
+                locked, [n for n in changed if n != "close_date_pushes"], by=by
+            )
             locked.version += 1
             locked.save(update_fields=[*changed, "version", "updated_at"])
-            outbox.enqueue("deals.after_move", deal_id=locked.pk, owner_id=locked.owner_id)
+            events.publish(_updated(locked, changes, by=by, source=source))
         if to_stage is not None and to_stage.pk != locked.stage_id:
             return move_deal(
                 locked, to_stage, by=by, expected_version=locked.version, source=source
@@ -632,8 +697,19 @@ def _slips(old: date | None, new: date | None) -> bool:
     return old is not None and new is not None and new > old
 
 
-def reassign_deal(deal: Deal, *, new_owner: User, by: User, expected_version: int) -> Deal:
-    """Hand a deal to another rep: managers within the teams they manage, admins anyone."""
+def reassign_deal(
+    deal: Deal,
+    *,
+    new_owner: User,
+    by: User,
+    expected_version: int,
+    source: str = MoveSource.FORM,
+) -> Deal:
+    """Hand a deal to another rep: managers within the teams they manage, admins anyone.
+
+    Publishes deal.reassigned with both owners: the deal leaves one owner's numbers and
+    joins the other's, so both forecasts are recomputed.
+    """
     if not (by.is_admin or by.is_manager):
         raise NotAllowed("Only managers and admins can reassign deals.")
     if not new_owner.is_active:
@@ -651,12 +727,14 @@ def reassign_deal(deal: Deal, *, new_owner: User, by: User, expected_version: in
         record_field_changes(locked, ["owner"], by=by)
         locked.version += 1
         locked.save(update_fields=["owner", "version", "updated_at"])
-        # Both forecasts change: the deal leaves one owner's numbers and joins the other's.
-        outbox.enqueue(
-            "deals.after_move",
-            deal_id=locked.pk,
-            owner_id=new_owner.pk,
-            previous_owner_id=previous_owner_id,
+        events.publish(
+            events.event(
+                "deal.reassigned",
+                by=by,
+                source=source,
+                deal=locked,
+                previous_owner_id=previous_owner_id,
+            )
         )
     return locked
 

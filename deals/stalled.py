@@ -29,11 +29,12 @@ from django.db.models import (
 )
 from django.utils import timezone
 
-from common import outbox
 from common.sql import DaysBefore, hold_job_lock
+from deals import events
 from deals.models import (
     Activity,
     Deal,
+    EventSource,
     FieldChange,
     Notification,
     QuietDeal,
@@ -324,6 +325,9 @@ def snooze_deal(deal: Deal, *, by: User, until: date, reason: str) -> Deal:
             new_value=f"{until.isoformat()} ({locked.snooze_reason})"[:500],
             by=by,
         )
+        events.publish(
+            events.event("deal.snoozed", by=by, source=EventSource.FORM, deal=locked, until=until)
+        )
     return locked
 
 
@@ -340,5 +344,5 @@ def unsnooze_deal(deal: Deal, *, by: User) -> Deal:
         FieldChange.objects.create(
             deal=locked, field="snoozed_until", old_value=old[:500], new_value="", by=by
         )
-        outbox.enqueue("deals.refresh_stalled", deal_id=locked.pk)
+        events.publish(events.event("deal.unsnoozed", by=by, source=EventSource.FORM, deal=locked))
     return locked

@@ -5,4 +5,5 @@ class ReportsConfig(AppConfig):
     name = "reports"
 
     def ready(self) -> None:
-        from reports import tasks  # noqa: F401 - register the tasks in every process
+        # Register the tasks and the event consumers in every process.
+        from reports import consumers, tasks  # noqa: F401

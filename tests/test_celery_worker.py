@@ -28,9 +28,8 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from common import outbox
-from common.models import OutboxMessage
-from deals.models import StalledFlag, StalledRule
+from deals import events
+from deals.models import Event, StalledFlag, StalledRule
 from deals.services import move_deal
 from pipeline_crm.celery import app
 from reports.models import Forecast
@@ -157,11 +156,11 @@ def test_worker_consumes_the_work_a_move_enqueued(worker, publish_to, rep, stage
     deal = stale_deal(rep, stages)
     publish_to(redis_url(WORKER_DB))
     move_deal(deal, stages["qualified"], by=rep, expected_version=deal.version)
-    # Committed (transactional test): the hand-off already ran and reached Redis.
-    assert OutboxMessage.objects.get(task="deals.after_move").dispatched_at is not None
-    # The worker cleared the flag, then ran the forecast follow-up it enqueued itself.
+    # Committed (transactional test): the hand-off already ran and reached Redis; the
+    # worker ran both consumers of the deal.moved event: flags cleared, forecast computed.
     assert wait_for(lambda: not still_stale(deal))
     assert wait_for(lambda: Forecast.objects.filter(owner=rep, weighted=Decimal("200")).exists())
+    assert wait_for(lambda: Event.objects.get(name="deal.moved").handled_at is not None)
 
 
 class Proxy:
@@ -210,16 +209,16 @@ class Proxy:
 def time_handoffs(monkeypatch) -> list[float]:
     """Seconds each after-commit hand-off takes: what the broker adds to a request."""
     seconds: list[float] = []
-    dispatch = outbox.dispatch
+    dispatch = events.dispatch
 
-    def timed(message_ids):
+    def timed(event_ids):
         started = time.monotonic()
         try:
-            return dispatch(message_ids)
+            return dispatch(event_ids)
         finally:
             seconds.append(time.monotonic() - started)
 
-    monkeypatch.setattr(outbox, "dispatch", timed)
+    monkeypatch.setattr(events, "dispatch", timed)
     return seconds
 
 
@@ -234,15 +233,14 @@ def test_move_with_broker_down_answers_quickly_and_its_work_runs_once_it_is_back
     handoffs = time_handoffs(monkeypatch)
     move_deal(deal, stages["qualified"], by=rep, expected_version=deal.version)
     assert len(handoffs) == 1 and handoffs[0] < 1.0
-    message = OutboxMessage.objects.get(task="deals.after_move")
-    assert message.dispatched_at is None and message.attempts == 1
+    assert Event.objects.get(name="deal.moved").handled_at is None
     deal.refresh_from_db()
     assert deal.stage == stages["qualified"]
 
     proxy.start()
     try:
-        OutboxMessage.objects.update(created_at=timezone.now() - timedelta(minutes=1))
-        assert outbox.drain() == 1  # what beat's periodic drain does
+        Event.objects.update(at=timezone.now() - timedelta(minutes=5))
+        assert events.redispatch() == 1  # what beat's periodic drain does
         assert wait_for(lambda: not still_stale(deal))
         assert wait_for(lambda: Forecast.objects.filter(owner=rep).exists())
     finally:

@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from common import outbox
 from common.models import OutboxMessage
-from deals.models import StalledFlag, StalledRule
+from deals import events
+from deals.models import Event, StalledFlag, StalledRule
 from deals.services import move_deal
 from pipeline_crm.celery import app
 from reports.models import Forecast
@@ -102,10 +103,10 @@ def timed_move(deal, stage, user, capture):
 def test_move_records_follow_up_in_its_transaction(rep, stages):
     deal = DealFactory(owner=rep, stage=stages["lead"])
     move_deal(deal, stages["qualified"], by=rep, expected_version=1)
-    message = OutboxMessage.objects.get()
-    assert message.task == "deals.after_move"
-    assert message.payload == {"deal_id": deal.pk, "owner_id": rep.pk}
-    assert message.dispatched_at is None
+    event = Event.objects.get()
+    assert event.name == "deal.moved"
+    assert event.payload["deal_id"] == deal.pk and event.payload["owner_id"] == rep.pk
+    assert event.handled_at is None
 
 
 def test_enqueue_rolled_back_with_its_transaction_leaves_nothing(
@@ -138,7 +139,7 @@ def test_after_commit_in_process_the_move_clears_flags_and_recomputes_forecast(
     timed_move(deal, stages["qualified"], rep, django_capture_on_commit_callbacks)
     assert not StalledFlag.objects.exists()
     assert Forecast.objects.filter(owner=rep).exists()
-    assert not OutboxMessage.objects.filter(dispatched_at__isnull=True).exists()
+    assert not Event.objects.filter(handled_at__isnull=True).exists()
 
 
 def test_move_with_broker_refusing_answers_quickly_and_keeps_the_work(
@@ -149,8 +150,7 @@ def test_move_with_broker_refusing_answers_quickly_and_keeps_the_work(
     assert seconds < 1.0
     deal.refresh_from_db()
     assert deal.stage == stages["qualified"]
-    message = OutboxMessage.objects.get()
-    assert message.dispatched_at is None and message.attempts == 1
+    assert Event.objects.get().handled_at is None  # kept for the drain
 
 
 def test_move_with_broker_hanging_answers_within_a_second(
@@ -159,7 +159,7 @@ def test_move_with_broker_hanging_answers_within_a_second(
     deal = DealFactory(owner=rep, stage=stages["lead"])
     seconds = timed_move(deal, stages["qualified"], rep, django_capture_on_commit_callbacks)
     assert seconds < 1.0
-    assert OutboxMessage.objects.get().dispatched_at is None
+    assert Event.objects.get().handled_at is None
 
 
 def test_drain_dispatches_what_the_broker_refused_once_it_is_back(
@@ -168,11 +168,11 @@ def test_drain_dispatches_what_the_broker_refused_once_it_is_back(
     deal = DealFactory(owner=rep, stage=stages["lead"])
     StalledFlag.objects.create(deal=deal, rule=StalledRule.IN_STAGE_TOO_LONG)
     timed_move(deal, stages["qualified"], rep, django_capture_on_commit_callbacks)
-    OutboxMessage.objects.update(created_at=timezone.now() - timedelta(minutes=1))
+    Event.objects.update(at=timezone.now() - timedelta(minutes=5))
     app.conf.task_always_eager = True  # the broker is back (here: in-process)
     with django_capture_on_commit_callbacks(execute=True):
-        assert outbox.drain() == 1
-    assert OutboxMessage.objects.filter(task="deals.after_move").get().dispatched_at is not None
+        assert events.redispatch() == 1
+    assert Event.objects.get().handled_at is not None
     assert not StalledFlag.objects.filter(rule=StalledRule.IN_STAGE_TOO_LONG).exists()
 
 

@@ -7,8 +7,7 @@ from decimal import Decimal
 import pytest
 
 from common.errors import NotAllowed
-from common.models import OutboxMessage
-from deals.models import Deal, StageChange
+from deals.models import Deal, Event, StageChange
 from deals.services import GateBlocked, InvalidMove, create_deal
 from stages.models import CriterionKind
 from tests.factories import CriterionFactory, DealFactory
@@ -54,10 +53,17 @@ def test_create_puts_the_deal_on_top_of_its_column(stages, rep):
     ]
 
 
-def test_create_writes_an_outbox_row(stages, rep):
+def test_create_publishes_deal_created(stages, rep):
     deal = create_deal(by=rep, title="Acme", stage=stages["lead"])
 
-    assert OutboxMessage.objects.get().payload == {"deal_id": deal.pk, "owner_id": rep.pk}
+    event = Event.objects.get()
+    assert event.name == "deal.created"
+    assert event.payload == {
+        "deal_id": deal.pk,
+        "owner_id": rep.pk,
+        "stage_id": stages["lead"].pk,
+        "pipeline_id": stages["lead"].pipeline_id,
+    }
 
 
 def test_criterion_on_the_stage_blocks_creation(stages, rep):
@@ -69,7 +75,7 @@ def test_criterion_on_the_stage_blocks_creation(stages, rep):
     assert [f.message for f in raised.value.failures] == ["Add an amount"]
     assert not Deal.objects.exists()
     assert not StageChange.objects.exists()
-    assert not OutboxMessage.objects.exists()
+    assert not Event.objects.exists()
 
 
 def test_creation_passes_the_gate_once_the_field_is_given(stages, rep):

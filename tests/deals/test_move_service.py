@@ -7,8 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from common.models import OutboxMessage
-from deals.models import Deal, GateEvent, StageChange
+from deals.models import Deal, Event, GateEvent, StageChange
 from deals.services import (
     GateBlocked,
     InvalidMove,
@@ -60,7 +59,7 @@ def snapshot(deal):
     row = Deal.objects.values(
         "stage_id", "pipeline_id", "stage_entered_at", "position", "version", "closed_at"
     ).get(pk=deal.pk)
-    return row, StageChange.objects.filter(deal=deal).count(), OutboxMessage.objects.count()
+    return row, StageChange.objects.filter(deal=deal).count(), Event.objects.count()
 
 
 def column(stage):
@@ -115,29 +114,36 @@ def test_move_returns_the_stage_it_came_from(deal, stages, rep):
     assert result.deal.stage == stages["qualified"]
 
 
-def test_move_writes_an_outbox_row_for_follow_up_work(deal, stages, rep):
-    move(deal, stages["qualified"], rep)
+def test_move_publishes_deal_moved_for_follow_up_work(deal, stages, rep):
+    result = move(deal, stages["qualified"], rep)
 
-    message = OutboxMessage.objects.get()
-    assert message.task == "deals.after_move"
-    assert message.payload == {"deal_id": deal.pk, "owner_id": rep.pk}
-    assert message.dispatched_at is None
+    event = Event.objects.get()
+    assert event.name == "deal.moved"
+    assert event.payload == {
+        "deal_id": deal.pk,
+        "owner_id": rep.pk,
+        "from_stage_id": stages["lead"].pk,
+        "to_stage_id": stages["qualified"].pk,
+        "pipeline_id": stages["qualified"].pipeline_id,
+        "stage_change_id": result.change.pk,
+    }
+    assert event.handled_at is None
 
 
-def test_every_move_writes_its_own_outbox_row(deal, stages, rep):
+def test_every_move_publishes_its_own_event(deal, stages, rep):
     move(deal, stages["qualified"], rep)
     deal.refresh_from_db()
     move(deal, stages["demo"], rep)
 
-    assert OutboxMessage.objects.count() == 2
+    assert Event.objects.filter(name="deal.moved").count() == 2
 
 
-def test_outbox_dispatch_waits_for_commit(deal, stages, rep, django_capture_on_commit_callbacks):
+def test_event_dispatch_waits_for_commit(deal, stages, rep, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         move(deal, stages["qualified"], rep)
 
     assert len(callbacks) == 1
-    assert OutboxMessage.objects.get().dispatched_at is None
+    assert Event.objects.get().handled_at is None
 
 
 # version conflicts

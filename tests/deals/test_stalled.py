@@ -11,9 +11,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from common.models import OutboxMessage
 from deals import stalled
-from deals.models import Deal, FieldChange, Notification, StalledFlag, StalledRule
+from deals.models import Deal, Event, FieldChange, Notification, StalledFlag, StalledRule
 from tests.factories import ActivityFactory, DealFactory
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -331,7 +330,7 @@ def test_unsnooze_reruns_the_rules_for_the_deal(
     deal.refresh_from_db()
     assert deal.snoozed_until is None and deal.snooze_reason == ""
     assert flags() == {(deal.pk, StalledRule.NO_NEXT_STEP)}
-    assert OutboxMessage.objects.get().dispatched_at is not None
+    assert Event.objects.get(name="deal.unsnoozed").handled_at is not None
 
 
 @pytest.mark.parametrize(
@@ -427,10 +426,10 @@ def test_unsnooze_endpoint_brings_the_flags_back(rep, stages, eager):
     client = login(rep)
     response = client.post(reverse("deal_unsnooze", args=[deal.pk]), **HTMX)
     assert response.status_code == 200
-    # The test transaction never commits, so run the outbox hand-off by hand.
-    from common import outbox
+    # The test transaction never commits, so run the hand-off by hand.
+    from deals import events
 
-    outbox.dispatch([OutboxMessage.objects.get().pk])
+    events.dispatch([str(Event.objects.get(name="deal.unsnoozed").pk)])
     assert flags() == {(deal.pk, StalledRule.NO_NEXT_STEP)}
 
 

@@ -30,8 +30,7 @@ from django.test import Client
 from django.urls import reverse
 
 from common import outbox
-from common.models import OutboxMessage
-from deals.models import ChecklistTick, Deal, GateEvent, StageChange
+from deals.models import ChecklistTick, Deal, Event, GateEvent, StageChange
 from deals.services import GateBlocked, Placement, VersionConflict, move_deal, reorder_deal
 from stages.models import CriterionKind, EntryCriterion
 from tests.factories import CriterionFactory, DealFactory
@@ -168,8 +167,8 @@ def test_one_hundred_rounds_of_ten_conflicting_moves(crew, rep, manager, stages)
     # Each row starts where the previous one ended: no move applied to a stale state.
     assert all(history[i][1] == history[i - 1][2] for i in range(1, len(history)))
     assert history[-1][2] == deal.stage_id
-    # One follow-up per committed move; refused attempts enqueued nothing.
-    assert OutboxMessage.objects.filter(payload__deal_id=deal.pk).count() == ROUNDS
+    # One event per committed move; refused attempts published nothing.
+    assert Event.objects.filter(deal_id=deal.pk, name="deal.moved").count() == ROUNDS
 
 
 def test_conflicting_moves_over_http_answer_one_200_and_the_rest_409(crew, rep, manager, stages):

@@ -27,9 +27,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from common import outbox
-from common.models import OutboxMessage
-from deals.models import Notification, StalledFlag
+from deals import events
+from deals.models import Event, EventReceipt, Notification, StalledFlag
 from deals.services import move_deal
 from deals.stalled import JOB_LOCK
 from pipeline_crm.celery import app
@@ -46,8 +45,6 @@ from tests.security.processes import (
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
-AFTER_MOVE = "deals.after_move"
-RECOMPUTE = "reports.recompute_forecasts"
 MOVES_WHILE_DOWN = 5
 
 
@@ -161,36 +158,31 @@ def test_moves_succeed_while_redis_is_down_and_the_work_runs_once_it_is_back(
         timings.append(time.monotonic() - started)
 
     assert max(timings) < 1.0, timings
-    pending = OutboxMessage.objects.filter(task=AFTER_MOVE, dispatched_at__isnull=True)
-    assert sorted(pending.values_list("attempts", flat=True)) == [1] * MOVES_WHILE_DOWN
+    moved = Event.objects.filter(name="deal.moved", deal_id__in=[d.pk for d in deals])
+    assert moved.filter(handled_at__isnull=True).count() == MOVES_WHILE_DOWN
     assert notices.count() == 0
 
     back = time.monotonic()
     redis.start()
-    OutboxMessage.objects.update(created_at=timezone.now() - timedelta(minutes=1))
-    assert outbox.drain() == MOVES_WHILE_DOWN  # what beat's periodic drain does
+    moved.update(at=timezone.now() - timedelta(minutes=5))
+    assert events.redispatch() == MOVES_WHILE_DOWN  # what beat's periodic drain does
     assert wait_for(lambda: notices.count() == MOVES_WHILE_DOWN, seconds=60)
+    assert wait_for(lambda: not moved.filter(handled_at__isnull=True).exists(), seconds=60)
     recovered = time.monotonic() - back
 
-    # At-least-once delivery: the same messages handed over again change nothing.
-    follow_ups = OutboxMessage.objects.filter(task=RECOMPUTE).count()
-    OutboxMessage.objects.filter(
-        task=AFTER_MOVE, payload__deal_id__in=[d.pk for d in deals]
-    ).update(dispatched_at=None, created_at=timezone.now() - timedelta(minutes=1))
-    assert outbox.drain() == MOVES_WHILE_DOWN
-    assert wait_for(
-        lambda: (
-            OutboxMessage.objects.filter(task=RECOMPUTE).count() >= follow_ups + MOVES_WHILE_DOWN
-        ),
-        seconds=60,
-    )
+    # At-least-once delivery: the same events handed over again change nothing.
+    receipts = EventReceipt.objects.filter(event__in=moved).count()
+    moved.update(handled_at=None)
+    assert events.redispatch() == MOVES_WHILE_DOWN
+    assert wait_for(lambda: not moved.filter(handled_at__isnull=True).exists(), seconds=60)
     assert wait_for(lambda: unsettled(redis) == 0, seconds=30)
+    assert EventReceipt.objects.filter(event__in=moved).count() == receipts
     assert notices.count() == MOVES_WHILE_DOWN
     assert StalledFlag.objects.filter(deal__in=deals).count() == MOVES_WHILE_DOWN
     print(
         f"\nRedis down: {MOVES_WHILE_DOWN} moves, slowest {max(timings) * 1000:.0f} ms; "
         f"all follow-up work done {recovered:.1f} s after Redis returned; "
-        f"a second delivery of every message added no notification"
+        f"a second delivery of every event added no notification"
     )
 
 
@@ -198,36 +190,35 @@ def test_moves_succeed_while_redis_is_down_and_the_work_runs_once_it_is_back(
 
 
 class Interruption:
-    """Holds the after-move task of one deal between its two writes.
+    """Holds the processing of one deal.moved event inside its second consumer.
 
-    The task first refreshes the deal's stalled flags (committing a flag and a
-    notification), then enqueues the forecast follow-up (an INSERT into the outbox). The
-    stalled job's advisory lock holds the task at its start; swapped for a lock on the
-    outbox table, it lets the first write commit and holds the second.
+    Consumers run one after the other, each in its own transaction with its receipt:
+    `forecasts` first (committed), then `stalled_flags`, whose refresh waits for the
+    stalled job's advisory lock, held here, after writing its receipt (uncommitted).
     """
 
     def __init__(self) -> None:
         self.locks = raw_connection()
-        self.table = raw_connection()
         self.key = zlib.crc32(JOB_LOCK.encode())
 
     def hold_start(self) -> None:
         self.locks.execute("SELECT pg_advisory_lock(%s)", [self.key])
 
-    def hold_second_write(self) -> None:
-        assert wait_for(lambda: waiting_on("advisory") == 1), "the task never started"
-        self.table.execute("BEGIN")
-        self.table.execute("LOCK TABLE deals_outboxmessage IN EXCLUSIVE MODE")
-        self.locks.execute("SELECT pg_advisory_unlock(%s)", [self.key])
-        assert wait_for(lambda: Notification.objects.count() == 1), "first write not done"
-        assert wait_for(lambda: waiting_on("deals_outboxmessage") == 1), "second write?"
+    def hold_second_consumer(self) -> None:
+        assert wait_for(lambda: waiting_on("advisory") == 1), "the consumer never started"
+        assert wait_for(lambda: receipts() == {"forecasts": 1}), "first consumer not done"
 
     def release(self) -> None:
-        self.table.execute("COMMIT")
+        self.locks.execute("SELECT pg_advisory_unlock(%s)", [self.key])
 
     def close(self) -> None:
         self.locks.close()
-        self.table.close()
+
+
+def receipts() -> dict[str, int]:
+    """Committed receipts per consumer."""
+    rows = EventReceipt.objects.values_list("consumer", flat=True)
+    return {name: list(rows).count(name) for name in set(rows)}
 
 
 @pytest.fixture
@@ -238,11 +229,11 @@ def interruption() -> Iterator[Interruption]:
 
 
 def assert_done_exactly_once(redis: RedisServer, owner) -> None:
-    assert wait_for(lambda: OutboxMessage.objects.filter(task=RECOMPUTE).count() >= 1, seconds=60)
+    assert wait_for(lambda: Event.objects.filter(handled_at__isnull=False).exists(), seconds=60)
     assert wait_for(lambda: unsettled(redis) == 0, seconds=30)
     assert Notification.objects.filter(user=owner).count() == 1
     assert StalledFlag.objects.count() == 1
-    assert OutboxMessage.objects.filter(task=RECOMPUTE, payload__owner_id=owner.pk).count() == 1
+    assert receipts() == {"forecasts": 1, "stalled_flags": 1}
 
 
 def test_pool_process_killed_mid_task_is_rerun_at_once_with_one_effect(
@@ -255,7 +246,7 @@ def test_pool_process_killed_mid_task_is_rerun_at_once_with_one_effect(
     deal = quiet_deal(rep, stages)
     interruption.hold_start()
     move_deal(deal, stages["qualified"], by=rep, expected_version=deal.version)
-    interruption.hold_second_write()
+    interruption.hold_second_consumer()
 
     (child,) = worker.children()
     killed = time.monotonic()
@@ -281,14 +272,15 @@ def test_worker_killed_mid_task_redelivers_after_restart_with_one_effect(
     deal = quiet_deal(rep, stages)
     interruption.hold_start()
     move_deal(deal, stages["qualified"], by=rep, expected_version=deal.version)
-    interruption.hold_second_write()
+    interruption.hold_second_consumer()
 
     first.stop(kill=True)  # kill -9: no warm shutdown, no acknowledgement
     killed = time.monotonic()
     interruption.release()
     # The dead worker's transaction is rolled back; its message waits, unacknowledged.
-    assert wait_for(lambda: waiting_on("deals_outboxmessage") == 0)
-    assert OutboxMessage.objects.filter(task=RECOMPUTE).count() == 0
+    assert wait_for(lambda: waiting_on("advisory") == 0)
+    assert wait_for(lambda: Notification.objects.count() == 0)
+    assert receipts() == {"forecasts": 1}
     assert unsettled(redis) == 1
 
     second = Worker(redis.url)

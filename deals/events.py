@@ -1,0 +1,211 @@
+"""The event log: what each action did, the one hand-off for follow-up work.
+
+Publishing (in an action, inside its transaction)::
+
+    events.publish(events.event("deal.moved", by=by, source=source, deal=deal, ...))
+
+appends the rows to `Event` in the action's transaction, so a rolled-back action
+publishes nothing, and hands their ids to Celery after commit (`deals.process_events`).
+
+Consuming (register once, at import time of a module the app's `ready()` imports)::
+
+    @events.consumer("forecasts", events=["deal.moved", "deal.reassigned"])
+    def refresh(batch: list[Event]) -> None: ...
+
+The handler gets a batch of events it asked for (`"deal.*"` patterns allowed). It runs in
+a transaction with the consumer's receipts (`EventReceipt`, unique per event and
+consumer), so each consumer's work for an event commits exactly once: a handler that
+raises is rolled back with its receipts and retried later; one that already committed is
+never run again for that event, however often the event is delivered. An event is
+`handled_at` once every consumer that wants it has its receipt. Events not handled
+within REDISPATCH_AFTER are dispatched again by the periodic drain.
+
+Catalogue (every payload also carries `deal_id` and `owner_id`, the deal's owner when
+the event was written):
+
+- deal.created: stage_id, pipeline_id (source: form, import, api, ...)
+- deal.updated: fields (changed names), changes ({name: [old, new]}, the deal's own
+  fields; ids for organization, person)
+- deal.moved: from_stage_id, to_stage_id, pipeline_id, stage_change_id
+- deal.won, deal.lost: stage_id (with the deal.moved that closed the deal)
+- deal.reopened: stage_id (with the deal.moved that took a closed deal back to open)
+- deal.reassigned: previous_owner_id (owner_id is the new owner)
+- deal.snoozed: until (ISO date); deal.unsnoozed: nothing more
+- activity.created, activity.updated, activity.completed, activity.deleted: activity_id,
+  type
+
+Names never carry field values a subscriber may not see: only the deal's own fields,
+which anyone who may see the deal may see; consumers check visibility by `deal_id`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Model
+from django.utils import timezone
+
+from deals.models import Event, EventReceipt, EventSource
+
+if TYPE_CHECKING:
+    from accounts.models import User
+    from deals.models import Deal
+
+log = logging.getLogger(__name__)
+
+PROCESS_TASK = "deals.process_events"
+# An event not handled this long after it was written is dispatched again (by the drain):
+# longer than any consumer needs for one batch, short enough that a lost hand-off (broker
+# down, worker killed) is made good within a couple of minutes.
+REDISPATCH_AFTER = timedelta(seconds=90)
+BATCH = 200
+
+Handler = Callable[[list[Event]], None]
+
+
+@dataclass(frozen=True)
+class Consumer:
+    name: str
+    patterns: tuple[str, ...]
+    handle: Handler
+
+    def wants(self, event_name: str) -> bool:
+        return any(fnmatch.fnmatchcase(event_name, p) for p in self.patterns)
+
+
+_consumers: dict[str, Consumer] = {}
+
+
+def consumer(name: str, *, events: Iterable[str]) -> Callable[[Handler], Handler]:
+    """Register `handler(batch: list[Event])` as consumer `name` of the named events."""
+
+    def register(handler: Handler) -> Handler:
+        _consumers[name] = Consumer(name, tuple(events), handler)
+        return handler
+
+    return register
+
+
+def consumers() -> list[Consumer]:
+    return sorted(_consumers.values(), key=lambda c: c.name)
+
+
+def event(
+    name: str, *, by: User | None, source: str, deal: Deal | None = None, **payload: Any
+) -> Event:
+    """An event about to be published (not saved yet); `deal` adds deal_id and owner_id."""
+    if deal is not None:
+        payload = {"deal_id": deal.pk, "owner_id": deal.owner_id, **payload}
+    return Event(
+        name=name,
+        actor=by if by is not None and by.pk else None,
+        source=source if source in EventSource.values else EventSource.FORM,
+        deal_id=deal.pk if deal is not None else payload.get("deal_id"),
+        payload={key: plain(value) for key, value in payload.items()},
+    )
+
+
+def publish(*events: Event) -> list[Event]:
+    """Append `events` to the log in the current transaction (one INSERT); after commit,
+    hand them to the consumers."""
+    Event.objects.bulk_create(events)
+    ids = [str(e.pk) for e in events]
+    transaction.on_commit(lambda: dispatch(ids), robust=True)
+    return list(events)
+
+
+def dispatch(event_ids: Sequence[str]) -> None:
+    """Hand events to a worker; without a broker, process them here. Never raises: an
+    event that could not be handed over stays unhandled and the drain sends it again."""
+    from common import outbox
+    from pipeline_crm.celery import app
+
+    try:
+        if app.conf.task_always_eager:
+            process(event_ids)
+        else:
+            outbox.hand_over(PROCESS_TASK, {"event_ids": list(event_ids)})
+    except Exception:
+        log.warning(
+            "events: %d event(s) not processed yet, will retry", len(event_ids), exc_info=True
+        )
+
+
+class ConsumerFailed(Exception):
+    """At least one consumer failed on a batch; the batch is retried (done work is kept)."""
+
+
+def process(event_ids: Sequence[str]) -> int:
+    """Run every consumer that wants them over the events, each once; returns how many
+    events are now handled. Raises ConsumerFailed after trying every consumer if one
+    failed, so the task is retried; consumers that succeeded are not run again."""
+    events = list(Event.objects.filter(pk__in=event_ids, handled_at__isnull=True).order_by("id"))
+    if not events:
+        return 0
+    failed = []
+    for each in consumers():
+        wanted = [e for e in events if each.wants(e.name)]
+        if not wanted:
+            continue
+        done = set(
+            EventReceipt.objects.filter(event__in=wanted, consumer=each.name).values_list(
+                "event_id", flat=True
+            )
+        )
+        todo = [e for e in wanted if e.pk not in done]
+        if not todo:
+            continue
+        try:
+            with transaction.atomic():
+                # Receipts first: a second delivery of the same events waits here for this
+                # transaction and then finds them taken, instead of doing the work twice.
+                EventReceipt.objects.bulk_create(
+                    EventReceipt(event=e, consumer=each.name) for e in todo
+                )
+                each.handle(todo)
+        except IntegrityError:
+            log.info("events: %s already processed elsewhere", each.name)
+            failed.append(each.name)  # not known to be done: look again on the retry
+        except Exception:
+            log.exception("events: consumer %s failed on %d event(s)", each.name, len(todo))
+            failed.append(each.name)
+    if failed:
+        raise ConsumerFailed(", ".join(failed))
+    return Event.objects.filter(pk__in=[e.pk for e in events]).update(handled_at=timezone.now())
+
+
+def redispatch(*, limit: int = 1000) -> int:
+    """Dispatch again events that are still unhandled REDISPATCH_AFTER after they were
+    written (a lost hand-off, a killed worker, a failed consumer); returns how many."""
+    cutoff = timezone.now() - REDISPATCH_AFTER
+    ids = [
+        str(pk)
+        for pk in Event.objects.filter(handled_at__isnull=True, at__lt=cutoff)
+        .order_by("at")
+        .values_list("id", flat=True)[:limit]
+    ]
+    for start in range(0, len(ids), BATCH):
+        dispatch(ids[start : start + BATCH])
+    return len(ids)
+
+
+def plain(value: Any) -> Any:
+    """A payload value as JSON: ids for records, text for dates and amounts."""
+    if isinstance(value, Model):
+        return value.pk
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
