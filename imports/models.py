@@ -59,6 +59,9 @@ class ImportJob(models.Model):
 
     kind = models.CharField(max_length=16, choices=ImportKind.choices, default=ImportKind.DEALS)
     file = models.FileField(upload_to="uploads/%Y/%m/", storage=import_storage, max_length=300)
+    # Bytes the upload keeps on disk, counted against its owner's IMPORT_QUOTA_BYTES; 0 once
+    # the file is released (the import finished, or the upload was discarded).
+    file_size = models.PositiveBigIntegerField(default=0)
     original_name = models.CharField(max_length=255)
     mapping = models.JSONField(default=dict, blank=True)
     # Small lookup tables read from companion files at upload (organization details, who

@@ -33,6 +33,7 @@ from imports.models import ImportJob, ImportKind, ImportStatus, import_storage
 from imports.organizations import OrganizationCache, OrganizationWriter, PersonWriter
 from imports.records import Outcome, Recorder
 from imports.rows import KINDS, DealContext, Problem
+from imports.services import release_upload
 from imports.source import Dialect, Reader, Row
 from imports.writers import DealWriter, PeopleOfSales
 
@@ -116,9 +117,11 @@ def run_import(job_id: int, *, progress: Callable[[ImportJob], None] | None = No
     except Exception as error:
         log.exception("import %s failed", job_id)
         summary = {**job.summary, "error": f"{type(error).__name__}: {error}"[:500]}
-        ImportJob.objects.filter(pk=job.pk, status=ImportStatus.RUNNING).update(
+        stopped = ImportJob.objects.filter(pk=job.pk, status=ImportStatus.RUNNING).update(
             status=ImportStatus.FAILED, finished_at=timezone.now(), summary=summary
         )
+        if stopped:
+            release_upload(job.pk)
     job.refresh_from_db()
     return job
 
@@ -329,6 +332,8 @@ def _finish(job: ImportJob, tally: Tally) -> None:
         fresh.finished_at = timezone.now()
         fresh.summary = {**fresh.summary, "problems": tally.to_json()}
         fresh.save(update_fields=["status", "finished_at", "summary"])
+        # Nothing reads the upload after this (undo works from the records).
+        transaction.on_commit(lambda: release_upload(fresh.pk))
         if fresh.kind == ImportKind.DEALS and fresh.created_count:
             _notify_importer(fresh)
         if fresh.kind in (ImportKind.DEALS, ImportKind.ACTIVITIES) and (

@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 from typing import IO, TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.core.files.base import File
 from django.db import transaction
+from django.db.models import Sum
 
 from imports.mapping import (
     FIELDS,
@@ -132,6 +134,7 @@ def start_import(
         raise ImportRefused(
             "The file is larger than 100 MB; split it or use manage.py import_csv."
         )
+    _within_quota(by, upload.size or 0)
     head = upload.read(SNIFF_BYTES)
     upload.seek(0)
     dialect = sniff(head)
@@ -158,19 +161,69 @@ def start_import(
         mapping.revenue_unit = 1_000_000
     if kind == ImportKind.DEALS and pipeline is None:
         pipeline = Pipeline.objects.filter(is_archived=False).order_by("position", "id").first()
-    with transaction.atomic():
-        job = ImportJob(
-            kind=kind,
-            original_name=(getattr(upload, "name", "") or "import.csv").rsplit("/", 1)[-1][:255],
-            mapping=mapping.to_json(),
-            reference=reference,
-            pipeline=pipeline if kind == ImportKind.DEALS else None,
-            created_by=by,
-        )
-        job.file.save(job.original_name, upload, save=False)
-        job.save()
-        _rescan(job, mapping)
+    job = ImportJob(
+        kind=kind,
+        original_name=(getattr(upload, "name", "") or "import.csv").rsplit("/", 1)[-1][:255],
+        mapping=mapping.to_json(),
+        reference=reference,
+        pipeline=pipeline if kind == ImportKind.DEALS else None,
+        created_by=by,
+        file_size=upload.size or 0,
+    )
+    try:
+        with transaction.atomic():
+            job.file.save(job.original_name, upload, save=False)
+            job.save()
+            _rescan(job, mapping)
+    except BaseException as error:
+        # The job row is rolled back; its file must go too, or every refused upload
+        # (a cell over the CSV field limit, a broken line) would stay on disk.
+        if job.file.name:
+            job.file.storage.delete(job.file.name)
+        if isinstance(error, SourceError):
+            raise ImportRefused(error.message) from None
+        raise
     return job
+
+
+def kept_bytes(user: User) -> int:
+    """Bytes of uploaded files `user` keeps (uploads not yet imported, or still running)."""
+    kept = ImportJob.objects.filter(created_by=user).aggregate(total=Sum("file_size"))
+    return kept["total"] or 0
+
+
+def _within_quota(user: User, size: int) -> None:
+    quota = settings.IMPORT_QUOTA_BYTES
+    kept = kept_bytes(user)
+    if kept + size > quota:
+        mb = 1024 * 1024
+        raise ImportRefused(
+            f"Your uploads waiting to be imported take {kept / mb:.0f} MB; with this file "
+            f"they would pass your {quota / mb:.0f} MB limit. Import or discard one of them "
+            "first (from its preview page)."
+        )
+
+
+def release_upload(job_id: int) -> None:
+    """Delete an import's uploaded file once nothing will read it again (finished or
+    discarded), giving its bytes back to its owner's quota."""
+    job = ImportJob.objects.filter(pk=job_id).first()
+    if job is None or not job.file.name:
+        return
+    name = job.file.name
+    ImportJob.objects.filter(pk=job_id).update(file="", file_size=0)
+    job.file.storage.delete(name)
+
+
+def discard_import(job: ImportJob, *, by: User) -> None:
+    """Drop an upload that was never confirmed: its job and its file."""
+    _editable(job, by)
+    name = job.file.name
+    deleted, _ = ImportJob.objects.filter(pk=job.pk, status=ImportStatus.UPLOADED).delete()
+    if not deleted:
+        raise ImportRefused("This import has started; it can no longer be discarded.")
+    if name:
+        transaction.on_commit(lambda: job.file.storage.delete(name))
 
 
 def is_sample_accounts(headers: list[str]) -> bool:

@@ -66,7 +66,10 @@ def start(request: HttpRequest) -> HttpResponse:
         else:
             return redirect("import_preview", pk=job.pk)
     jobs = list(services.visible_jobs(request.user)[:RECENT_JOBS])
-    return TemplateResponse(request, "imports/import_start.html", {"form": form, "jobs": jobs})
+    # A refused upload (invalid form, unreadable file, over the quota) is bad input.
+    status = 400 if request.method == "POST" else 200
+    context = {"form": form, "jobs": jobs}
+    return TemplateResponse(request, "imports/import_start.html", context, status=status)
 
 
 def _preview_context(request: HttpRequest, job: ImportJob, form: Any = None) -> dict[str, Any]:
@@ -122,6 +125,20 @@ def confirm(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, error.message)
         return redirect("import_preview", pk=job.pk)
     return redirect("import_status", pk=job.pk)
+
+
+@login_required
+@require_POST
+def discard(request: HttpRequest, pk: int) -> HttpResponse:
+    """Drop an upload that was never imported, and its file."""
+    job = _job(request, pk)
+    try:
+        services.discard_import(job, by=request.user)
+    except services.ImportRefused as error:
+        messages.error(request, error.message)
+        return redirect("import_status", pk=job.pk)
+    messages.success(request, f"Discarded {job.original_name}.")
+    return redirect("import_start")
 
 
 @login_required

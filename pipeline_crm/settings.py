@@ -179,6 +179,9 @@ USE_TZ = True
 # IMPORT_ROOT: a volume in docker-compose.yml), Celery beat's schedule and heartbeat.
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
 IMPORT_ROOT = Path(env_str("IMPORT_ROOT", str(VAR_DIR / "imports")))
+# Uploaded import files one user may keep waiting to be imported (a finished import
+# releases its file): bounds the disk one manager can fill.
+IMPORT_QUOTA_BYTES = env_int("IMPORT_QUOTA_MB", 300) * 1024 * 1024
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]

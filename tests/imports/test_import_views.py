@@ -69,7 +69,7 @@ def test_upload_refuses_a_file_that_is_not_csv(client_for, admin_user, stages):
         reverse("import_start"), {"kind": "deals", "file": upload("x", name="deals.xlsx")}
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert ImportJob.objects.count() == 0
     assert "Choose a .csv file" in response.content.decode()
 

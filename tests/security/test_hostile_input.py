@@ -1249,7 +1249,7 @@ CASES = [
         "import-upload-not-a-csv",
         "POST",
         lambda w: reverse("import_start"),
-        200,
+        400,
         lambda w: {
             "kind": "deals",
             "pipeline": w.pipeline.pk,
