@@ -408,6 +408,9 @@ class DealWriter:
                 ).deal
                 for name in GATE_FIELDS & set(diff):
                     diff.pop(name)
+                # The move is dated when it was made, but a batch's transaction may
+                # commit long after: the summaries recompute the deal, whatever their mark.
+                RewrittenHistory.mark([deal.pk])
             if owner_changes:
                 deal = services.reassign_deal(
                     deal, new_owner=record.owner, by=self.by, expected_version=deal.version

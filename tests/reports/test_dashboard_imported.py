@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from deals.models import RewrittenHistory
+from deals.models import Deal, RewrittenHistory
 from imports.undo import undo_import
 from reports.dashboard import stays
 from reports.dashboard.filters import Period
@@ -70,3 +70,14 @@ def test_undone_import_leaves_every_panel_as_the_raw_history_says(imported, admi
     assert after == panels(admin_user, pipeline, summaries=False)
     funnel = {row[0]: row[1:] for row in after["funnel"]}
     assert funnel["Qualified"] == ["0", "0", ""]
+
+
+def test_an_import_moving_an_existing_deal_marks_it_for_the_summaries(imported, admin_user):
+    """The move is dated when the batch ran; its transaction may commit after a refresh
+    has moved the mark past that time, so the deal is marked like imported history."""
+    stays.catch_up()
+    assert not RewrittenHistory.objects.exists()
+    run(admin_user, csv_of("A3,rep,MG Special,Acme,Won,2016-11-03,2017-02-01,500"))
+    moved = Deal.objects.get(external_id="A3")
+    assert moved.stage.kind == "won"
+    assert list(RewrittenHistory.objects.values_list("deal_id", flat=True)) == [moved.pk]
