@@ -22,6 +22,7 @@ from deals.models import Deal, Notification, QuietDeal, StalledFlag, StalledRule
 log = logging.getLogger(__name__)
 
 STALLED = "stalled"
+STALLED_GROUP = "stalled_group"
 DIGEST_LIMIT = 50
 
 
@@ -47,6 +48,44 @@ def stalled_notice_sql(
     return text, key, params
 
 
+def notices_sql(
+    flags_sql: str, flags_params: list[Any], *, now: datetime
+) -> tuple[str, list[Any]]:
+    """SELECT of the notices announcing the flags `flags_sql` yields, and its params.
+
+    `flags_sql` has columns deal_id, rule, flagged_at, title, owner. One notice per flag,
+    except for a recipient with more than STALLED_NOTICES_GROUPED_ABOVE flags in this run:
+    one notice for all of them ("312 deals newly stalled"), opening their stalled deals
+    on the board (`open_notification`). A large import or a new rule would otherwise
+    write a notice per deal: a million to one manager. Columns: user, deal, kind, text,
+    dedupe_key, created_at.
+    """
+    text_sql, key_sql, notice_params = stalled_notice_sql(
+        deal="p.deal_id", rule="p.rule", title="p.title", flagged_at="p.flagged_at"
+    )
+    above = settings.STALLED_NOTICES_GROUPED_ABOVE
+    sql = f"""
+        SELECT p.owner, p.deal_id, %s, {text_sql}, {key_sql}, %s
+        FROM (SELECT f.*, count(*) OVER (PARTITION BY f.owner) AS crowd FROM ({flags_sql}) f) p
+        WHERE p.crowd <= %s
+        UNION ALL
+        SELECT f.owner, NULL, %s, CAST(count(*) AS varchar) || %s,
+               %s || CAST(f.owner AS varchar) || ':' || %s, %s
+        FROM ({flags_sql}) f
+        GROUP BY f.owner
+        HAVING count(*) > %s
+    """
+    params = [
+        *(STALLED, *notice_params, now),
+        *flags_params,
+        above,
+        *(STALLED_GROUP, " deals newly stalled", f"{STALLED_GROUP}:", now.isoformat(), now),
+        *flags_params,
+        above,
+    ]
+    return sql, params
+
+
 def notify_new_flags(
     *, now: datetime | None = None, deal_ids: Collection[int] | None = None
 ) -> int:
@@ -68,15 +107,13 @@ def notify_new_flags(
         .values("deal_id", "rule", "flagged_at", title=F("deal__title"), owner=F("deal__owner"))
         .query.sql_with_params()
     )
-    text_sql, key_sql, notice_params = stalled_notice_sql(
-        deal="p.deal_id", rule="p.rule", title="p.title", flagged_at="p.flagged_at"
-    )
+    select_sql, select_params = notices_sql(flags_sql, list(flags_params), now=now)
     with transaction.atomic():
         created = insert_from(
             Notification,
             ["user", "deal", "kind", "text", "dedupe_key", "created_at"],
-            f"SELECT p.owner, p.deal_id, %s, {text_sql}, {key_sql}, %s FROM ({flags_sql}) p",
-            [STALLED, *notice_params, now, *flags_params],
+            select_sql,
+            select_params,
             ignore_conflicts=True,
         )
         pending.update(notified_at=now)

@@ -166,7 +166,7 @@ def _sync_in_one_statement(now: datetime, deal_ids: Collection[int] | None) -> R
     cannot pick a nested loop that re-reads the flags for every firing row (quadratic,
     and tempting when the flags table was just emptied and its statistics say "no rows").
     """
-    from deals.notifications import STALLED, stalled_notice_sql
+    from deals.notifications import notices_sql
 
     firing_sql, firing_params = _firing_rows(now, deal_ids)
     flags = connection.ops.quote_name(StalledFlag._meta.db_table)
@@ -175,8 +175,11 @@ def _sync_in_one_statement(now: datetime, deal_ids: Collection[int] | None) -> R
     scope, scope_params = ("", [])
     if deal_ids is not None:
         scope, scope_params = "WHERE deal_id = ANY(%s)", [list(deal_ids)]
-    text_sql, key_sql, notice_params = stalled_notice_sql(
-        deal="deal_id", rule="rule", title="title", flagged_at="flagged_at"
+    notices_select, notice_params = notices_sql(
+        f"SELECT deal_id, rule, flagged_at, title, owner_id AS owner FROM diff WHERE fires "
+        f"AND NOT EXISTS (SELECT 1 FROM {quiet} q WHERE q.deal_id = diff.deal_id)",
+        [],
+        now=now,
     )
     statement = f"""
         WITH firing AS ({firing_sql}),
@@ -209,8 +212,7 @@ def _sync_in_one_statement(now: datetime, deal_ids: Collection[int] | None) -> R
         ),
         notified AS (
             INSERT INTO {notices} (user_id, deal_id, kind, text, dedupe_key, created_at)
-            SELECT owner_id, deal_id, %s, {text_sql}, {key_sql}, %s FROM diff
-            WHERE fires AND NOT EXISTS (SELECT 1 FROM {quiet} q WHERE q.deal_id = diff.deal_id)
+            {notices_select}
             ON CONFLICT DO NOTHING
             RETURNING 1
         ),
@@ -227,9 +229,7 @@ def _sync_in_one_statement(now: datetime, deal_ids: Collection[int] | None) -> R
         *scope_params,
         now,
         now,
-        STALLED,
         *notice_params,
-        now,
         *scope_params,
     ]
     result = RefreshResult.nothing()

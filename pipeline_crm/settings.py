@@ -316,6 +316,9 @@ BOARD_PAGE_SIZE = env_int("BOARD_PAGE_SIZE", 25)
 UNDO_SECONDS = env_int("UNDO_SECONDS", 10)
 STALLED_NO_ACTIVITY_DAYS = env_int("STALLED_NO_ACTIVITY_DAYS", 14)
 STALLED_SLIPPING_PUSHES = env_int("STALLED_SLIPPING_PUSHES", 3)
+# One run announcing more new flags than this to one person sends one notice ("312 deals
+# newly stalled", opening their stalled deals on the board) instead of one per deal.
+STALLED_NOTICES_GROUPED_ABOVE = env_int("STALLED_NOTICES_GROUPED_ABOVE", 10)
 # Learned win rates: closes of the last FORECAST_HISTORY_DAYS, shrunk toward the
 # configured probability as if FORECAST_SHRINKAGE_K deals had closed at exactly it.
 FORECAST_HISTORY_DAYS = env_int("FORECAST_HISTORY_DAYS", 365)

@@ -7,6 +7,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from deals import notifications
@@ -59,6 +60,8 @@ def open_notification(request: HttpRequest, pk: int) -> HttpResponse:
     """Mark read and go to the deal (its page answers 404 if it is no longer visible)."""
     notification = _own(request, pk)
     notifications.mark_read(notification, by=request.user)
+    if notification.kind == notifications.STALLED_GROUP:
+        return redirect(f"{reverse('board')}?owner=me&stalled=1")
     if notification.deal_id is None:
         return redirect("notifications")
     return redirect("deal_detail", pk=notification.deal_id)
