@@ -56,9 +56,15 @@ def _prepare_cards(request: HttpRequest, deals: list[Deal], *, movable: bool = F
         deal.can_move = may_edit(deal)
         deal.url = f"{prefix}{deal.pk}/"
         deal.flags = stalled_badges(deal, day)
+        deal.initials = initials(deal.owner.display_name)
         due = deal.next_activity_due
         deal.next_due = day(due) if due else ""
         deal.overdue = due is not None and due < now
+
+
+def initials(name: str) -> str:
+    """ "AP" for "Ada Park": the owner's mark on a card."""
+    return "".join(word[0] for word in name.split()[:2]).upper() or "?"
 
 
 @dataclass(frozen=True)

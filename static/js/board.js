@@ -1,10 +1,11 @@
-// The board: drag and drop, the page's one "Move to stage" menu and one snooze dialog.
-// Cards carry no forms; a drop and the menu both fill in and post the same move form
-// (#move-form), so dragging and the keyboard take exactly the same server path.
+// The board: drag and drop, keyboard moves between cards, and the page's one card menu,
+// "Move to stage" dialog, snooze dialog and next-step dialog. Cards carry no forms; a drop
+// and the menu both fill in and post the same move form (#move-form), so dragging and the
+// keyboard take exactly the same server path.
 (function () {
   "use strict";
 
-  var board, moveDialog, moveForm, snoozeDialog, snoozeForm, gateDialog;
+  var board, moveDialog, moveForm, snoozeDialog, snoozeForm, gateDialog, cardMenu, nextDialog;
   var current = null; // the card whose menu or snooze dialog is open
   var opener = null; // the button that opened it
 
@@ -61,9 +62,21 @@
     return list ? list.dataset.stage : "";
   }
 
+  // The menu starts on the stage after the card's own: the usual move is one step on.
   function openMenu(card, button) {
-    moveForm.elements.stage.value = columnOf(card);
-    openDialog(moveDialog, card, button);
+    var select = moveForm.elements.stage;
+    var here = columnOf(card);
+    var options = Array.prototype.slice.call(select.options);
+    var index = options.findIndex(function (option) { return option.value === here; });
+    select.value = options[Math.min(index + 1, options.length - 1)].value;
+    openDialog(moveDialog, card, button || card.querySelector(".card-title"));
+  }
+
+  function onMoveKey(event) {
+    if (event.key === "Enter" && event.target === moveForm.elements.stage) {
+      event.preventDefault();
+      moveForm.requestSubmit();
+    }
   }
 
   // --- a refused move's form ---------------------------------------------------------------
@@ -85,7 +98,7 @@
   function onGateClose() {
     this.replaceChildren();
     var card = gateCard && cardById(gateCard);
-    var back = card && (card.querySelector(".move-open") || card.querySelector(".card-title"));
+    var back = card && card.querySelector(".card-title");
     if (back) back.focus();
   }
 
@@ -96,7 +109,7 @@
     var card = cardById(id);
     var target =
       document.querySelector("#dialog input:not([type=hidden]), #dialog select, #dialog textarea") ||
-      (card && card.querySelector(".move-open")) ||
+      (card && card.querySelector(".card-title")) ||
       document.querySelector("#flash button") ||
       board.querySelector(".column h2");
     if (!target) return;
@@ -124,8 +137,8 @@
   }
 
   function refocusBadge(id) {
-    var button = document.querySelector("#stalled-" + id + " button") || document.querySelector("#deal-" + id + " .move-open");
-    if (button) button.focus();
+    var mark = document.querySelector("#stalled-" + id + " .stalled-mark") || document.querySelector("#deal-" + id + " .card-title");
+    if (mark) mark.focus();
   }
 
   function onSnoozeSubmit(event) {
@@ -144,22 +157,173 @@
     var id = cardId(card);
     var done = function () { refocusBadge(id); };
     window.htmx.ajax("POST", dealUrl(card) + "unsnooze/", {
-      source: card.querySelector(".unsnooze"),
+      source: card,
       target: "#stalled-" + id,
       swap: "outerHTML",
       values: { board: "1", next: snoozeForm.elements.next.value },
     }).then(done, done);
   }
 
+  // --- the card menu: one per page, next to the card's button ---------------------------
+
+  var menuCard = null;
+  var menuButton = null;
+
+  function openCardMenu(card, button) {
+    menuCard = card;
+    menuButton = button;
+    // Snoozing swaps the card's marker only, so the marker says which offer applies.
+    var mark = card.querySelector(".stalled-mark");
+    var state = !mark ? "" : mark.classList.contains("is-snoozed") ? "snoozed" : "flagged";
+    cardMenu.querySelectorAll("[data-when]").forEach(function (item) {
+      item.parentElement.hidden = item.dataset.when !== state;
+    });
+    cardMenu.hidden = false;
+    var box = button.getBoundingClientRect();
+    var left = Math.min(box.right - cardMenu.offsetWidth, window.innerWidth - cardMenu.offsetWidth - 8);
+    var top = box.bottom + 4;
+    if (top + cardMenu.offsetHeight > window.innerHeight - 8) top = box.top - cardMenu.offsetHeight - 4;
+    cardMenu.style.left = Math.max(8, left) + "px"; // CSSOM, which the CSP allows
+    cardMenu.style.top = Math.max(8, top) + "px";
+    button.setAttribute("aria-expanded", "true");
+    menuItems()[0].focus();
+  }
+
+  function closeCardMenu(refocusButton) {
+    if (cardMenu.hidden) return;
+    cardMenu.hidden = true;
+    if (menuButton) {
+      menuButton.setAttribute("aria-expanded", "false");
+      if (refocusButton) menuButton.focus();
+    }
+  }
+
+  function menuItems() {
+    return Array.prototype.filter.call(cardMenu.querySelectorAll("[role=menuitem]"), function (item) {
+      return !item.parentElement.hidden;
+    });
+  }
+
+  function onMenuKey(event) {
+    var items = menuItems();
+    var index = items.indexOf(document.activeElement);
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      event.preventDefault();
+      var step = event.key === "ArrowDown" ? 1 : -1;
+      items[(index + step + items.length) % items.length].focus();
+    } else if (event.key === "Home" || event.key === "End") {
+      event.preventDefault();
+      items[event.key === "Home" ? 0 : items.length - 1].focus();
+    } else if (event.key === "Escape") {
+      event.preventDefault();
+      closeCardMenu(true);
+    } else if (event.key === "Tab") {
+      closeCardMenu(false);
+    }
+  }
+
+  function runAction(action, card, button) {
+    if (action === "move") openMenu(card, button);
+    else if (action === "next") openNext(card, button);
+    else if (action === "snooze") openSnooze(card, button);
+    else if (action === "unsnooze") endSnooze(card);
+    else if (action === "open") window.location.assign(dealUrl(card));
+  }
+
+  // --- "What's next?": the next stage's entry criteria, loaded when asked ------------------
+
+  function openNext(card, button) {
+    var body = nextDialog.querySelector(".next-body");
+    body.textContent = "Loading…";
+    openDialog(nextDialog, card, button);
+    window.htmx.ajax("GET", dealUrl(card) + "next/", { source: body, target: body, swap: "innerHTML" });
+  }
+
   function onClick(event) {
     var button = event.target.closest("button");
+    if (!cardMenu.hidden && !cardMenu.contains(event.target)) closeCardMenu(false);
     if (!button) return;
-    var card = button.closest(".card");
-    if (button.classList.contains("dialog-cancel")) button.closest("dialog").close();
-    else if (!card) return;
-    else if (button.classList.contains("move-open")) openMenu(card, button);
-    else if (button.classList.contains("snooze-open")) openSnooze(card, button);
-    else if (button.classList.contains("unsnooze")) endSnooze(card);
+    if (button.classList.contains("dialog-cancel")) {
+      button.closest("dialog").close();
+      return;
+    }
+    if (button.closest("#card-menu")) {
+      var card = menuCard;
+      closeCardMenu(false);
+      if (card && card.isConnected) runAction(button.dataset.action, card, menuButton);
+      return;
+    }
+    if (button.classList.contains("card-menu")) openCardMenu(button.closest(".card"), button);
+  }
+
+  // --- keyboard: arrows between cards and columns, M moves, "." opens the card menu -------
+  // Each card's title link is its stop: Up/Down within a column, Left/Right to the card at
+  // the same height in the next column with cards, 1–9 to a column's first card, Home/End
+  // and PageUp/PageDown (five cards) within a column.
+
+  function lists() {
+    return Array.prototype.filter.call(board.querySelectorAll(".column .cards"), function (list) {
+      return list.querySelector(".card");
+    });
+  }
+
+  function cardsOf(list) {
+    return Array.prototype.slice.call(list.querySelectorAll(":scope > .card"));
+  }
+
+  function focusCard(card) {
+    if (!card) return;
+    var link = card.querySelector(".card-title");
+    link.focus();
+    card.scrollIntoView({ block: "nearest", inline: "nearest" });
+  }
+
+  function onBoardKey(event) {
+    if (event.altKey || event.ctrlKey || event.metaKey) return;
+    var link = event.target.closest && event.target.closest(".card-title");
+    if (!link) return;
+    var card = link.closest(".card");
+    var list = card.parentElement;
+    var cards = cardsOf(list);
+    var row = cards.indexOf(card);
+    var columns = lists();
+    var col = columns.indexOf(list);
+    var key = event.key;
+    var target = null;
+    if (key === "ArrowDown") target = cards[row + 1];
+    else if (key === "ArrowUp") target = cards[row - 1];
+    else if (key === "PageDown") target = cards[Math.min(row + 5, cards.length - 1)];
+    else if (key === "PageUp") target = cards[Math.max(row - 5, 0)];
+    else if (key === "Home") target = cards[0];
+    else if (key === "End") target = cards[cards.length - 1];
+    else if (key === "ArrowRight" || key === "ArrowLeft") {
+      var next = columns[col + (key === "ArrowRight" ? 1 : -1)];
+      if (next) {
+        var there = cardsOf(next);
+        target = there[Math.min(row, there.length - 1)];
+      }
+    } else if (/^[1-9]$/.test(key)) {
+      var column = columns[parseInt(key, 10) - 1];
+      if (column) target = cardsOf(column)[0];
+    } else if ((key === "m" || key === "M") && !card.dataset.locked) {
+      event.preventDefault();
+      openMenu(card, link);
+      return;
+    } else if (key === "." && !card.dataset.locked) {
+      event.preventDefault();
+      openCardMenu(card, card.querySelector(".card-menu"));
+      return;
+    } else return;
+    event.preventDefault();
+    focusCard(target || card);
+  }
+
+  // "Skip to content" on the board lands on its first card, ready for the arrow keys.
+  function onSkip(event) {
+    var first = board.querySelector(".card");
+    if (!first || !event.target.closest(".skip-link")) return;
+    event.preventDefault();
+    focusCard(first);
   }
 
   // Closing a dialog (Cancel, Escape, or on submit) hands focus back to the button that
@@ -169,17 +333,6 @@
     current = opener = null;
     var lost = document.activeElement === document.body || this.contains(document.activeElement);
     if (back && back.isConnected && lost) back.focus();
-  }
-
-  // --- "What's next?": loaded the first time a card's panel opens -------------------------
-
-  function onToggle(event) {
-    var details = event.target;
-    if (!details.matches || !details.matches("details.next-stage") || !details.open) return;
-    if (details.dataset.loaded) return;
-    details.dataset.loaded = "1";
-    var body = details.querySelector(".next-body");
-    window.htmx.ajax("GET", dealUrl(details.closest(".card")) + "next/", { source: body, target: body, swap: "innerHTML" });
   }
 
   // --- "Load more": the offset is the number of cards the column shows now ---------------
@@ -269,8 +422,9 @@
       window.Sortable.create(list, {
         group: "board",
         draggable: ".card:not([data-locked])",
-        handle: ".handle",
-        filter: ".load-more, .dropzone-label",
+        // The whole card drags, except its link, buttons and checkbox.
+        filter: "a, button, input, .load-more, .dropzone-label",
+        preventOnFilter: false,
         animation: 120,
         // A long press picks a card up on a touch screen, so a swipe still scrolls the board.
         delayOnTouchOnly: true,
@@ -304,10 +458,16 @@
     snoozeForm = snoozeDialog.querySelector("form");
     moveForm.addEventListener("submit", onMenuSubmit);
     snoozeForm.addEventListener("submit", onSnoozeSubmit);
+    cardMenu = document.getElementById("card-menu");
+    nextDialog = document.getElementById("next-dialog");
     moveDialog.addEventListener("close", onDialogClose);
     snoozeDialog.addEventListener("close", onDialogClose);
+    nextDialog.addEventListener("close", onDialogClose);
+    moveForm.addEventListener("keydown", onMoveKey);
+    cardMenu.addEventListener("keydown", onMenuKey);
+    board.addEventListener("keydown", onBoardKey);
+    document.addEventListener("click", onSkip);
     document.addEventListener("click", onClick);
-    document.addEventListener("toggle", onToggle, true);
     document.body.addEventListener("htmx:configRequest", onConfigRequest);
     document.body.addEventListener("htmx:beforeSwap", onBeforeSwap);
     document.body.addEventListener("htmx:responseError", onResponseError);

@@ -14,3 +14,16 @@ def drag_across(page, handle, target_column) -> None:
     page.mouse.move(x + 20, y + 5, steps=4)
     page.mouse.move(end["x"] + end["width"] / 2, y, steps=12)
     page.mouse.up()
+
+
+def card_action(page, deal, action: str) -> None:
+    """Open `deal`'s card menu and choose `action` ("Move to stage", "Snooze…", …)."""
+    page.locator(f"#deal-{deal.pk}").get_by_role("button", name="Actions for").click()
+    page.locator("#card-menu").get_by_role("menuitem", name=action).click()
+
+
+def move_with_menu(page, deal, stage_name: str) -> None:
+    card_action(page, deal, "Move to stage")
+    menu = page.locator("#move-menu")
+    menu.get_by_label("Move to stage").select_option(label=stage_name)
+    menu.get_by_role("button", name="Move", exact=True).click()

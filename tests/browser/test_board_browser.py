@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from deals.models import Deal, StalledFlag
 from stages.models import CriterionKind
-from tests.browser.board_support import drag_across
+from tests.browser.board_support import card_action, drag_across, move_with_menu
 from tests.factories import CriterionFactory, DealFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -17,13 +17,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 def column(page, stage):
     return page.locator(f"#column-{stage.pk}")
-
-
-def move_with_menu(page, deal, stage_name):
-    page.locator(f"#deal-{deal.pk}").get_by_role("button", name="Move to stage…").click()
-    menu = page.locator("#move-menu")
-    menu.get_by_label("Move to stage").select_option(label=stage_name)
-    menu.get_by_role("button", name="Move", exact=True).click()
 
 
 def test_rep_moves_a_card_with_the_menu_and_it_stays_moved(login, live_server, rep, stages):
@@ -42,32 +35,40 @@ def test_rep_moves_a_card_with_the_menu_and_it_stays_moved(login, live_server, r
 def test_rep_moves_a_card_with_the_keyboard_only(login, live_server, rep, stages):
     deal = DealFactory(owner=rep, stage=stages["lead"], title="Keyboard deal")
     page = login(rep)
-    page.locator(f"#deal-{deal.pk} .card-title").focus()
-    page.keyboard.press("Tab")  # the "What's next?" panel
-    page.keyboard.press("Tab")  # the card's menu button
-    assert page.evaluate("document.activeElement.textContent") == "Move to stage…"
-    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")  # "Skip to content"
+    page.keyboard.press("Enter")  # lands on the first card
+    assert page.evaluate("document.activeElement.textContent") == "Keyboard deal"
+    page.keyboard.press("m")  # the move dialog, on the next stage
     assert page.evaluate("document.activeElement.id") == "move-stage"
-    page.keyboard.press("ArrowDown")  # Lead in → Qualified
-    page.keyboard.press("Tab")  # to the Move button
-    assert page.evaluate("document.activeElement.textContent") == "Move"
+    assert page.locator("#move-stage").input_value() == str(stages["qualified"].pk)
     page.keyboard.press("Enter")
     page.locator(f"#column-{stages['qualified'].pk} #deal-{deal.pk}").wait_for()
     assert Deal.objects.get(pk=deal.pk).stage_id == stages["qualified"].pk
     # Focus follows the card to its new column, ready for the next move.
-    page.wait_for_function(
-        f"document.activeElement && document.activeElement.closest('#deal-{deal.pk}') !== null"
-    )
-    assert page.evaluate("document.activeElement.textContent") == "Move to stage…"
+    page.wait_for_function(f"() => document.activeElement?.closest('#deal-{deal.pk}') !== null")
+    assert page.evaluate("document.activeElement.textContent") == "Keyboard deal"
+
+
+def test_card_menu_works_from_the_keyboard(login, live_server, rep, stages):
+    deal = DealFactory(owner=rep, stage=stages["lead"], title="Menu keys deal")
+    page = login(rep)
+    page.locator(f"#deal-{deal.pk} .card-title").focus()
+    page.keyboard.press(".")
+    assert page.evaluate("document.activeElement.getAttribute('role')") == "menuitem"
+    page.keyboard.press("ArrowDown")
+    assert "next?" in page.evaluate("document.activeElement.textContent")
+    page.keyboard.press("Escape")
+    assert page.locator("#card-menu").is_hidden()
+    assert page.evaluate("document.activeElement.classList.contains('card-menu')")
 
 
 def test_escape_closes_the_menu_and_returns_to_the_card(login, live_server, rep, teammate, stages):
     deal = DealFactory(owner=rep, stage=stages["lead"])
     theirs = DealFactory(owner=teammate, stage=stages["lead"])
     page = login(rep)
-    assert page.locator(f"#deal-{theirs.pk} .move-open").count() == 0
-    page.locator(f"#deal-{deal.pk} .move-open").focus()
-    page.keyboard.press("Enter")
+    assert page.locator(f"#deal-{theirs.pk} .card-menu").count() == 0
+    page.locator(f"#deal-{deal.pk} .card-title").focus()
+    page.keyboard.press("m")
     assert page.locator("#move-menu").is_visible()
     page.keyboard.press("Escape")
     assert not page.locator("#move-menu").is_visible()
@@ -107,7 +108,7 @@ def test_rep_snoozes_a_stalled_card_from_the_board(login, live_server, rep, stag
     deal = DealFactory(owner=rep, stage=stages["lead"])
     StalledFlag.objects.create(deal=deal, rule="no_next_step")
     page = login(rep)
-    page.locator(f"#deal-{deal.pk}").get_by_role("button", name="Snooze…").click()
+    card_action(page, deal, "Snooze…")
     dialog = page.locator("#snooze-dialog")
     dialog.get_by_label("Until").fill((timezone.localdate() + timedelta(days=4)).isoformat())
     dialog.get_by_label("Reason").fill("Champion on holiday")
@@ -116,7 +117,7 @@ def test_rep_snoozes_a_stalled_card_from_the_board(login, live_server, rep, stag
     assert "Champion on holiday" in page.locator(f"#stalled-{deal.pk}").inner_text()
     deal.refresh_from_db()
     assert deal.snooze_reason == "Champion on holiday"
-    page.locator(f"#stalled-{deal.pk}").get_by_role("button", name="End snooze").click()
+    card_action(page, deal, "End snooze")
     page.locator(f"#stalled-{deal.pk} .is-snoozed").wait_for(state="detached")
     deal.refresh_from_db()
     assert deal.snoozed_until is None
@@ -179,6 +180,6 @@ def test_card_shows_what_the_next_stage_needs(login, live_server, rep, stages):
     CriterionFactory(stage=stages["qualified"], kind=CriterionKind.CHECKLIST, label="Budget ok")
     deal = DealFactory(owner=rep, stage=stages["lead"])
     page = login(rep)
-    page.locator(f"#deal-{deal.pk} .next-stage summary").click()
-    page.locator(f"#deal-{deal.pk} .next-stage .checklist").wait_for()
-    assert "Confirm: Budget ok" in page.locator(f"#deal-{deal.pk} .next-stage").inner_text()
+    card_action(page, deal, "next?")
+    page.locator("#next-dialog .checklist").wait_for()
+    assert "Confirm: Budget ok" in page.locator("#next-dialog").inner_text()

@@ -9,7 +9,7 @@ import pytest
 from deals import services
 from deals.models import Deal
 from stages.models import CriterionKind
-from tests.browser.board_support import drag_across
+from tests.browser.board_support import card_action, drag_across
 from tests.factories import CriterionFactory, DealFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -57,7 +57,7 @@ def test_a_stale_move_leaves_the_card_once_in_its_real_column_with_right_counts(
         expected_version=deal.version,
         source="menu",
     )
-    page.locator(f"#deal-{deal.pk}").get_by_role("button", name="Move to stage…").click()
+    card_action(page, deal, "Move to stage")
     menu = page.locator("#move-menu")
     menu.get_by_label("Move to stage").select_option(label="Demo")
     with page.expect_response(lambda r: "/move/" in r.url) as answer:

@@ -13,6 +13,7 @@ import pytest
 from django.urls import reverse
 
 from stages.models import CriterionKind
+from tests.browser.board_support import card_action
 from tests.factories import CriterionFactory, DealFactory, OrganizationFactory, PersonFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -81,11 +82,11 @@ def test_main_pages_and_htmx_swaps_raise_no_csp_violation(
     # htmx at work: a menu move (the card swapped), a refused move (the gate form swapped in).
     tab.goto(f"{live_server.url}{reverse('board')}")
     menu = tab.locator("#move-menu")
-    tab.locator(f"#deal-{deal.pk}").get_by_role("button", name="Move to stage…").click()
+    card_action(tab, deal, "Move to stage")
     menu.get_by_label("Move to stage").select_option(label="Qualified")
     menu.get_by_role("button", name="Move", exact=True).click()
     tab.locator(f"#column-{stages['qualified'].pk} #deal-{deal.pk}").wait_for()
-    tab.locator(f"#deal-{gated.pk}").get_by_role("button", name="Move to stage…").click()
+    card_action(tab, gated, "Move to stage")
     menu.get_by_label("Move to stage").select_option(label="Demo")
     menu.get_by_role("button", name="Move", exact=True).click()
     tab.get_by_text("Signed").first.wait_for()

@@ -50,11 +50,12 @@ def test_board_markup_per_card_has_no_forms_or_tokens(client_for, rep, stages):
     many = board_html()
     assert many.count("<form") == few.count("<form")
     assert many.count("csrfmiddlewaretoken") == few.count("csrfmiddlewaretoken")
-    assert many.count('class="link snooze-open"') == 20
+    assert many.count('class="stalled-mark"') == 20
     assert many.count('<dialog id="snooze-dialog"') == 1
+    assert many.count('<ul id="card-menu"') == 1
 
 
-def test_card_keeps_its_text_badges_and_next_step_panel(client_for, rep, stages):
+def test_card_keeps_its_text_snooze_marker_and_one_menu_button(client_for, rep, stages):
     deal = DealFactory(
         owner=rep,
         stage=stages["lead"],
@@ -68,8 +69,8 @@ def test_card_keeps_its_text_badges_and_next_step_panel(client_for, rep, stages)
     assert "USD 12,346" in html
     assert "No next activity" in html
     assert "Snoozed until" in html and "Champion &lt;away&gt;" in html
-    assert 'class="link unsnooze"' in html
-    assert "What's next?" in html
+    assert 'class="stalled-mark is-snoozed"' in html
+    assert html.count("<button") == 1 and 'aria-label="Actions for Acme &lt;renewal&gt;"' in html
     assert f'data-version="{deal.version}"' in html
 
 
@@ -86,12 +87,18 @@ def test_card_dates_are_local_days_and_an_overdue_next_activity_is_marked(
     board = client_for(rep).get(reverse("board")).content.decode()
 
     html = card_html(board, late)
-    assert '<p class="next-activity overdue">Next: Call back · Mar 3</p>' in html
     assert (
-        '<span class="stalled-badge" title="Since Mar 3">Stalled: No next step scheduled</span>'
-        in html
+        '<span class="next-activity overdue"><span class="sr-only">Next: </span>'
+        '<b class="due">Mar 3</b> Call back' in html
     )
-    assert '<p class="next-activity">Next: Demo · ' in card_html(board, ahead)
+    assert '<span class="sr-only"> (overdue)</span>' in html
+    assert '<span class="stalled-reason">No next step scheduled (since Mar 3)</span>' in html
+    ahead_html = card_html(board, ahead)
+    assert (
+        '<span class="next-activity"><span class="sr-only">Next: </span><b class="due">'
+        in ahead_html
+    )
+    assert "</b> Demo" in ahead_html
 
 
 def test_teammates_stalled_card_shows_the_flag_without_snooze_controls(
@@ -100,8 +107,8 @@ def test_teammates_stalled_card_shows_the_flag_without_snooze_controls(
     deal = DealFactory(owner=teammate, stage=stages["lead"])
     StalledFlag.objects.create(deal=deal, rule="no_next_step")
     html = card_html(client_for(rep).get(reverse("board")).content.decode(), deal)
-    assert "Stalled: No next step scheduled" in html
-    assert "snooze-open" not in html and "move-open" not in html
+    assert "No next step scheduled" in html and 'class="stalled-mark"' in html
+    assert "card-menu" not in html
 
 
 def test_without_javascript_the_card_title_leads_to_a_page_that_moves_the_deal(
@@ -293,7 +300,7 @@ def test_snooze_from_the_board_answers_with_the_cards_badge(client_for, rep, sta
     html = response.content.decode()
     assert response.status_code == 200
     assert f'id="stalled-{deal.pk}"' in html and "Snoozed until" in html
-    assert 'class="link unsnooze"' in html and "<form" not in html
+    assert 'class="stalled-mark is-snoozed"' in html and "<form" not in html
 
 
 def test_snooze_refusal_from_the_board_shows_the_reason_in_the_badge(client_for, rep, stages):
@@ -307,7 +314,7 @@ def test_snooze_refusal_from_the_board_shows_the_reason_in_the_badge(client_for,
     )
     html = response.content.decode()
     assert response.status_code == 422
-    assert "at most 90 days" in html and 'class="link snooze-open"' in html
+    assert "at most 90 days" in html and 'class="stalled-mark"' in html
 
 
 def test_snooze_from_the_deal_page_still_answers_with_its_form_badge(client_for, rep, stages):

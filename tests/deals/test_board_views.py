@@ -47,10 +47,10 @@ def test_board_hides_move_controls_on_teammates_cards(client_for, rep, teammate,
     mine = DealFactory(owner=rep, stage=stages["lead"])
     theirs = DealFactory(owner=teammate, stage=stages["lead"])
     html = client_for(rep).get(reverse("board")).content.decode()
-    assert 'class="move-open"' in card_html(html, mine)
+    assert 'class="card-menu ghost"' in card_html(html, mine)
     assert 'class="handle"' in card_html(html, mine)
     assert 'data-locked="1"' not in card_html(html, mine)
-    assert 'class="move-open"' not in card_html(html, theirs)
+    assert 'class="card-menu' not in card_html(html, theirs)
     assert 'class="handle"' not in card_html(html, theirs)
     assert 'data-locked="1"' in card_html(html, theirs)
 
