@@ -474,8 +474,11 @@ def complete_and_move(
                 setattr(locked, name, value)
                 changed.append(name)
         if fixes.organization_name:
-            locked.organization, _ = Organization.objects.get_or_create(
-                name=fixes.organization_name, defaults={"created_by": by}
+            # Two organizations may share a name: take the oldest (get_or_create raised).
+            locked.organization = Organization.objects.filter(
+                name=fixes.organization_name
+            ).order_by("pk").first() or Organization.objects.create(
+                name=fixes.organization_name, created_by=by
             )
             changed.append("organization")
         if fixes.person_name:

@@ -1286,3 +1286,26 @@ def test_hostile_request(world, case):
     assert changed_tables(before, after) == []
     if case.check is not None:
         case.check(response, world)
+
+
+def test_fix_and_move_naming_an_organization_two_records_share_attaches_the_oldest(
+    client_for, rep, stages
+):
+    """Two organizations called "Acme": fix-and-move used get_or_create and answered 500."""
+    CriterionFactory(
+        stage=stages["qualified"], kind=CriterionKind.FIELD_REQUIRED, field_name="organization"
+    )
+    oldest = OrganizationFactory(name="Acme", created_by=rep)
+    OrganizationFactory(name="Acme", created_by=rep)
+    deal = DealFactory(owner=rep, stage=stages["lead"], organization=None)
+
+    response = client_for(rep).post(
+        reverse("deal_fix_move", args=[deal.pk]),
+        {"stage": stages["qualified"].pk, "version": deal.version, "organization": "Acme"},
+        headers={"HX-Request": "true"},
+    )
+
+    assert response.status_code == 200
+    deal.refresh_from_db()
+    assert (deal.stage, deal.organization) == (stages["qualified"], oldest)
+    assert Organization.objects.filter(name="Acme").count() == 2
