@@ -20,7 +20,7 @@ PYTEST_ARGS ?=
 UV_COMPILE := $(VENV)/bin/uv pip compile pyproject.toml --python-version 3.12 --generate-hashes -q
 
 .PHONY: lock help venv run test browser lint fmt worker beat jobs check-deploy prod-local bench \
-	bench-quick clean require-redis
+	bench-quick clean require-redis screenshots
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) \
@@ -67,6 +67,9 @@ browser: ## Make sure /usr/bin/chromium exists (apt-get install chromium as root
 lock: venv ## Regenerate requirements.lock (production) and requirements-dev.lock from pyproject.toml
 	$(UV_COMPILE) -o requirements.lock
 	$(UV_COMPILE) --extra dev -o requirements-dev.lock
+
+screenshots: venv browser ## Regenerate docs/screenshots/ (board, deal page, dashboard; desktop and phone)
+	$(PY) scripts/screenshots.py
 
 lint: venv ## ruff check and ruff format --check
 	$(VENV)/bin/ruff check .

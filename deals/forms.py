@@ -7,13 +7,14 @@ from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import QuerySet
 from django.urls import reverse_lazy
+from django.utils import timezone
 
 from common.errors import BadInput
 from contacts.models import Person
 from deals.models import MoveSource
 from deals.queries import SORTS, BoardFilters
 from stages.gate import Failure
-from stages.models import ActivityType, ContactRole, CriterionKind, Stage
+from stages.models import ActivityType, ContactRole, CriterionKind, Stage, StageKind
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -104,14 +105,24 @@ class MoveForm(forms.Form):
 
 
 class GateFixForm(forms.Form):
-    """The inline form a blocked move answers with: one field per fixable failure."""
+    """The inline form a blocked move answers with: one field per fixable failure.
+
+    Closing a deal from the board (`closing`, the Won or Lost stage's kind) always asks:
+    Won confirms the amount and the close date (prefilled), Lost asks for the reason.
+    """
 
     stage = forms.IntegerField(widget=forms.HiddenInput)
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
     source = forms.ChoiceField(widget=forms.HiddenInput, required=False, choices=WEB_MOVE_SOURCES)
 
     def __init__(
-        self, *args: Any, deal: Deal, failures: list[Failure], user: User, **kwargs: Any
+        self,
+        *args: Any,
+        deal: Deal,
+        failures: list[Failure],
+        user: User,
+        closing: str = "",
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.deal = deal
@@ -123,6 +134,18 @@ class GateFixForm(forms.Form):
                 self.unfixable.append(failure)
             elif name not in self.fields:
                 self.fields[name] = field
+        if closing == StageKind.WON:
+            amount = self.fields.setdefault("amount", amount_field(label="Amount won"))
+            amount.initial = deal.amount
+            close = self.fields.setdefault(
+                "expected_close_date",
+                forms.DateField(
+                    label="Close date", widget=forms.DateInput(attrs={"type": "date"})
+                ),
+            )
+            close.initial = timezone.localdate()
+        elif closing == StageKind.LOST:
+            self.fields["lost_reason"] = forms.CharField(max_length=200, label="Why was it lost?")
         if user.can_override_gate:
             self.fields["override_reason"] = forms.CharField(
                 required=False,

@@ -271,6 +271,9 @@ def move(request: HttpRequest, pk: int) -> HttpResponse:
     deal = visible_deal(request, pk)
     form = MoveForm(request.POST)
     data = form.command()
+    may_edit = queries.edit_rule(request.user)
+    if request.htmx and not data["stage"].is_open and may_edit(deal):
+        return _closing_page(request, deal, data["stage"], source=data["source"])
     placement = services.Placement(after_id=data.get("after"), before_id=data.get("before"))
     from_stage = deal.stage
     result = services.move_deal(
@@ -327,15 +330,44 @@ def _blocked(request: HttpRequest, blocked: services.GateBlocked, *, source: str
     return _gate_page(request, deal, stage, form, blocked.failures)
 
 
+def _closing_page(request: HttpRequest, deal: Deal, stage: Stage, *, source: str) -> HttpResponse:
+    """A board drop on Won or Lost (or the menu's): first confirm the amount and close
+    date, or give the reason, in the same form a blocked move answers with; it completes
+    the move through `fix_and_move`, with its undo."""
+    failures = gate.evaluate(deal, stage)
+    form = GateFixForm(
+        initial={"stage": stage.pk, "version": deal.version, "source": source},
+        deal=deal,
+        failures=failures,
+        user=request.user,
+        closing=stage.kind,
+    )
+    # What closing always asks is not listed again as missing.
+    others = [f for f in failures if f.kind not in {"won_amount", "lost_reason"}]
+    return _gate_page(request, deal, stage, form, others, status=200)
+
+
 def _gate_page(
-    request: HttpRequest, deal: Deal, stage: Stage, form: GateFixForm, failures: list
+    request: HttpRequest,
+    deal: Deal,
+    stage: Stage,
+    form: GateFixForm,
+    failures: list,
+    *,
+    status: int = 422,
 ) -> HttpResponse:
-    context = {"deal": deal, "stage": stage, "form": form, "failures": failures}
+    context = {
+        "deal": deal,
+        "stage": stage,
+        "form": form,
+        "failures": failures,
+        "closing": not stage.is_open,
+    }
     if not request.htmx:
         return TemplateResponse(request, "deals/gate_fix.html", context, status=422)
     # The target column too: a card dragged there must leave it while the form is open.
     stage_ids = [deal.stage_id, stage.pk]
-    response = _columns_response(request, deal, stage_ids, status=422, dialog="gate")
+    response = _columns_response(request, deal, stage_ids, status=status, dialog="gate")
     response.context_data.update(context)
     return response
 
@@ -349,7 +381,13 @@ def _fix_refused(
         return None
     if isinstance(error, services.GateBlocked):
         deal = visible_deal(request, pk)
-        form = GateFixForm(request.POST, deal=deal, failures=error.failures, user=request.user)
+        form = GateFixForm(
+            request.POST,
+            deal=deal,
+            failures=error.failures,
+            user=request.user,
+            closing="" if error.stage.is_open else error.stage.kind,
+        )
         form.is_valid()
         return _gate_page(request, deal, error.stage, form, error.failures)
     deal = getattr(error, "current", None) or visible_deal(request, pk)
@@ -369,7 +407,10 @@ def fix_and_move(request: HttpRequest, pk: int) -> HttpResponse:
     if to_stage is None:
         raise BadInput("That stage does not exist.")
     failures = gate.evaluate(deal, to_stage)
-    form = GateFixForm(request.POST, deal=deal, failures=failures, user=request.user)
+    closing = "" if to_stage.is_open else to_stage.kind
+    form = GateFixForm(
+        request.POST, deal=deal, failures=failures, user=request.user, closing=closing
+    )
     if not form.is_valid():
         if form.errors.keys() & {"version", "source"}:
             # Hidden fields the user cannot correct: the request itself is malformed.

@@ -102,6 +102,15 @@
     if (back) back.focus();
   }
 
+  // The dialog's answer arrived: open a new form, or, when the form went through and
+  // left the focus nowhere, offer the undo.
+  function afterForm() {
+    openGate();
+    if (gateDialog && gateDialog.open) return;
+    var undo = document.querySelector("#flash .undo button");
+    if (undo && document.activeElement === document.body) undo.focus();
+  }
+
   // After a menu move: back to the card (now in its new column), else to what the answer
   // offers next (the gate form's first field, the undo button), else the board.
   function refocus(id) {
@@ -472,7 +481,7 @@
     document.body.addEventListener("htmx:beforeSwap", onBeforeSwap);
     document.body.addEventListener("htmx:responseError", onResponseError);
     document.body.addEventListener("htmx:oobAfterSwap", function (event) {
-      if (event.detail.target && event.detail.target.id === "dialog") window.setTimeout(openGate);
+      if (event.detail.target && event.detail.target.id === "dialog") window.setTimeout(afterForm);
     });
     initSortable(document);
     window.htmx.onLoad(initSortable);

@@ -27,3 +27,15 @@ def move_with_menu(page, deal, stage_name: str) -> None:
     menu = page.locator("#move-menu")
     menu.get_by_label("Move to stage").select_option(label=stage_name)
     menu.get_by_role("button", name="Move", exact=True).click()
+
+
+def drag_onto(page, handle, target) -> None:
+    """A mouse drag from `handle` to the middle of `target` (a Won or Lost zone)."""
+    start = handle.bounding_box()
+    end = target.bounding_box()
+    x, y = start["x"] + start["width"] / 2, start["y"] + start["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 20, y + 5, steps=4)
+    page.mouse.move(end["x"] + end["width"] / 2, end["y"] + end["height"] / 2, steps=12)
+    page.mouse.up()

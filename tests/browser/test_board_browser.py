@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from deals.models import Deal, StalledFlag
 from stages.models import CriterionKind
-from tests.browser.board_support import card_action, drag_across, move_with_menu
+from tests.browser.board_support import card_action, drag_across, drag_onto, move_with_menu
 from tests.factories import CriterionFactory, DealFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -82,9 +82,40 @@ def test_menu_offers_won_and_moving_there_takes_the_card_off_the_board(
     deal = DealFactory(owner=rep, stage=stages["proposal"], title="Closing deal")
     page = login(rep)
     move_with_menu(page, deal, "Won")
+    page.get_by_role("dialog", name="as Won").get_by_role("button", name="Mark as Won").click()
     page.locator("#flash .undo").wait_for()
     assert page.locator(f"#deal-{deal.pk}").count() == 0
     assert Deal.objects.get(pk=deal.pk).stage_id == stages["won"].pk
+
+
+def test_dropping_on_won_confirms_amount_and_close_date_and_can_be_undone(
+    login, live_server, rep, stages
+):
+    deal = DealFactory(owner=rep, stage=stages["proposal"], title="Big win", amount=4200)
+    page = login(rep)
+    drag_onto(page, page.locator(f"#deal-{deal.pk} .handle"), page.locator(".dropzone-won"))
+    dialog = page.get_by_role("dialog", name="Mark Big win as Won")
+    dialog.wait_for()
+    assert dialog.get_by_label("Amount won").input_value() == "4200.00"
+    assert dialog.get_by_label("Close date").input_value() == timezone.localdate().isoformat()
+    dialog.get_by_role("button", name="Mark as Won").click()
+    page.locator(f"#deal-{deal.pk}").wait_for(state="detached")
+    assert Deal.objects.get(pk=deal.pk).stage_id == stages["won"].pk
+    page.locator("#flash").get_by_role("button", name="Undo").click()
+    page.locator(f"#column-{stages['proposal'].pk} #deal-{deal.pk}").wait_for()
+    assert Deal.objects.get(pk=deal.pk).stage_id == stages["proposal"].pk
+
+
+def test_dropping_on_lost_asks_the_reason(login, live_server, rep, stages):
+    deal = DealFactory(owner=rep, stage=stages["proposal"], title="Lost cause")
+    page = login(rep)
+    drag_onto(page, page.locator(f"#deal-{deal.pk} .handle"), page.locator(".dropzone-lost"))
+    dialog = page.get_by_role("dialog", name="Mark Lost cause as Lost")
+    dialog.get_by_label("Why was it lost?").fill("Chose a competitor")
+    dialog.get_by_role("button", name="Mark as Lost").click()
+    page.locator(f"#deal-{deal.pk}").wait_for(state="detached")
+    deal.refresh_from_db()
+    assert deal.stage_id == stages["lost"].pk and deal.lost_reason == "Chose a competitor"
 
 
 def test_load_more_after_a_move_shows_the_next_cards_without_a_gap(

@@ -93,7 +93,7 @@ def plan(column: int, row: int, count: int) -> list[str]:
     return ["Tab", "Enter", *to_column, *shortest_row_keys(row, count), "m", "Enter"]
 
 
-def visible_plans(page, stages, order) -> dict[str, tuple[str, list[str]]]:
+def visible_plans(page, stages, order: list[str]) -> dict[str, tuple[str, list[str]]]:
     """Each fully visible card's key plan, from the board as the page shows it now."""
     plans = {}
     for column, key in enumerate(order):
@@ -103,7 +103,10 @@ def visible_plans(page, stages, order) -> dict[str, tuple[str, list[str]]]:
         visible = set(fully_visible(page, f"#column-{stages[key].pk} .card"))
         for row, card_id in enumerate(cards):
             if card_id in visible:
-                plans[card_id] = (key, plan(column, row, len(cards)))
+                keys = plan(column, row, len(cards))
+                if key == order[-1]:
+                    keys.append("Enter")  # Won first confirms the amount and date, prefilled
+                plans[card_id] = (key, keys)
     return plans
 
 
@@ -128,10 +131,10 @@ def test_any_visible_card_moves_to_the_next_stage_in_at_most_ten_key_presses(
         else:
             card_id = [card_id for card_id, (key, _) in plans.items() if key == pick][-1]
         key, keys = plans[card_id]
+        next_stage = stages[order[order.index(key) + 1] if key != "proposal" else "won"]
         assert len(keys) <= 10
         for press in keys:
             page.keyboard.press(press)
-        next_stage = stages[order[order.index(key) + 1] if key != "proposal" else "won"]
         if next_stage.is_open:
             page.locator(f"#column-{next_stage.pk} #{card_id}").wait_for()
         else:

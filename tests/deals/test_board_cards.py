@@ -153,9 +153,38 @@ def test_drag_move_replaces_the_card_where_it_was_dropped(client_for, rep, stage
     assert 'hx-swap-oob="delete"' not in html and "afterbegin" not in html
 
 
-def test_move_to_won_removes_the_card_and_updates_the_column_it_left(client_for, rep, stages):
+def test_drop_on_won_first_confirms_the_amount_and_close_date_prefilled(client_for, rep, stages):
     deal = DealFactory(owner=rep, stage=stages["proposal"], amount=Decimal("900"))
-    html = move(client_for(rep), deal, stages["won"], source="board").content.decode()
+    response = move(client_for(rep), deal, stages["won"], source="board")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert f"Mark {deal.title} as Won" in html
+    assert 'name="amount" value="900.00"' in html
+    assert f'name="expected_close_date" value="{timezone.localdate().isoformat()}"' in html
+    deal.refresh_from_db()
+    assert deal.stage == stages["proposal"]
+
+
+def test_drop_on_lost_asks_for_the_reason(client_for, rep, stages):
+    deal = DealFactory(owner=rep, stage=stages["proposal"])
+    html = move(client_for(rep), deal, stages["lost"], source="board").content.decode()
+    assert "Why was it lost?" in html and 'name="lost_reason"' in html
+
+
+def test_confirmed_won_removes_the_card_and_updates_the_column_it_left(client_for, rep, stages):
+    deal = DealFactory(owner=rep, stage=stages["proposal"], amount=Decimal("900"))
+    data = {
+        "stage": stages["won"].pk,
+        "version": deal.version,
+        "source": "board",
+        "amount": "950",
+        "expected_close_date": timezone.localdate().isoformat(),
+    }
+    response = client_for(rep).post(reverse("deal_fix_move", args=[deal.pk]), data, **HTMX)
+    html = response.content.decode()
+    deal.refresh_from_db()
+    assert deal.stage == stages["won"] and deal.amount == Decimal("950")
+    assert "Undo" in html
     assert f'<li id="deal-{deal.pk}" hx-swap-oob="delete"></li>' in html
     assert "afterbegin" not in html and '<li class="card' not in html
     assert f'id="totals-{stages["proposal"].pk}" hx-swap-oob="true"' in html
