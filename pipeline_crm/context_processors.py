@@ -16,6 +16,7 @@ NAV = [
     ("stages:pipelines", "Settings", "admin"),
     ("import_start", "Import", "staff"),
     ("accounts:audit", "Audit", "admin"),
+    ("api_tokens", "API tokens", "all"),
 ]
 
 HEADER_INCLUDES = ["deals/_search_box.html", "deals/_bell.html"]

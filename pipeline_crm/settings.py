@@ -40,6 +40,8 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "axes",
+    "rest_framework",
+    "drf_spectacular",
     "common",
     "accounts",
     "contacts",
@@ -47,6 +49,8 @@ INSTALLED_APPS = [
     "deals",
     "imports",
     "reports",
+    "webhooks",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -256,6 +260,7 @@ CACHES = {
 RATE_LIMITS = {
     "move": (env_int("RATE_LIMIT_MOVES_PER_MINUTE", 240), 60),
     "search": (env_int("RATE_LIMIT_SEARCHES_PER_MINUTE", 120), 60),
+    "api": (env_int("RATE_LIMIT_API_PER_MINUTE", 600), 60),
 }
 
 # Background work: with REDIS_URL a real Celery broker; without it, tasks run
@@ -356,3 +361,42 @@ LOGGING = {
 }
 
 UNDO_WINDOW = timedelta(seconds=UNDO_SECONDS)
+
+# The public API (api/): Django REST framework for parsing, auth classes, throttling and
+# cursor pagination; drf-spectacular for the OpenAPI 3.1 schema. Errors are RFC 9457
+# problem+json from one handler (api.problems).
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.auth.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["api.auth.TokenScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.PerTokenThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.problems.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Pipeline CRM API",
+    "DESCRIPTION": "The same rules as the web app: what you may see, change and move.",
+    "VERSION": "1.0.0",
+    "OAS_VERSION": "3.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "StageKindEnum": "stages.models.StageKind",
+        "ActivityTypeEnum": "stages.models.ActivityType",
+        "ForecastCategoryEnum": "stages.models.ForecastCategory",
+    },
+}
+API_TOKEN_PREFIX = "pcrm_"
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+# Webhooks: outbound deliveries refuse private, loopback and link-local addresses.
+# Only tests turn this on, to reach a receiver on 127.0.0.1.
+WEBHOOKS_ALLOW_LOOPBACK = env_bool("WEBHOOKS_ALLOW_LOOPBACK", False)
+WEBHOOKS_TIMEOUT_SECONDS = env_int("WEBHOOKS_TIMEOUT_SECONDS", 10)
+WEBHOOKS_DISABLE_AFTER_FAILURES = env_int("WEBHOOKS_DISABLE_AFTER_FAILURES", 50)

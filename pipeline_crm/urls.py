@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from api.views import pages as api_pages
 from pipeline_crm import health
 
 urlpatterns = [
@@ -12,11 +13,17 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/tokens/", api_pages.token_list, name="api_tokens"),
+    path("accounts/tokens/new/", api_pages.create_token, name="api_token_create"),
+    path(
+        "accounts/tokens/<int:token_id>/revoke/", api_pages.revoke_token, name="api_token_revoke"
+    ),
     path("accounts/", include("accounts.urls")),
     path("admin/", admin.site.urls),
     path("settings/", include("stages.urls")),
     path("contacts/", include("contacts.urls")),
     path("reports/", include("reports.urls")),
     path("import/", include("imports.urls")),
+    path("api/v1/", include("api.urls")),
     path("", include("deals.urls")),
 ]

@@ -1,0 +1,235 @@
+"""Deals through the API: every read through the visible queryset, every write one action."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api import serializers as s
+from api.idempotency import idempotent
+from api.views.base import (
+    IDEMPOTENCY_KEY,
+    IF_MATCH,
+    Cursor,
+    etag,
+    expected_version,
+    get_or_404,
+    problems,
+)
+from deals import services
+from deals.models import Deal, MoveSource, StageChange, StalledFlag
+from stages.models import StageKind
+
+WRITE_PROBLEMS = problems(400, 401, 403, 404, 409, 422, 428, 429)
+
+
+def visible_deals(user: Any) -> QuerySet[Deal]:
+    return (
+        Deal.objects.visible_to(user)
+        .select_related("stage")
+        .prefetch_related(Prefetch("stalled_flags", queryset=StalledFlag.objects.order_by()))
+    )
+
+
+def filtered(deals: QuerySet[Deal], filters: dict[str, Any]) -> QuerySet[Deal]:
+    simple = {
+        "pipeline": "pipeline_id",
+        "stage": "stage_id",
+        "owner": "owner_id",
+        "team": "owner__team_id",
+        "status": "stage__kind",
+        "close_after": "expected_close_date__gte",
+        "close_before": "expected_close_date__lte",
+        "updated_since": "updated_at__gte",
+        "search": "title__icontains",
+    }
+    deals = deals.filter(**{simple[k]: v for k, v in filters.items() if k in simple})
+    if filters.get("stalled") is not None:
+        flagged = Exists(StalledFlag.objects.filter(deal=OuterRef("pk")))
+        deals = deals.filter(flagged if filters["stalled"] else ~flagged)
+    return deals
+
+
+def deal_response(user: Any, pk: int, code: int = status.HTTP_200_OK) -> Response:
+    deal = get_or_404(visible_deals(user), pk)
+    return Response(s.DealSerializer(deal).data, status=code, headers=etag(deal.version))
+
+
+FILTER_PARAMETERS = [
+    OpenApiParameter("pipeline", int),
+    OpenApiParameter("stage", int),
+    OpenApiParameter("owner", int),
+    OpenApiParameter("team", int),
+    OpenApiParameter("status", str, enum=StageKind.values),
+    OpenApiParameter("stalled", bool),
+    OpenApiParameter("close_after", str, description="Expected close date on or after (date)"),
+    OpenApiParameter("close_before", str, description="Expected close date on or before (date)"),
+    OpenApiParameter("updated_since", str, description="Changed at or after (date-time)"),
+    OpenApiParameter("search", str, description="Words in the title"),
+]
+
+
+class DealList(APIView):
+    @extend_schema(
+        parameters=FILTER_PARAMETERS,
+        responses={200: s.DealSerializer(many=True), **problems(400, 401, 429)},
+    )
+    def get(self, request: Request) -> Response:
+        query = s.DealFilters(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        filters = {
+            k: v for k, v in query.validated_data.items() if k not in ("cursor", "page_size")
+        }
+        paginator = Cursor()
+        page = paginator.paginate_queryset(
+            filtered(visible_deals(request.user), filters), request, view=self
+        )
+        return paginator.get_paginated_response(s.DealSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=s.DealCreateIn,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={201: s.DealSerializer, **WRITE_PROBLEMS},
+    )
+    @idempotent
+    def post(self, request: Request) -> Response:
+        form = s.DealCreateIn(data=request.data, context={"request": request})
+        form.is_valid(raise_exception=True)
+        data = dict(form.validated_data)
+        override_reason = data.pop("override_reason", "")
+        deal = services.create_deal(
+            by=request.user, source=MoveSource.API, override_reason=override_reason, **data
+        )
+        response = deal_response(request.user, deal.pk, status.HTTP_201_CREATED)
+        response["Location"] = f"/api/v1/deals/{deal.pk}/"
+        return response
+
+
+class DealDetail(APIView):
+    @extend_schema(responses={200: s.DealSerializer, **problems(401, 404, 429)})
+    def get(self, request: Request, pk: int) -> Response:
+        return deal_response(request.user, pk)
+
+    @extend_schema(
+        request=s.DealUpdateIn,
+        parameters=[IF_MATCH],
+        responses={200: s.DealSerializer, **WRITE_PROBLEMS},
+    )
+    def patch(self, request: Request, pk: int) -> Response:
+        deal = get_or_404(Deal.objects.visible_to(request.user), pk)
+        form = s.DealUpdateIn(data=request.data, context={"request": request}, partial=True)
+        form.is_valid(raise_exception=True)
+        changes = dict(form.validated_data)
+        version = expected_version(request, changes.pop("version", None))
+        _changeable(request.user, deal)
+        services.update_deal(
+            deal, changes, by=request.user, expected_version=version, source=MoveSource.API
+        )
+        return deal_response(request.user, pk)
+
+
+def _changeable(user: Any, deal: Deal) -> None:
+    """Visible but not changeable is a 403 (the services answer 404 for both)."""
+    if not Deal.objects.editable_by(user).filter(pk=deal.pk).exists():
+        raise _NotAllowed()
+
+
+class _NotAllowed(services.DealError):
+    status = 403
+
+    def __init__(self) -> None:
+        super().__init__("You may see this deal but not change it.")
+
+
+class DealMove(APIView):
+    @extend_schema(
+        request=s.MoveIn,
+        parameters=[IF_MATCH, IDEMPOTENCY_KEY],
+        responses={200: s.DealSerializer, **WRITE_PROBLEMS},
+    )
+    @idempotent
+    def post(self, request: Request, pk: int) -> Response:
+        deal = get_or_404(Deal.objects.visible_to(request.user).select_related("stage"), pk)
+        form = s.MoveIn(data=request.data, context={"request": request})
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        version = expected_version(request, data.get("version"))
+        _changeable(request.user, deal)
+        services.move_deal(
+            deal,
+            data["stage"],
+            by=request.user,
+            expected_version=version,
+            source=MoveSource.API,
+            override_reason=data.get("override_reason", ""),
+        )
+        return deal_response(request.user, pk)
+
+
+class DealClose(APIView):
+    @extend_schema(
+        request=s.CloseIn,
+        parameters=[IF_MATCH, IDEMPOTENCY_KEY],
+        responses={200: s.DealSerializer, **WRITE_PROBLEMS},
+    )
+    @idempotent
+    def post(self, request: Request, pk: int) -> Response:
+        deal = get_or_404(Deal.objects.visible_to(request.user).select_related("stage"), pk)
+        form = s.CloseIn(data=request.data, context={"request": request})
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        version = expected_version(request, data.get("version"))
+        _changeable(request.user, deal)
+        kind = StageKind.WON if data["outcome"] == "won" else StageKind.LOST
+        target = deal.pipeline.stages.filter(kind=kind, is_archived=False).first()
+        if target is None:
+            raise services.InvalidMove(f"This pipeline has no {kind} stage.")
+        fixes = {k: data[k] for k in ("amount", "lost_reason") if data.get(k) not in (None, "")}
+        services.complete_and_move(
+            deal,
+            target,
+            services.GateFixes(fields=fixes),
+            by=request.user,
+            expected_version=version,
+            source=MoveSource.API,
+            override_reason=data.get("override_reason", ""),
+        )
+        return deal_response(request.user, pk)
+
+
+class DealReassign(APIView):
+    @extend_schema(
+        request=s.ReassignIn,
+        parameters=[IF_MATCH, IDEMPOTENCY_KEY],
+        responses={200: s.DealSerializer, **WRITE_PROBLEMS},
+    )
+    @idempotent
+    def post(self, request: Request, pk: int) -> Response:
+        deal = get_or_404(Deal.objects.visible_to(request.user), pk)
+        form = s.ReassignIn(data=request.data, context={"request": request})
+        form.is_valid(raise_exception=True)
+        version = expected_version(request, form.validated_data.get("version"))
+        if not (request.user.is_admin or request.user.is_manager):
+            raise _NotAllowed()
+        _changeable(request.user, deal)
+        services.reassign_deal(
+            deal,
+            new_owner=form.validated_data["owner"],
+            by=request.user,
+            expected_version=version,
+        )
+        return deal_response(request.user, pk)
+
+
+class DealHistory(APIView):
+    @extend_schema(responses={200: s.StageChangeSerializer(many=True), **problems(401, 404)})
+    def get(self, request: Request, pk: int) -> Response:
+        deal = get_or_404(Deal.objects.visible_to(request.user), pk)
+        rows = StageChange.objects.filter(deal=deal).order_by("seq")
+        return Response(s.StageChangeSerializer(rows, many=True).data)

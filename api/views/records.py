@@ -1,0 +1,233 @@
+"""Activities, organizations, people, pipelines, stages, users and teams through the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import Team, User
+from api import serializers as s
+from api.idempotency import idempotent
+from api.views.base import IDEMPOTENCY_KEY, Cursor, get_or_404, problems
+from contacts.models import Organization, Person
+from deals import activities
+from deals.models import Activity, Deal
+from deals.services import DealError
+from stages.models import Pipeline, Stage
+from stages.services import stages as stage_services
+
+READ_PROBLEMS = problems(401, 404, 429)
+WRITE_PROBLEMS = problems(400, 401, 403, 404, 409, 422, 429)
+
+
+def _page(view: APIView, request: Request, rows: QuerySet, serializer: Any) -> Response:
+    paginator = Cursor()
+    page = paginator.paginate_queryset(rows, request, view=view)
+    return paginator.get_paginated_response(serializer(page, many=True).data)
+
+
+def visible_activities(user: Any) -> QuerySet[Activity]:
+    return Activity.objects.filter(deal__in=Deal.objects.visible_to(user))
+
+
+class ActivityList(APIView):
+    @extend_schema(responses={200: s.ActivitySerializer(many=True), **READ_PROBLEMS})
+    def get(self, request: Request) -> Response:
+        return _page(self, request, visible_activities(request.user), s.ActivitySerializer)
+
+    @extend_schema(
+        request=s.ActivityIn,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={201: s.ActivitySerializer, **WRITE_PROBLEMS},
+    )
+    @idempotent
+    def post(self, request: Request) -> Response:
+        form = s.ActivityIn(data=request.data, context={"request": request})
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        activity = activities.log_activity(
+            data["deal"],
+            by=request.user,
+            type=data["type"],
+            subject=data["subject"],
+            due_at=data.get("due_at"),
+            done=data.get("done", False),
+            note=data.get("note", ""),
+            person=data.get("person"),
+        )
+        return Response(s.ActivitySerializer(activity).data, status=status.HTTP_201_CREATED)
+
+
+class ActivityDetail(APIView):
+    @extend_schema(responses={200: s.ActivitySerializer, **READ_PROBLEMS})
+    def get(self, request: Request, pk: int) -> Response:
+        activity = get_or_404(visible_activities(request.user), pk)
+        return Response(s.ActivitySerializer(activity).data)
+
+    @extend_schema(
+        request=s.ActivityUpdateIn, responses={200: s.ActivitySerializer, **WRITE_PROBLEMS}
+    )
+    def patch(self, request: Request, pk: int) -> Response:
+        activity = get_or_404(visible_activities(request.user), pk)
+        form = s.ActivityUpdateIn(data=request.data, context={"request": request})
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        _may_change_activity(request.user, activity)
+        fields = {k: data[k] for k in ("subject", "type", "due_at", "note") if k in data}
+        if fields:
+            activity = activities.update_activity(
+                pk,
+                by=request.user,
+                subject=fields.get("subject", activity.subject),
+                type=fields.get("type", activity.type),
+                due_at=fields.get("due_at", activity.due_at),
+                note=fields.get("note", activity.note),
+            )
+        if data.get("done"):
+            activity = activities.complete_activity(pk, by=request.user)
+        return Response(s.ActivitySerializer(activity).data)
+
+    @extend_schema(responses={204: None, **WRITE_PROBLEMS})
+    def delete(self, request: Request, pk: int) -> Response:
+        activity = get_or_404(visible_activities(request.user), pk)
+        _may_change_activity(request.user, activity)
+        activities.delete_activity(pk, by=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class _ActivityNotAllowed(DealError):
+    status = 403
+
+
+def _may_change_activity(user: Any, activity: Activity) -> None:
+    if not Deal.objects.editable_by(user).filter(pk=activity.deal_id).exists():
+        raise _ActivityNotAllowed("You may see this activity but not change it.")
+
+
+class OrganizationList(APIView):
+    @extend_schema(responses={200: s.OrganizationSerializer(many=True), **READ_PROBLEMS})
+    def get(self, request: Request) -> Response:
+        rows = Organization.objects.visible_to(request.user)
+        return _page(self, request, rows, s.OrganizationSerializer)
+
+
+class OrganizationDetail(APIView):
+    @extend_schema(responses={200: s.OrganizationSerializer, **READ_PROBLEMS})
+    def get(self, request: Request, pk: int) -> Response:
+        row = get_or_404(Organization.objects.visible_to(request.user), pk)
+        return Response(s.OrganizationSerializer(row).data)
+
+
+class PersonList(APIView):
+    @extend_schema(responses={200: s.PersonSerializer(many=True), **READ_PROBLEMS})
+    def get(self, request: Request) -> Response:
+        return _page(self, request, Person.objects.visible_to(request.user), s.PersonSerializer)
+
+
+class PersonDetail(APIView):
+    @extend_schema(responses={200: s.PersonSerializer, **READ_PROBLEMS})
+    def get(self, request: Request, pk: int) -> Response:
+        row = get_or_404(Person.objects.visible_to(request.user), pk)
+        return Response(s.PersonSerializer(row).data)
+
+
+class PipelineList(APIView):
+    @extend_schema(responses={200: s.PipelineSerializer(many=True), **READ_PROBLEMS})
+    def get(self, request: Request) -> Response:
+        rows = Pipeline.objects.order_by("position", "id")
+        return Response(s.PipelineSerializer(rows, many=True).data)
+
+
+class PipelineDetail(APIView):
+    @extend_schema(responses={200: s.PipelineSerializer, **READ_PROBLEMS})
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(s.PipelineSerializer(get_or_404(Pipeline.objects.all(), pk)).data)
+
+
+class _AdminsOnly(DealError):
+    status = 403
+
+    def __init__(self) -> None:
+        super().__init__("Only admins can configure pipelines and stages.")
+
+
+def _settings(data: dict[str, Any], stage: Stage | None = None) -> stage_services.StageSettings:
+    names = ("name", "kind", "probability", "forecast_category", "rotting_days", "guidance")
+    current = {name: getattr(stage, name) for name in names} if stage is not None else {}
+    current.update({name: data[name] for name in names if name in data})
+    return stage_services.StageSettings(**current)
+
+
+class StageList(APIView):
+    @extend_schema(responses={200: s.StageSerializer(many=True), **READ_PROBLEMS})
+    def get(self, request: Request) -> Response:
+        rows = Stage.objects.order_by("pipeline_id", "position", "id")
+        return Response(s.StageSerializer(rows, many=True).data)
+
+    @extend_schema(
+        request=s.StageIn,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={201: s.StageSerializer, **WRITE_PROBLEMS},
+    )
+    @idempotent
+    def post(self, request: Request) -> Response:
+        if not request.user.is_admin:
+            raise _AdminsOnly()
+        form = s.StageIn(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        stage = stage_services.create_stage(data["pipeline"], _settings(data), by=request.user)
+        return Response(s.StageSerializer(stage).data, status=status.HTTP_201_CREATED)
+
+
+class StageDetail(APIView):
+    @extend_schema(responses={200: s.StageSerializer, **READ_PROBLEMS})
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(s.StageSerializer(get_or_404(Stage.objects.all(), pk)).data)
+
+    @extend_schema(request=s.StageUpdateIn, responses={200: s.StageSerializer, **WRITE_PROBLEMS})
+    def patch(self, request: Request, pk: int) -> Response:
+        stage = get_or_404(Stage.objects.all(), pk)
+        if not request.user.is_admin:
+            raise _AdminsOnly()
+        form = s.StageUpdateIn(data=request.data)
+        form.is_valid(raise_exception=True)
+        stage = stage_services.update_stage(
+            stage, _settings(form.validated_data, stage), by=request.user
+        )
+        return Response(s.StageSerializer(stage).data)
+
+
+def visible_users(user: Any) -> QuerySet[User]:
+    """Everyone for admins; otherwise the people whose work the user may see."""
+    if user.is_admin:
+        return User.objects.all()
+    if user.is_manager:
+        return User.objects.filter(Q(team__manager=user) | Q(pk=user.pk)).distinct()
+    if user.team_id:
+        return User.objects.filter(Q(team_id=user.team_id) | Q(pk=user.pk))
+    return User.objects.filter(pk=user.pk)
+
+
+class UserList(APIView):
+    @extend_schema(responses={200: s.UserSerializer(many=True), **READ_PROBLEMS})
+    def get(self, request: Request) -> Response:
+        return _page(self, request, visible_users(request.user), s.UserSerializer)
+
+
+class UserDetail(APIView):
+    @extend_schema(responses={200: s.UserSerializer, **READ_PROBLEMS})
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(s.UserSerializer(get_or_404(visible_users(request.user), pk)).data)
+
+
+class TeamList(APIView):
+    @extend_schema(responses={200: s.TeamSerializer(many=True), **READ_PROBLEMS})
+    def get(self, request: Request) -> Response:
+        return Response(s.TeamSerializer(Team.objects.order_by("name"), many=True).data)
