@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
+from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularJSONAPIView
 
 from api.views import deals, pages, records, reports
+from api.views.base import UnknownPath
 
 app_name = "api"
 
@@ -33,4 +35,5 @@ urlpatterns = [
     path("teams/", records.TeamList.as_view(), name="teams"),
     path("forecast/", reports.ForecastView.as_view(), name="forecast"),
     path("dashboard/", reports.DashboardView.as_view(), name="dashboard"),
+    re_path(r"^", extend_schema(exclude=True)(UnknownPath).as_view(), name="unknown"),
 ]

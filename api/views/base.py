@@ -6,10 +6,12 @@ import re
 from typing import Any
 
 from django.db.models import Model, QuerySet
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
-from rest_framework import exceptions, status
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
+from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
+from rest_framework.views import APIView
 
 from api.serializers import ProblemSerializer
 
@@ -42,6 +44,8 @@ def etag(version: int) -> dict[str, str]:
 
 def get_or_404[T: Model](rows: QuerySet[T], pk: Any) -> T:
     """One row among `rows` (already narrowed to what the user may see), else 404."""
+    if not isinstance(pk, int) or not 0 < pk < 2**63:
+        raise exceptions.NotFound("Not found.")  # no id the database could not even hold
     found = rows.filter(pk=pk).first()
     if found is None:
         raise exceptions.NotFound("Not found.")
@@ -60,8 +64,24 @@ class Cursor(CursorPagination):
         )
 
 
-def problems(*codes: int) -> dict[int, OpenApiResponse]:
-    return {code: OpenApiResponse(ProblemSerializer) for code in codes}
+def paged(serializer: type[Serializer]) -> Serializer:
+    """The schema of a cursor page of `serializer` rows."""
+    name = serializer.__name__.removesuffix("Serializer")
+    return inline_serializer(
+        name=f"{name}Page",
+        fields={
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": serializer(many=True),
+        },
+    )
+
+
+def problems(*codes: int) -> dict[tuple[int, str], OpenApiResponse]:
+    """Schema entries for refusals: RFC 9457 problem details, as application/problem+json."""
+    return {
+        (code, "application/problem+json"): OpenApiResponse(ProblemSerializer) for code in codes
+    }
 
 
 IF_MATCH = OpenApiParameter(
@@ -78,3 +98,17 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     required=False,
     description="Retry-safe POST: the same key and body within 24 h answer the same.",
 )
+
+PAGE_PARAMETERS = [
+    OpenApiParameter("cursor", str, description="From a page's `next` or `previous` link"),
+    OpenApiParameter("page_size", int, description="1-200 rows, 50 by default"),
+]
+
+
+class UnknownPath(APIView):
+    """Any other path under /api/v1/: a problem+json 404, like the API's other refusals."""
+
+    def get(self, request: Any, *args: Any, **kwargs: Any) -> Response:
+        raise exceptions.NotFound("No such API endpoint.")
+
+    post = put = patch = delete = get

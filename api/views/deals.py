@@ -16,10 +16,12 @@ from api.idempotency import idempotent
 from api.views.base import (
     IDEMPOTENCY_KEY,
     IF_MATCH,
+    PAGE_PARAMETERS,
     Cursor,
     etag,
     expected_version,
     get_or_404,
+    paged,
     problems,
 )
 from deals import services
@@ -77,8 +79,9 @@ FILTER_PARAMETERS = [
 
 class DealList(APIView):
     @extend_schema(
-        parameters=FILTER_PARAMETERS,
-        responses={200: s.DealSerializer(many=True), **problems(400, 401, 429)},
+        operation_id="deals_list",
+        parameters=[*FILTER_PARAMETERS, *PAGE_PARAMETERS],
+        responses={200: paged(s.DealSerializer), **problems(400, 401, 404, 429)},
     )
     def get(self, request: Request) -> Response:
         query = s.DealFilters(data=request.query_params.dict())

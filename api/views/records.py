@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from accounts.models import Team, User
 from api import serializers as s
 from api.idempotency import idempotent
-from api.views.base import IDEMPOTENCY_KEY, Cursor, get_or_404, problems
+from api.views.base import IDEMPOTENCY_KEY, PAGE_PARAMETERS, Cursor, get_or_404, paged, problems
 from contacts.models import Organization, Person
 from deals import activities
 from deals.models import Activity, Deal
@@ -37,7 +37,11 @@ def visible_activities(user: Any) -> QuerySet[Activity]:
 
 
 class ActivityList(APIView):
-    @extend_schema(responses={200: s.ActivitySerializer(many=True), **READ_PROBLEMS})
+    @extend_schema(
+        operation_id="activities_list",
+        parameters=PAGE_PARAMETERS,
+        responses={200: paged(s.ActivitySerializer), **READ_PROBLEMS},
+    )
     def get(self, request: Request) -> Response:
         return _page(self, request, visible_activities(request.user), s.ActivitySerializer)
 
@@ -111,7 +115,11 @@ def _may_change_activity(user: Any, activity: Activity) -> None:
 
 
 class OrganizationList(APIView):
-    @extend_schema(responses={200: s.OrganizationSerializer(many=True), **READ_PROBLEMS})
+    @extend_schema(
+        operation_id="organizations_list",
+        parameters=PAGE_PARAMETERS,
+        responses={200: paged(s.OrganizationSerializer), **READ_PROBLEMS},
+    )
     def get(self, request: Request) -> Response:
         rows = Organization.objects.visible_to(request.user)
         return _page(self, request, rows, s.OrganizationSerializer)
@@ -125,7 +133,11 @@ class OrganizationDetail(APIView):
 
 
 class PersonList(APIView):
-    @extend_schema(responses={200: s.PersonSerializer(many=True), **READ_PROBLEMS})
+    @extend_schema(
+        operation_id="people_list",
+        parameters=PAGE_PARAMETERS,
+        responses={200: paged(s.PersonSerializer), **READ_PROBLEMS},
+    )
     def get(self, request: Request) -> Response:
         return _page(self, request, Person.objects.visible_to(request.user), s.PersonSerializer)
 
@@ -138,7 +150,10 @@ class PersonDetail(APIView):
 
 
 class PipelineList(APIView):
-    @extend_schema(responses={200: s.PipelineSerializer(many=True), **READ_PROBLEMS})
+    @extend_schema(
+        operation_id="pipelines_list",
+        responses={200: s.PipelineSerializer(many=True), **READ_PROBLEMS},
+    )
     def get(self, request: Request) -> Response:
         rows = Pipeline.objects.order_by("position", "id")
         return Response(s.PipelineSerializer(rows, many=True).data)
@@ -165,7 +180,9 @@ def _settings(data: dict[str, Any], stage: Stage | None = None) -> stage_service
 
 
 class StageList(APIView):
-    @extend_schema(responses={200: s.StageSerializer(many=True), **READ_PROBLEMS})
+    @extend_schema(
+        operation_id="stages_list", responses={200: s.StageSerializer(many=True), **READ_PROBLEMS}
+    )
     def get(self, request: Request) -> Response:
         rows = Stage.objects.order_by("pipeline_id", "position", "id")
         return Response(s.StageSerializer(rows, many=True).data)
@@ -216,7 +233,11 @@ def visible_users(user: Any) -> QuerySet[User]:
 
 
 class UserList(APIView):
-    @extend_schema(responses={200: s.UserSerializer(many=True), **READ_PROBLEMS})
+    @extend_schema(
+        operation_id="users_list",
+        parameters=PAGE_PARAMETERS,
+        responses={200: paged(s.UserSerializer), **READ_PROBLEMS},
+    )
     def get(self, request: Request) -> Response:
         return _page(self, request, visible_users(request.user), s.UserSerializer)
 
@@ -228,6 +249,8 @@ class UserDetail(APIView):
 
 
 class TeamList(APIView):
-    @extend_schema(responses={200: s.TeamSerializer(many=True), **READ_PROBLEMS})
+    @extend_schema(
+        operation_id="teams_list", responses={200: s.TeamSerializer(many=True), **READ_PROBLEMS}
+    )
     def get(self, request: Request) -> Response:
         return Response(s.TeamSerializer(Team.objects.order_by("name"), many=True).data)
