@@ -1,8 +1,9 @@
 """Every refusal of the API as RFC 9457 problem+json, from one exception handler.
 
-Domain errors carry their HTTP status (404 not visible, 403 not allowed, 409 stale,
-422 rule failed, 400 bad input, 429 too many requests); a refused move lists each
-missing item with its criterion id and machine-readable kind.
+Domain errors are answered through `common.errors.describe`, the one mapping every door
+shares (404 not visible, 403 not allowed, 409 stale, 422 rule failed, 400 bad input,
+429 too many requests); a refused move lists each missing item with its criterion id
+and machine-readable kind.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from common.errors import DomainError, RuleFailed, describe
 from contacts.services import ContactError
-from deals.services import DealError, GateBlocked
 from stages.services.base import ConfigError
 
 CONTENT_TYPE = "application/problem+json"
-DOMAIN_ERRORS = (DealError, ContactError, ConfigError)
+# Contacts and configuration still raise their own families (same status/message shape).
+OTHER_DOMAIN_ERRORS = (ContactError, ConfigError)
 
 TITLES = {
     400: "Bad request",
@@ -57,15 +59,20 @@ def problem(
 
 
 def failure_items(failures: list[Any]) -> list[dict[str, Any]]:
+    """Each missing item: criterion id (None for built-in rules), machine-readable kind."""
     return [
         {
-            "criterion_id": f.criterion_id,
-            "kind": f.kind,
-            "message": f.message,
-            "fix": f.fix,
+            "criterion_id": getattr(f, "criterion_id", None),
+            "kind": getattr(f, "kind", "rule"),
+            "message": getattr(f, "message", str(f)),
+            "fix": getattr(f, "fix", ""),
         }
         for f in failures
     ]
+
+
+def _kebab(name: str) -> str:
+    return "".join(f"-{c.lower()}" if c.isupper() else c for c in name).lstrip("-")
 
 
 def _flatten(errors: Any, path: str = "") -> list[dict[str, str]]:
@@ -82,21 +89,19 @@ def _flatten(errors: Any, path: str = "") -> list[dict[str, str]]:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if isinstance(exc, GateBlocked):
+    if isinstance(exc, DomainError):
+        refusal = describe(exc)
+        extra = dict(refusal.details)
+        kind = _kebab(type(exc).__name__)
+        if isinstance(exc, RuleFailed):
+            extra["failures"] = failure_items(exc.failures)
+            request = context.get("request")
+            extra["override_allowed"] = bool(request and request.user.can_override_gate)
         return problem(
-            422,
-            exc.message,
-            kind="gate-blocked",
-            failures=failure_items(exc.failures),
-            override_allowed=bool(getattr(context.get("request"), "user", None))
-            and context["request"].user.can_override_gate,
+            refusal.status, refusal.message, kind=kind, headers=refusal.headers, **extra
         )
-    if isinstance(exc, DOMAIN_ERRORS):
-        extra = {}
-        current = getattr(exc, "deal", None)
-        if exc.status == 409 and current is not None:
-            extra["current_version"] = current.version
-        return problem(exc.status, exc.message, kind=type(exc).__name__.lower(), **extra)
+    if isinstance(exc, OTHER_DOMAIN_ERRORS):
+        return problem(exc.status, exc.message, kind=_kebab(type(exc).__name__))
     if isinstance(exc, Http404):
         return problem(404, "Not found.", kind="not-found")
     if isinstance(exc, RequestDataTooBig):

@@ -16,7 +16,7 @@ from django.utils import timezone
 from accounts import audit
 from accounts.models import AuditKind
 from api.models import ApiToken, TokenScope
-from deals.services import DealError, NotFound
+from common.errors import BadInput, NotVisible
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -42,13 +42,13 @@ def create_token(
     """Issue a token for `by` itself: 256 bits of secret, stored only as SHA-256."""
     name = name.strip()
     if not name or len(name) > 100:
-        raise DealError("Give the token a name of at most 100 characters.")
+        raise BadInput("Give the token a name of at most 100 characters.")
     if scope not in TokenScope.values:
-        raise DealError("Unknown token scope.")
+        raise BadInput("Unknown token scope.")
     if expires_at is not None and expires_at <= timezone.now():
-        raise DealError("The expiry must be in the future.")
+        raise BadInput("The expiry must be in the future.")
     if ApiToken.objects.usable().filter(user=by).count() >= MAX_TOKENS_PER_USER:
-        raise DealError("Too many active tokens; revoke one first.")
+        raise BadInput("Too many active tokens; revoke one first.")
     prefix = secrets.token_hex(6)
     text = f"{settings.API_TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     with transaction.atomic():
@@ -70,7 +70,7 @@ def revoke_token(token_id: int, *, by: User) -> ApiToken:
     with transaction.atomic():
         token = tokens.select_for_update().filter(pk=token_id).first()
         if token is None:
-            raise NotFound("Token not found.")
+            raise NotVisible("Token not found.")
         if token.revoked_at is None:
             token.revoked_at = timezone.now()
             token.revoked_by = by

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from api import tokens
 from api.models import ApiToken, TokenScope
-from deals.services import DealError
+from common.errors import DomainError
 
 # The vendored Swagger UI (static/vendor/swagger-ui/VERSION says which).
 SWAGGER_UI_VERSION = "5.35.0"
@@ -71,7 +71,7 @@ def create_token(request: HttpRequest) -> HttpResponse:
             scope=form.cleaned_data["scope"],
             expires_at=expires_at,
         )
-    except DealError as error:
+    except DomainError as error:
         form.add_error(None, error.message)
         return _page(request, form, status=400)
     return _page(request, TokenForm(), secret=new.secret, status=201)
@@ -82,7 +82,7 @@ def create_token(request: HttpRequest) -> HttpResponse:
 def revoke_token(request: HttpRequest, token_id: int) -> HttpResponse:
     try:
         token = tokens.revoke_token(token_id, by=request.user)
-    except DealError as error:
+    except DomainError as error:
         return HttpResponse(error.message, status=error.status, content_type="text/plain")
     messages.success(request, f"Token “{token.name}” revoked.")
     return redirect("api_tokens")

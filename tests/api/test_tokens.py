@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from api import tokens
 from api.models import ApiToken, TokenScope
-from deals.services import NotFound
+from common.errors import NotVisible
 
 pytestmark = pytest.mark.django_db
 
@@ -82,7 +82,7 @@ def test_read_only_token_cannot_write(rep, stages, api_for):
 
 def test_rep_cannot_revoke_someone_elses_token(rep, teammate):
     new = tokens.create_token(by=teammate, name="mine", scope=TokenScope.READ)
-    with pytest.raises(NotFound):
+    with pytest.raises(NotVisible):
         tokens.revoke_token(new.token.pk, by=rep)
     assert ApiToken.objects.get(pk=new.token.pk).revoked_at is None
 
