@@ -6,7 +6,7 @@ from django.urls import path, re_path
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularJSONAPIView
 
-from api.views import deals, pages, records, reports
+from api.views import deals, pages, records, reports, webhooks
 from api.views.base import UnknownPath
 
 app_name = "api"
@@ -35,5 +35,22 @@ urlpatterns = [
     path("teams/", records.TeamList.as_view(), name="teams"),
     path("forecast/", reports.ForecastView.as_view(), name="forecast"),
     path("dashboard/", reports.DashboardView.as_view(), name="dashboard"),
+    path("webhooks/", webhooks.EndpointList.as_view(), name="webhooks"),
+    path("webhooks/<int:pk>/", webhooks.EndpointDetail.as_view(), name="webhook"),
+    path(
+        "webhooks/<int:pk>/rotate-secret/",
+        webhooks.EndpointRotate.as_view(),
+        name="webhook_rotate",
+    ),
+    path(
+        "webhooks/<int:pk>/deliveries/",
+        webhooks.EndpointDeliveries.as_view(),
+        name="webhook_deliveries",
+    ),
+    path(
+        "webhooks/deliveries/<int:pk>/redeliver/",
+        webhooks.Redeliver.as_view(),
+        name="webhook_redeliver",
+    ),
     re_path(r"^", extend_schema(exclude=True)(UnknownPath).as_view(), name="unknown"),
 ]

@@ -310,6 +310,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Completed stays for the dashboard's history panels (exact either way; this keeps
     # them fast: only stays newer than the last run are computed per request).
     "refresh-stage-stays": {"task": "reports.refresh_stage_stays", "schedule": 60.0},
+    "webhooks-retry-due": {"task": "webhooks.retry_due", "schedule": 60.0},
     "snapshot-forecasts": {
         "task": "reports.snapshot_forecasts",
         "schedule": crontab(hour=3, minute=0, day_of_week="mon"),
@@ -399,4 +400,5 @@ IDEMPOTENCY_WINDOW = timedelta(hours=24)
 # Only tests turn this on, to reach a receiver on 127.0.0.1.
 WEBHOOKS_ALLOW_LOOPBACK = env_bool("WEBHOOKS_ALLOW_LOOPBACK", False)
 WEBHOOKS_TIMEOUT_SECONDS = env_int("WEBHOOKS_TIMEOUT_SECONDS", 10)
-WEBHOOKS_DISABLE_AFTER_FAILURES = env_int("WEBHOOKS_DISABLE_AFTER_FAILURES", 50)
+WEBHOOKS_DISABLE_AFTER_FAILURES = env_int("WEBHOOKS_DISABLE_AFTER_FAILURES", 20)
+WEBHOOKS_DISABLE_AFTER_HOURS = env_int("WEBHOOKS_DISABLE_AFTER_HOURS", 72)
