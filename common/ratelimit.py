@@ -74,6 +74,14 @@ def _count(key: str, window: int, window_index: int) -> int:
     return _local.incr(key, window_index)
 
 
+def hits(key: str, window: int) -> tuple[int, int]:
+    """(this request's number, seconds until the window ends) for `key`'s current window."""
+    now = time.time()
+    window_index = int(now // window)
+    number = _count(f"{key}:{window_index}", window, window_index)
+    return number, max(1, int(window - now % window))
+
+
 def rate_limited(
     action: str,
 ) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:

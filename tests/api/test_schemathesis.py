@@ -9,6 +9,8 @@ that "valid data is accepted" is not asked; every other default check is.
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
@@ -41,7 +43,17 @@ def keep_test_connection():
 
 
 @pytest.fixture
-def admin_token(admin_user, stages, rep, keep_test_connection):
+def no_dns(monkeypatch):
+    """Generated webhook addresses must not reach the network: every name fails to resolve."""
+
+    def unresolvable(*args, **kwargs):
+        raise socket.gaierror("no DNS in tests")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unresolvable)
+
+
+@pytest.fixture
+def admin_token(admin_user, stages, rep, keep_test_connection, no_dns):
     deal = DealFactory(owner=rep, stage=stages["lead"])
     ActivityFactory(deal=deal, owner=rep)
     return tokens.create_token(by=admin_user, name="fuzz", scope=TokenScope.READ_WRITE).secret
