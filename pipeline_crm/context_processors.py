@@ -17,6 +17,7 @@ NAV = [
     ("import_start", "Import", "staff"),
     ("accounts:audit", "Audit", "admin"),
     ("api_tokens", "API tokens", "all"),
+    ("api_webhooks", "Webhooks", "staff"),
 ]
 
 HEADER_INCLUDES = ["deals/_search_box.html", "deals/_bell.html"]

@@ -90,6 +90,8 @@ def fill(route: str, world: Any) -> str:
         "outcome": "won",
         "panel": "pipeline",
         "token_id": 1,
+        "endpoint_id": 1,
+        "delivery_id": 1,
     }
     if route.startswith("contacts/organizations/"):
         ids["pk"] = world.organizations["rep"].pk
