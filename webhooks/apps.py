@@ -6,4 +6,6 @@ class WebhooksConfig(AppConfig):
     verbose_name = "Webhooks"
 
     def ready(self) -> None:
-        from webhooks import tasks  # noqa: F401 - registers the tasks in every process
+        # Tasks in every process (the outbox looks them up by name); the consumer joins
+        # the event log's registry.
+        from webhooks import consumers, tasks  # noqa: F401
