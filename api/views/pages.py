@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -61,9 +63,7 @@ def create_token(request: HttpRequest) -> HttpResponse:
     expires_on = form.cleaned_data["expires_on"]
     expires_at = None
     if expires_on is not None:
-        expires_at = timezone.make_aware(
-            timezone.datetime.combine(expires_on, timezone.datetime.min.time())
-        )
+        expires_at = timezone.make_aware(datetime.combine(expires_on, time.min))
     try:
         new = tokens.create_token(
             by=request.user,
