@@ -117,7 +117,16 @@ def measure_size(
     from django.test import Client
 
     from accounts.models import User
-    from bench import b0_floors, b1_board, b2_move, b3_concurrent, b4_jobs, b5_dashboard, datagen
+    from bench import (
+        b0_floors,
+        b1_board,
+        b2_move,
+        b3_concurrent,
+        b4_jobs,
+        b5_dashboard,
+        b6_api,
+        datagen,
+    )
 
     raw, url = ctx["raw"], ctx["url"]
     log(f"\n== {size:,} deals (load average {os.getloadavg()[0]:.1f}) ==")
@@ -171,6 +180,11 @@ def measure_size(
         run.out["b2"] = b2_move.measure(rep, data, runs=profile.move_runs, floor_p50_ms=floor)
 
     run.step("B2 move", move)
+
+    def api() -> None:
+        run.out["b6"] = b6_api.measure(rep, data, runs=profile.move_runs)
+
+    run.step("B6 API", api)
 
     def concurrent() -> None:
         with b3_concurrent.Server(workers=args.workers) as server:

@@ -21,6 +21,8 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 # move limit (240 a minute) would cap B3 at 4 moves/s per rep and answer 429s, measuring
 # the limiter instead of the move.
 os.environ.setdefault("RATE_LIMIT_MOVES_PER_MINUTE", "1000000")
+# Likewise B6 calls the API faster than a token's limit allows.
+os.environ.setdefault("RATE_LIMIT_API_PER_MINUTE", "1000000")
 
 from pipeline_crm.settings import *  # noqa: F403
 from pipeline_crm.settings import LOGGING, STORAGES

@@ -11,7 +11,7 @@ from django.db import connection
 from django.test import Client
 
 from accounts.models import User
-from bench import b1_board, b2_move, datagen, integrity
+from bench import b1_board, b2_move, b6_api, datagen, integrity
 from deals.models import Deal, StageChange
 from stages.models import StageKind
 
@@ -80,3 +80,11 @@ def test_moves_driven_by_the_bench_pass_the_integrity_check(data):
     assert statuses == [200, 200, 200]
     assert set(integrity.moves_errors(before, after, driver.moves).values()) == {0}
     assert set(integrity.global_errors().values()) == {0}
+
+
+def test_api_measurement_lists_and_moves(data, settings):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "api": (1_000_000, 60)}
+    rep = User.objects.get(pk=data.rep_ids[0])
+    result = b6_api.measure(rep, data, runs=3)
+    assert result["move"]["not_200"] == 0
+    assert result["list_100"]["statements"] > 0 and result["move"]["statements"] > 0
