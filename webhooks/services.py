@@ -204,6 +204,8 @@ def fan_out(events: Iterable[EventLike]) -> list[int]:
         if may_subscribe(endpoint.owner)
         and any(fnmatch.fnmatchcase(event.name, p) for p in endpoint.events)
     ]
+    if not rows:
+        return []
     Delivery.objects.bulk_create(rows, ignore_conflicts=True)
     ids = list(
         Delivery.objects.filter(
