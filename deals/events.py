@@ -52,6 +52,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Model
 from django.utils import timezone
 
+from deals import live
 from deals.models import Event, EventReceipt, EventSource
 
 if TYPE_CHECKING:
@@ -118,6 +119,8 @@ def publish(*events: Event) -> list[Event]:
     Event.objects.bulk_create(events)
     ids = [str(e.pk) for e in events]
     transaction.on_commit(lambda: dispatch(ids), robust=True)
+    # Open boards hear of it at once, not after a worker's pickup (ids only, see live.py).
+    live.announce_after_commit(events)
     return list(events)
 
 

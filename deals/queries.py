@@ -330,3 +330,12 @@ def next_step(deal: Deal, stages: list[Stage]) -> NextStep:
     stage = later[0]
     failing = {f.criterion_id for f in gate.evaluate(deal, stage)}
     return NextStep(stage, [(c.requirement, c.pk not in failing) for c in stage.criteria.all()])
+
+
+def live_card(user: User, filters: BoardFilters, deal_id: int, pipeline_id: int) -> Deal | None:
+    """The card the board of `pipeline_id` (under `filters`) shows for `deal_id`, or None
+    when it shows none: not visible to `user`, closed, elsewhere, or filtered out."""
+    cards = card_queryset(user, filters).filter(
+        pk=deal_id, pipeline_id=pipeline_id, stage__kind=StageKind.OPEN
+    )
+    return cards.first()

@@ -5,6 +5,7 @@ from django.urls import path
 from deals.views import board as board_views
 from deals.views import deal as deal_views
 from deals.views import export as export_views
+from deals.views import live as live_views
 from deals.views import notifications as notification_views
 from deals.views import search as search_views
 from deals.views import snooze as snooze_views
@@ -51,6 +52,10 @@ urlpatterns = [
     ),
     # Global search (header box and results page).
     path("search/", search_views.search, name="search"),
+    # The live board: its event stream, and what a page fetches when told of a change.
+    path("live/stream/", live_views.stream, name="live_stream"),
+    path("live/heads/", live_views.heads, name="live_heads"),
+    path("deals/<int:pk>/card/", live_views.card, name="live_card"),
     # The board's CSV export.
     path("board/export.csv", export_views.board_export, name="board_export"),
 ]

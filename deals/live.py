@@ -1,0 +1,347 @@
+"""The live board's fan-out: who changed which deal, told to every open board and deal page.
+
+An announcement carries ids and a version only (`Announcement`): the deal, its new
+version, the event's name and the actor's id. Browsers fetch the card itself through the
+ordinary views, so nobody learns anything about a deal they may not see beyond its id.
+
+Announcing happens after commit: `events.publish` hands every event of the log to
+`announce_after_commit`, so the board hears every source (a user, the API, an automation,
+an import, a job) from whatever process did the write. Listening is one `Hub` per process, shared by
+every open stream; no thread or worker is held per connection under ASGI.
+
+Two backends:
+
+- in-process (the zero-setup default, no REDIS_URL): announcements go straight to the
+  hub; the last REPLAY_SIZE are kept for reconnecting streams. Only streams of the same
+  process hear them, which is all `make run` has.
+- Redis (REDIS_URL set): announcements are appended to a capped Redis stream (XADD,
+  MAXLEN ~REPLAY_SIZE), which is both the fan-out across web processes and the replay
+  buffer; one reader thread per process (XREAD BLOCK) feeds the hub.
+
+Event ids are what a reconnecting EventSource sends back as Last-Event-ID. An id the
+buffer no longer reaches (too old, another process's boot, Redis flushed) answers "resync":
+the page refreshes its columns instead of missing changes silently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import transaction
+
+if TYPE_CHECKING:
+    from deals.models import Event
+
+log = logging.getLogger(__name__)
+
+REPLAY_SIZE = 1000
+# More deals than this changed in one action (an import, a bulk job): one announcement.
+BULK_LIMIT = 50
+BULK = "deals.bulk"
+STREAM_KEY = "live:deals"
+RESYNC = "resync"
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """What browsers are told: ids and a version, never a deal's fields."""
+
+    deal: int
+    version: int
+    event: str
+    by: int | None
+
+    def data(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Message:
+    """One line of the stream: an id to resume from and the announcement's JSON, or a
+    resync (empty data) when the stream cannot replay what a client missed."""
+
+    id: str
+    data: str
+    kind: str = "deal"
+
+
+Deliver = Callable[[Message], None]
+
+
+class Hub:
+    """The process's listeners; `broadcast` may be called from any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._listeners: set[Deliver] = set()
+        # False while the backend cannot deliver (Redis down): pages poll meanwhile.
+        self.healthy = True
+
+    def add(self, deliver: Deliver) -> None:
+        with self._lock:
+            self._listeners.add(deliver)
+
+    def discard(self, deliver: Deliver) -> None:
+        with self._lock:
+            self._listeners.discard(deliver)
+
+    def __len__(self) -> int:
+        return len(self._listeners)
+
+    def broadcast(self, message: Message) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for deliver in listeners:
+            try:
+                deliver(message)
+            except Exception:  # one closed listener must not starve the others
+                log.debug("live: a listener failed", exc_info=True)
+
+
+class LocalBackend:
+    """The zero-setup default: one process, its own counter and replay buffer."""
+
+    def __init__(self, hub: Hub, size: int = REPLAY_SIZE) -> None:
+        self.hub = hub
+        # Ids of a previous boot are unknown here: a client holding one resyncs.
+        self.boot = uuid.uuid4().hex[:8]
+        self._lock = threading.Lock()
+        self._count = 0
+        self._recent: deque[Message] = deque(maxlen=size)
+
+    def publish(self, announcement: Announcement) -> None:
+        with self._lock:
+            self._count += 1
+            message = Message(f"{self.boot}-{self._count}", announcement.data())
+            self._recent.append(message)
+        self.hub.broadcast(message)
+
+    def start(self) -> None:
+        """Nothing to read: publishing broadcasts directly."""
+
+    def after(self, last_id: str) -> list[Message] | None:
+        """The messages after `last_id`, or None when they cannot all be replayed."""
+        boot, _, number = last_id.partition("-")
+        if boot != self.boot or not number.isdigit():
+            return None
+        seen = int(number)
+        with self._lock:
+            recent = list(self._recent)
+            count = self._count
+        if seen > count:
+            return None
+        missed = [m for m in recent if _number(m.id) > seen]
+        if len(missed) < count - seen:
+            return None  # some fell out of the buffer
+        return missed
+
+    def newer(self, message: Message, than: str) -> bool:
+        return _number(message.id) > _number(than)
+
+
+def _number(message_id: str) -> int:
+    return int(message_id.rpartition("-")[2])
+
+
+def _stream_id(message_id: str) -> tuple[int, int]:
+    ms, _, seq = message_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class RedisBackend:
+    """Several web processes: a capped Redis stream, read by one thread per process."""
+
+    def __init__(self, hub: Hub, url: str, size: int = REPLAY_SIZE) -> None:
+        import redis
+
+        self.hub = hub
+        self.size = size
+        # Short timeouts: announcing runs after a committed write and must not hang it.
+        self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self.reader = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=2)
+        self._started = False
+        self._start_lock = threading.Lock()
+
+    def publish(self, announcement: Announcement) -> None:
+        self.client.xadd(
+            STREAM_KEY, {"data": announcement.data()}, maxlen=self.size, approximate=True
+        )
+
+    def start(self) -> None:
+        with self._start_lock:
+            if self._started:
+                return
+            self._started = True
+        threading.Thread(target=self._read, name="live-reader", daemon=True).start()
+
+    def _read(self) -> None:
+        last = "$"
+        while True:
+            try:
+                if last == "$":
+                    # Start from the stream's end, but remember where that is so a
+                    # reconnect after an outage picks up what was added meanwhile.
+                    newest = self.reader.xrevrange(STREAM_KEY, count=1)
+                    last = newest[0][0].decode() if newest else "0-0"
+                replies = self.reader.xread({STREAM_KEY: last}, block=5000, count=500)
+                self.hub.healthy = True
+                for _key, entries in replies or []:
+                    for entry_id, fields in entries:
+                        last = entry_id.decode()
+                        self.hub.broadcast(Message(last, fields[b"data"].decode()))
+            except Exception:
+                if self.hub.healthy:
+                    log.warning("live: Redis unreachable, pages fall back to polling")
+                self.hub.healthy = False
+                time.sleep(1)
+
+    def after(self, last_id: str) -> list[Message] | None:
+        try:
+            seen = _stream_id(last_id)
+        except ValueError:
+            return None
+        oldest = self.client.xrange(STREAM_KEY, count=1)
+        if not oldest or _stream_id(oldest[0][0].decode()) > seen:
+            # Trimmed past the client's position (or the stream is gone).
+            return None
+        entries = self.client.xrange(STREAM_KEY, min=f"({last_id}", max="+")
+        return [Message(i.decode(), f[b"data"].decode()) for i, f in entries]
+
+    def newer(self, message: Message, than: str) -> bool:
+        return _stream_id(message.id) > _stream_id(than)
+
+
+hub = Hub()
+_backend: LocalBackend | RedisBackend | None = None
+_backend_lock = threading.Lock()
+
+
+def backend() -> LocalBackend | RedisBackend:
+    global _backend
+    with _backend_lock:
+        if _backend is None:
+            url = settings.REDIS_URL
+            _backend = RedisBackend(hub, url) if url else LocalBackend(hub)
+        return _backend
+
+
+def reset(new: LocalBackend | RedisBackend | None = None) -> None:
+    """Use `new` (tests), or pick again from settings on next use."""
+    global _backend
+    with _backend_lock:
+        _backend = new
+
+
+def announce(deal_id: int, version: int, event: str, *, by_id: int | None) -> None:
+    """Tell every open page that `deal_id` changed. Never raises: the write it reports has
+    committed already, and pages that missed it catch up by polling or resync."""
+    try:
+        backend().publish(Announcement(deal_id, version, event, by_id))
+    except Exception:
+        log.warning("live: announcement of deal %s lost", deal_id, exc_info=True)
+
+
+def announce_after_commit(events: Sequence[Event]) -> None:
+    """After the current transaction commits, announce each deal the events are about,
+    once per deal (a move's deal.moved and deal.won are one change to a board), at the
+    deal's version then. A batch too large to be worth a card each (an import) is one
+    announcement about deal 0, on which pages refresh their columns instead."""
+    changed: dict[int, Event] = {}
+    for event in events:
+        if event.deal_id is not None:
+            changed.setdefault(event.deal_id, event)
+    if changed:
+        transaction.on_commit(lambda: _announce_changes(changed), robust=True)
+
+
+def _announce_changes(changed: dict[int, Event]) -> None:
+    if len(changed) > BULK_LIMIT:
+        first = next(iter(changed.values()))
+        announce(0, 0, BULK, by_id=first.actor_id)
+        return
+    from deals.models import Deal
+
+    versions = dict(Deal.objects.filter(pk__in=list(changed)).values_list("pk", "version"))
+    for deal_id, event in changed.items():
+        # A deleted deal has no version: 0, and every page that shows it asks and drops it.
+        announce(deal_id, versions.get(deal_id, 0), event.name, by_id=event.actor_id)
+
+
+@dataclass
+class Subscription:
+    """One open stream's view of the hub: messages since `last_id`, then live ones.
+
+    Registered before the replay is read, so nothing published in between is lost;
+    live messages the replay already covered are skipped.
+    """
+
+    last_id: str = ""
+
+    def __post_init__(self) -> None:
+        self.queue: queue.SimpleQueue[Message] = queue.SimpleQueue()
+        self._wake: Callable[[], None] | None = None
+
+    def deliver(self, message: Message) -> None:
+        self.queue.put(message)
+        if self._wake is not None:
+            self._wake()
+
+    def open(self, wake: Callable[[], None] | None = None) -> list[Message]:
+        """Start listening; the replay (or a resync) for a reconnecting client."""
+        self._wake = wake
+        source = backend()
+        source.start()
+        hub.add(self.deliver)
+        if not self.last_id:
+            return []
+        try:
+            missed = source.after(self.last_id)
+        except Exception:
+            missed = None
+        if missed is None:
+            self.last_id = ""  # from elsewhere: every live message from here on is new
+            return [Message("", "", RESYNC)]
+        if missed:
+            self.last_id = missed[-1].id
+        return missed
+
+    def pending(self) -> list[Message]:
+        """Live messages received since the last call, without the replayed ones."""
+        messages = []
+        while True:
+            try:
+                message = self.queue.get_nowait()
+            except queue.Empty:
+                return messages
+            if self.last_id and not _newer(message, self.last_id):
+                continue
+            self.last_id = message.id
+            messages.append(message)
+
+    def close(self) -> None:
+        hub.discard(self.deliver)
+        self._wake = None
+
+
+def _newer(message: Message, than: str) -> bool:
+    with contextlib.suppress(ValueError, IndexError):
+        return backend().newer(message, than)
+    return True
+
+
+def frame(message: Message) -> str:
+    """The message as an SSE frame."""
+    if message.kind == RESYNC:
+        return "event: resync\ndata: {}\n\n"
+    return f"id: {message.id}\nevent: {message.kind}\ndata: {message.data}\n\n"

@@ -1,0 +1,119 @@
+"""The live board's endpoints: the event stream, and the card and column heads a page
+fetches when told that a deal changed (through the same policy as any other request)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+
+from django.contrib.auth.decorators import login_required
+from django.core.handlers.asgi import ASGIRequest
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.views.decorators.http import require_GET
+
+from accounts.models import User
+from deals import live, queries
+from deals.views.board import _card_context, _filters, _int, _prepare_cards
+
+# Proxies drop connections silent for a minute or so; a comment line keeps them open.
+HEARTBEAT_SECONDS = 15
+# How soon a browser reconnects after the stream ends (EventSource's own retry).
+RETRY_MS = 2000
+
+
+@login_required
+@require_GET
+async def stream(request: HttpRequest) -> StreamingHttpResponse:
+    """Server-Sent Events: `deal` events (ids and a version only) for every change, and
+    `resync` when a reconnecting client missed more than the replay buffer holds.
+
+    Under ASGI an open stream is a suspended coroutine, no thread. Under runserver
+    (WSGI, the zero-setup default) each open stream holds one of its threads instead.
+    """
+    last_id = request.headers.get("Last-Event-ID") or request.GET.get("last", "")
+    subscription = live.Subscription(last_id=last_id[:64])
+    body = (
+        _async_frames(subscription) if isinstance(request, ASGIRequest) else _frames(subscription)
+    )
+    response = StreamingHttpResponse(body, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # nginx: pass each event on as it comes
+    return response
+
+
+def _opening(replay: list[live.Message]) -> str:
+    return f"retry: {RETRY_MS}\n\n" + "".join(live.frame(m) for m in replay)
+
+
+def _status() -> str:
+    """While the backend cannot deliver, the page polls (and says so once per beat)."""
+    return ": ping\n\n" if live.hub.healthy else "event: degraded\ndata: {}\n\n"
+
+
+async def _async_frames(subscription: live.Subscription) -> AsyncIterator[str]:
+    loop = asyncio.get_running_loop()
+    woken = asyncio.Event()
+    replay = subscription.open(wake=lambda: loop.call_soon_threadsafe(woken.set))
+    try:
+        yield _opening(replay)
+        while True:
+            try:
+                await asyncio.wait_for(woken.wait(), HEARTBEAT_SECONDS)
+            except TimeoutError:
+                yield _status()
+                continue
+            woken.clear()
+            frames = "".join(live.frame(m) for m in subscription.pending())
+            if frames:
+                yield frames
+    finally:
+        subscription.close()
+
+
+def _frames(subscription: live.Subscription) -> Iterator[str]:
+    woken = threading.Event()
+    replay = subscription.open(wake=woken.set)
+    try:
+        yield _opening(replay)
+        while True:
+            if not woken.wait(HEARTBEAT_SECONDS):
+                yield _status()
+                continue
+            woken.clear()
+            frames = "".join(live.frame(m) for m in subscription.pending())
+            if frames:
+                yield frames
+    finally:
+        subscription.close()
+
+
+@login_required
+@require_GET
+def card(request: HttpRequest, pk: int) -> HttpResponse:
+    """Deal `pk`'s card as the board of ?pipeline= under the URL's filters shows it, ready
+    to take its place; 404 when that board shows no such card (unseen, closed, filtered
+    out), and the page removes it. ?by= names who changed it, when the viewer may see the
+    deal at all. Three queries: the card, its stalled flags, the actor."""
+    pipeline_id = _int(request.GET.get("pipeline"))
+    deal = queries.live_card(request.user, _filters(request), pk, pipeline_id or 0)
+    if deal is None:
+        raise Http404("No such card on this board.")
+    _prepare_cards(request, [deal])
+    actor = User.objects.filter(pk=_int(request.GET.get("by")) or 0).first()
+    context = {"deal": deal, "actor": actor, **_card_context()}
+    return TemplateResponse(request, "deals/live.html#card", context)
+
+
+@login_required
+@require_GET
+def heads(request: HttpRequest) -> HttpResponse:
+    """Every open column's count and totals on the board of ?pipeline=, under the URL's
+    filters, out of band: one query."""
+    pipeline = queries.board_pipeline(_int(request.GET.get("pipeline")))
+    if pipeline is None:
+        raise Http404("No such pipeline.")
+    stages = [s for s in pipeline.stages.all() if not s.is_archived]
+    columns = queries.column_heads(request.user, _filters(request), stages)
+    return TemplateResponse(request, "deals/live.html#heads", {"columns": columns})

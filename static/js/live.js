@@ -1,0 +1,184 @@
+// The live board: hears of every change to a deal (ids and a version only, over
+// Server-Sent Events) and fetches what changed through the ordinary views, so a page
+// shows only what its user may see. On the board: the card moves to its column (or
+// leaves the board), the columns' totals follow. On a deal page: the page refreshes.
+// Without the stream (Redis down, proxy trouble) the board polls its totals instead.
+(function () {
+  "use strict";
+
+  var POLL_MS = 10000;
+  var HIGHLIGHT_MS = 4000;
+  var source = null;
+  var pollTimer = null;
+  var headsTimer = null;
+  var lastHeads = "";
+
+  var VERBS = {
+    "deal.moved": "moved", "deal.created": "added", "deal.updated": "updated",
+    "deal.reassigned": "reassigned", "deal.won": "won", "deal.lost": "lost",
+  };
+
+  function boardParams(board) {
+    var params = new URLSearchParams(board.dataset.query || "");
+    if (!params.get("pipeline")) params.set("pipeline", board.dataset.pipeline);
+    return params;
+  }
+
+  function get(url) {
+    return fetch(url, { credentials: "same-origin", headers: { "HX-Request": "true" } });
+  }
+
+  function fragment(html) {
+    var holder = document.createElement("template");
+    holder.innerHTML = html;
+    return holder.content;
+  }
+
+  // --- the board ---------------------------------------------------------------------
+
+  function refreshHeads(board) {
+    return get("/live/heads/?" + boardParams(board)).then(function (response) {
+      if (!response.ok) return;
+      return response.text().then(function (html) {
+        lastHeads = html;
+        fragment(html).querySelectorAll("[id^='totals-']").forEach(function (fresh) {
+          var old = document.getElementById(fresh.id);
+          if (old) old.replaceWith(fresh);
+        });
+      });
+    });
+  }
+
+  // Several events in a burst (a bulk move) need the totals once.
+  function scheduleHeads(board) {
+    window.clearTimeout(headsTimer);
+    headsTimer = window.setTimeout(function () { refreshHeads(board); }, 150);
+  }
+
+  function highlight(card, text) {
+    card.classList.add("live-changed");
+    if (text) {
+      var note = document.createElement("p");
+      note.className = "live-note";
+      note.textContent = text;
+      card.appendChild(note);
+    }
+    window.setTimeout(function () {
+      card.classList.remove("live-changed");
+      card.querySelectorAll(".live-note").forEach(function (n) { n.remove(); });
+    }, HIGHLIGHT_MS);
+  }
+
+  function place(board, data, html) {
+    var wrapper = fragment(html).querySelector("template");
+    if (!wrapper) return;
+    var card = wrapper.content.querySelector(".card");
+    var list = document.querySelector("#column-" + wrapper.dataset.stage + " .cards");
+    var old = document.getElementById(card.id);
+    if (old && list && old.parentElement === list) {
+      old.replaceWith(card);
+    } else {
+      if (old) old.remove();
+      if (!list) return; // a column this board does not show
+      list.insertBefore(card, list.firstElementChild);
+    }
+    if (window.htmx) window.htmx.process(card);
+    var who = wrapper.dataset.by;
+    highlight(card, who ? (VERBS[data.event] || "changed") + " by " + who : "");
+  }
+
+  function onBoardEvent(board, data) {
+    // Many deals at once (an import): the columns as a reload would show them.
+    if (!data.deal) { resyncBoard(); return; }
+    var shown = document.getElementById("deal-" + data.deal);
+    // The card is newer than the event (a late one): nothing to fetch. An equal version
+    // is fetched all the same: activities change a card without changing its version.
+    if (shown && Number(shown.dataset.version) > data.version) return;
+    var params = boardParams(board);
+    if (data.by) params.set("by", data.by);
+    get("/deals/" + data.deal + "/card/?" + params).then(function (response) {
+      if (response.status === 404) {
+        var gone = document.getElementById("deal-" + data.deal);
+        if (gone) gone.remove();
+      } else if (response.ok) {
+        return response.text().then(function (html) { place(board, data, html); });
+      }
+    }).then(function () { scheduleHeads(board); });
+  }
+
+  // Missed more than the stream can replay: the columns as a reload would show them.
+  function resyncBoard() {
+    if (!window.htmx) { window.location.reload(); return; }
+    window.htmx.ajax("GET", window.location.pathname + window.location.search,
+      { target: "#board", select: "#board", swap: "outerHTML" });
+  }
+
+  // The cheap check while there is no stream: the totals (one grouped query); when they
+  // change, the columns are fetched again.
+  function poll(board) {
+    if (pollTimer) return;
+    pollTimer = window.setInterval(function () {
+      var before = lastHeads;
+      get("/live/heads/?" + boardParams(board)).then(function (response) {
+        return response.ok ? response.text() : before;
+      }).then(function (html) {
+        if (before && html !== before) resyncBoard();
+        lastHeads = html;
+      }).catch(function () { /* offline: try again next time */ });
+    }, POLL_MS);
+  }
+
+  function stopPolling() {
+    window.clearInterval(pollTimer);
+    pollTimer = null;
+  }
+
+  // --- a deal page ---------------------------------------------------------------------
+
+  function onDealEvent(data) {
+    var page = document.querySelector("[data-live-deal]"); // replaced by each refresh
+    if (!page || String(data.deal) !== page.dataset.liveDeal) return;
+    if (Number(page.dataset.version) > data.version) return;
+    // Someone typing here keeps their form; they see the change after saving (or a 409).
+    if (page.contains(document.activeElement) && document.activeElement.matches("input, select, textarea")) return;
+    if (!window.htmx) return;
+    window.htmx.ajax("GET", window.location.pathname,
+      { target: "#workspace", select: "#workspace", swap: "outerHTML" });
+  }
+
+  // --- the stream ------------------------------------------------------------------------
+
+  function connect(onDeal, onResync, onDown, onUp) {
+    source = new EventSource("/live/stream/");
+    source.addEventListener("open", onUp);
+    source.addEventListener("deal", function (event) { onDeal(JSON.parse(event.data)); });
+    source.addEventListener("resync", onResync);
+    source.addEventListener("degraded", onDown);
+    source.addEventListener("error", function () {
+      onDown();
+      // EventSource retries by itself unless the server refused outright.
+      if (source.readyState === EventSource.CLOSED) {
+        window.setTimeout(function () { connect(onDeal, onResync, onDown, onUp); }, POLL_MS);
+      }
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    if (!window.EventSource) return;
+    var board = document.getElementById("board");
+    var page = document.querySelector("[data-live-deal]");
+    if (board && board.dataset.pipeline) {
+      refreshHeads(board);
+      connect(
+        function (data) { onBoardEvent(board, data); },
+        resyncBoard,
+        function () { poll(board); },
+        function () { stopPolling(); });
+    } else if (page) {
+      connect(
+        onDealEvent,
+        function () { onDealEvent({ deal: page.dataset.liveDeal, version: Infinity }); },
+        function () {}, function () {});
+    }
+  });
+})();

@@ -1,0 +1,233 @@
+"""The live board: announcements carry ids only, the hub fans out and replays, and the
+card and totals a page fetches go through the same policy as any request."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.urls import reverse
+
+from deals import live, services
+from tests.factories import DealFactory
+
+
+@pytest.fixture
+def local():
+    """A fresh in-process backend for each test, whatever REDIS_URL says."""
+    backend = live.LocalBackend(live.hub, size=3)
+    live.reset(backend)
+    yield backend
+    live.reset()
+
+
+@pytest.fixture
+def heard(local):
+    """Every announcement made while the test runs, as the browser would parse it."""
+    subscription = live.Subscription()
+    subscription.open()
+    yield lambda: [json.loads(m.data) for m in subscription.pending()]
+    subscription.close()
+
+
+def announce(n: int) -> None:
+    for i in range(n):
+        live.announce(i + 1, 1, "deal.moved", by_id=None)
+
+
+# --- what browsers are told ---------------------------------------------------------------
+
+
+DEAL_FIELDS = {"title", "amount", "currency", "owner", "organization", "stage", "next_step"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_announcements_carry_ids_and_versions_only(heard, rep, manager, teammate, stages):
+    deal = DealFactory(owner=rep, stage=stages["lead"], title="Secret", amount=Decimal("777"))
+    services.move_deal(deal, stages["qualified"], by=rep, expected_version=deal.version)
+    deal.refresh_from_db()
+    services.update_deal(deal, {"amount": Decimal("900")}, by=rep, expected_version=deal.version)
+    deal.refresh_from_db()
+    services.reassign_deal(deal, new_owner=teammate, by=manager, expected_version=deal.version)
+
+    payloads = heard()
+
+    assert [p["event"] for p in payloads] == ["deal.moved", "deal.updated", "deal.reassigned"]
+    for payload in payloads:
+        assert set(payload) == {"deal", "version", "event", "by"}
+        assert not DEAL_FIELDS & set(payload)
+        assert all(isinstance(payload[k], int) for k in ("deal", "version"))
+        assert "Secret" not in json.dumps(payload) and "777" not in json.dumps(payload)
+    assert [p["version"] for p in payloads] == [2, 3, 4]
+
+
+@pytest.mark.django_db
+def test_nothing_is_announced_before_commit(
+    heard, rep, stages, django_capture_on_commit_callbacks
+):
+    deal = DealFactory(owner=rep, stage=stages["lead"])
+    with django_capture_on_commit_callbacks(execute=False):
+        services.move_deal(deal, stages["qualified"], by=rep, expected_version=deal.version)
+    assert heard() == []
+
+
+@pytest.mark.django_db
+def test_refused_move_announces_nothing(heard, rep, stages, django_capture_on_commit_callbacks):
+    deal = DealFactory(owner=rep, stage=stages["lead"])
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(services.VersionConflict),
+    ):
+        services.move_deal(deal, stages["qualified"], by=rep, expected_version=deal.version + 5)
+    assert heard() == []
+
+
+# --- the hub and replay -------------------------------------------------------------------
+
+
+def test_every_open_stream_hears_each_announcement(local):
+    first, second = live.Subscription(), live.Subscription()
+    first.open()
+    second.open()
+    announce(2)
+    assert [m.id for m in first.pending()] == [f"{local.boot}-1", f"{local.boot}-2"]
+    assert [m.id for m in second.pending()] == [f"{local.boot}-1", f"{local.boot}-2"]
+    first.close()
+    second.close()
+
+
+def test_closed_stream_is_no_longer_fed(local):
+    subscription = live.Subscription()
+    subscription.open()
+    subscription.close()
+    announce(1)
+    assert subscription.pending() == []
+
+
+def test_reconnect_replays_what_was_missed(local):
+    announce(2)
+    subscription = live.Subscription(last_id=f"{local.boot}-1")
+    replay = subscription.open()
+    assert [m.id for m in replay] == [f"{local.boot}-2"]
+    announce(1)
+    assert [m.id for m in subscription.pending()] == [f"{local.boot}-3"]
+    subscription.close()
+
+
+def test_reconnect_past_the_buffer_resyncs(local):
+    announce(5)  # the buffer keeps 3: message 2 is gone
+    replay = live.Subscription(last_id=f"{local.boot}-1").open()
+    assert [m.kind for m in replay] == [live.RESYNC]
+
+
+def test_reconnect_from_another_boot_resyncs(local):
+    announce(1)
+    replay = live.Subscription(last_id="0ther000-1").open()
+    assert [m.kind for m in replay] == [live.RESYNC]
+    assert live.frame(replay[0]) == "event: resync\ndata: {}\n\n"
+
+
+def test_up_to_date_reconnect_replays_nothing(local):
+    announce(2)
+    assert live.Subscription(last_id=f"{local.boot}-2").open() == []
+
+
+def test_frame_is_an_sse_event_with_its_id(local):
+    message = live.Message("abc-1", '{"deal":1}')
+    assert live.frame(message) == 'id: abc-1\nevent: deal\ndata: {"deal":1}\n\n'
+
+
+def test_announce_never_raises_when_the_backend_fails(local, monkeypatch):
+    def broken(announcement):
+        raise ConnectionError("Redis is down")
+
+    monkeypatch.setattr(local, "publish", broken)
+    live.announce(1, 1, "deal.moved", by_id=None)  # a committed write must not fail after
+
+
+# --- what a page fetches ------------------------------------------------------------------
+
+
+def card_url(deal, pipeline, **extra):
+    query = "&".join(f"{k}={v}" for k, v in {"pipeline": pipeline.pk, **extra}.items())
+    return f"{reverse('live_card', args=[deal.pk])}?{query}"
+
+
+def test_card_renders_for_a_teammate_with_its_column_and_actor(
+    client_for, rep, teammate, pipeline, stages, django_assert_num_queries
+):
+    deal = DealFactory(owner=rep, stage=stages["demo"], title="Visible")
+    client = client_for(teammate)
+    with django_assert_num_queries(5):  # session, user, card, flags, actor
+        response = client.get(card_url(deal, pipeline, by=rep.pk))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert f'data-stage="{stages["demo"].pk}"' in html
+    assert f'id="deal-{deal.pk}"' in html and "Visible" in html
+    assert f'data-by="{rep.display_name}"' in html
+
+
+def test_card_is_404_for_another_team(client_for, rep, outsider, pipeline, stages):
+    deal = DealFactory(owner=rep, stage=stages["demo"])
+    assert client_for(outsider).get(card_url(deal, pipeline)).status_code == 404
+
+
+def test_card_is_404_once_it_no_longer_matches_the_filters(client_for, rep, pipeline, stages):
+    deal = DealFactory(owner=rep, stage=stages["demo"], title="Acme renewal")
+    client = client_for(rep)
+    assert client.get(card_url(deal, pipeline, q="Acme")).status_code == 200
+    assert client.get(card_url(deal, pipeline, q="Globex")).status_code == 404
+
+
+def test_card_is_404_when_closed(client_for, rep, pipeline, stages):
+    deal = DealFactory(owner=rep, stage=stages["lost"])
+    assert client_for(rep).get(card_url(deal, pipeline)).status_code == 404
+
+
+def test_card_requires_login(client, rep, pipeline, stages):
+    deal = DealFactory(owner=rep, stage=stages["demo"])
+    assert client.get(card_url(deal, pipeline)).status_code == 302
+
+
+def test_heads_count_only_visible_deals(
+    client_for, rep, outsider, pipeline, stages, django_assert_num_queries
+):
+    DealFactory(owner=rep, stage=stages["lead"], amount=Decimal("100"))
+    DealFactory(owner=outsider, stage=stages["lead"], amount=Decimal("5000"))
+    client = client_for(rep)
+    url = f"{reverse('live_heads')}?pipeline={pipeline.pk}"
+    with django_assert_num_queries(5):  # session, user, pipelines, their stages, totals
+        html = client.get(url).content.decode()
+    assert f'id="totals-{stages["lead"].pk}"' in html
+    assert "1 deal<" in html and "5,000" not in html and "5000" not in html
+
+
+def test_stream_requires_login(client):
+    assert client.get(reverse("live_stream")).status_code == 302
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stream_replays_from_last_event_id_then_streams(local, rep, async_client):
+    async_client.force_login(rep)
+    announce(2)
+    async_to_sync(_stream_replays_then_streams)(local, rep, async_client)
+
+
+async def _stream_replays_then_streams(local, rep, async_client):
+    response = await async_client.get(
+        reverse("live_stream"), headers={"Last-Event-ID": f"{local.boot}-1"}
+    )
+    assert response["Content-Type"] == "text/event-stream"
+    chunks = aiter(response.streaming_content)
+    opening = (await anext(chunks)).decode()
+    assert opening.startswith("retry: ")
+    assert f"id: {local.boot}-2\n" in opening and f"id: {local.boot}-1\n" not in opening
+    live.announce(42, 7, "deal.moved", by_id=rep.pk)
+    pushed = (await anext(chunks)).decode()
+    assert pushed == (
+        f'id: {local.boot}-3\nevent: deal\ndata: {{"deal":42,"version":7,'
+        f'"event":"deal.moved","by":{rep.pk}}}\n\n'
+    )
+    await chunks.aclose()
