@@ -30,7 +30,6 @@ import json
 import logging
 import queue
 import threading
-import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -130,6 +129,9 @@ class LocalBackend:
     def start(self) -> None:
         """Nothing to read: publishing broadcasts directly."""
 
+    def stop(self) -> None:
+        """Nothing runs."""
+
     def after(self, last_id: str) -> list[Message] | None:
         """The messages after `last_id`, or None when they cannot all be replayed."""
         boot, _, number = last_id.partition("-")
@@ -171,6 +173,7 @@ class RedisBackend:
         self.client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
         self.reader = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=2)
         self._started = False
+        self._stopped = threading.Event()
         self._start_lock = threading.Lock()
 
     def publish(self, announcement: Announcement) -> None:
@@ -187,7 +190,7 @@ class RedisBackend:
 
     def _read(self) -> None:
         last = "$"
-        while True:
+        while not self._stopped.is_set():
             try:
                 if last == "$":
                     # Start from the stream's end, but remember where that is so a
@@ -196,6 +199,8 @@ class RedisBackend:
                     last = newest[0][0].decode() if newest else "0-0"
                 replies = self.reader.xread({STREAM_KEY: last}, block=5000, count=500)
                 self.hub.healthy = True
+                if self._stopped.is_set():
+                    return
                 for _key, entries in replies or []:
                     for entry_id, fields in entries:
                         last = entry_id.decode()
@@ -204,7 +209,10 @@ class RedisBackend:
                 if self.hub.healthy:
                     log.warning("live: Redis unreachable, pages fall back to polling")
                 self.hub.healthy = False
-                time.sleep(1)
+                self._stopped.wait(1)
+
+    def stop(self) -> None:
+        self._stopped.set()
 
     def after(self, last_id: str) -> list[Message] | None:
         try:
@@ -240,6 +248,8 @@ def reset(new: LocalBackend | RedisBackend | None = None) -> None:
     """Use `new` (tests), or pick again from settings on next use."""
     global _backend
     with _backend_lock:
+        if _backend is not None and _backend is not new:
+            _backend.stop()
         _backend = new
 
 

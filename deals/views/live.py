@@ -25,12 +25,14 @@ RETRY_MS = 2000
 
 @login_required
 @require_GET
-async def stream(request: HttpRequest) -> StreamingHttpResponse:
+def stream(request: HttpRequest) -> StreamingHttpResponse:
     """Server-Sent Events: `deal` events (ids and a version only) for every change, and
     `resync` when a reconnecting client missed more than the replay buffer holds.
 
-    Under ASGI an open stream is a suspended coroutine, no thread. Under runserver
-    (WSGI, the zero-setup default) each open stream holds one of its threads instead.
+    Under ASGI the body is an async iterator: an open stream is a suspended coroutine, no
+    thread (the view itself is an ordinary one, done once it has built the response).
+    Under runserver (WSGI, the zero-setup default) each open stream holds one of its
+    threads instead.
     """
     last_id = request.headers.get("Last-Event-ID") or request.GET.get("last", "")
     subscription = live.Subscription(last_id=last_id[:64])

@@ -142,7 +142,7 @@ def test_event_dispatch_waits_for_commit(deal, stages, rep, django_capture_on_co
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         move(deal, stages["qualified"], rep)
 
-    assert len(callbacks) == 1
+    assert len(callbacks) == 2  # the consumers' hand-off and the live board's announcement
     assert Event.objects.get().handled_at is None
 
 
