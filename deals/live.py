@@ -6,8 +6,9 @@ ordinary views, so nobody learns anything about a deal they may not see beyond i
 
 Announcing happens after commit: `events.publish` hands every event of the log to
 `announce_after_commit`, so the board hears every source (a user, the API, an automation,
-an import, a job) from whatever process did the write. Listening is one `Hub` per process, shared by
-every open stream; no thread or worker is held per connection under ASGI.
+an import, a job) from whatever process did the write. Listening is one `Hub` per
+process, shared by every open stream; no thread or worker is held per connection under
+ASGI.
 
 Two backends:
 

@@ -14,6 +14,7 @@ from decimal import Decimal
 import pytest
 
 from deals import live, services
+from tests.browser.board_support import move_with_menu
 from tests.factories import DealFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -77,13 +78,6 @@ def board_for(browser, asgi_server):
 
 def totals(page, stage):
     return page.locator(f"#totals-{stage.pk}").inner_text()
-
-
-def move_with_menu(page, deal, stage_name):
-    page.locator(f"#deal-{deal.pk}").get_by_role("button", name="Move to stage…").click()
-    menu = page.locator("#move-menu")
-    menu.get_by_label("Move to stage").select_option(label=stage_name)
-    menu.get_by_role("button", name="Move", exact=True).click()
 
 
 def test_a_move_shows_on_a_teammates_board_with_new_totals(board_for, rep, teammate, stages):
