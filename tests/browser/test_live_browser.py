@@ -55,7 +55,7 @@ def board_for(browser, asgi_server):
     event stream is open."""
     contexts = []
 
-    def open_board(user, password="demo-password"):
+    def open_board(user, path="/", password="demo-password"):
         context = browser.new_context(viewport={"width": 1400, "height": 900})
         contexts.append(context)
         page = context.new_page()
@@ -65,6 +65,8 @@ def board_for(browser, asgi_server):
         page.get_by_label("Password").fill(password)
         page.get_by_role("button", name="Log in").click()
         page.wait_for_url(f"{asgi_server}/")
+        if path != "/":
+            page.goto(f"{asgi_server}{path}")
         # The stream is open once the server has registered it.
         deadline = time.monotonic() + 5
         while len(live.hub) < len(contexts) and time.monotonic() < deadline:
@@ -127,3 +129,16 @@ def test_a_deal_reassigned_to_another_team_leaves_the_board(
 
     b.locator(f"#deal-{deal.pk}").wait_for(state="detached", timeout=SEEN_WITHIN_MS)
     b.locator(f"#totals-{stages['demo'].pk}", has_text="0 deals").wait_for(timeout=SEEN_WITHIN_MS)
+
+
+def test_a_deal_page_refreshes_when_the_deal_moves(board_for, rep, teammate, stages):
+    deal = DealFactory(owner=rep, stage=stages["lead"], title="Watched")
+    b = board_for(teammate, path=f"/deals/{deal.pk}/")
+    assert b.locator("#workspace").get_attribute("data-version") == "1"
+
+    services.move_deal(
+        deal, stages["qualified"], by=rep, expected_version=deal.version, override_reason=""
+    )
+
+    b.locator("#workspace[data-version='2']").wait_for(timeout=SEEN_WITHIN_MS)
+    assert "Qualified" in b.locator("#workspace").inner_text()

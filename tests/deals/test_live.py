@@ -9,6 +9,7 @@ import threading
 from decimal import Decimal
 
 import pytest
+from django.db import transaction
 from django.urls import reverse
 
 from deals import live, services
@@ -288,3 +289,23 @@ def test_redis_backend_replays_after_an_id_and_resyncs_before_its_oldest(redis_b
     assert redis_backend.after(ids[-1]) == []
     assert redis_backend.after("1-0") is None  # older than anything kept
     assert redis_backend.after("not-an-id") is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_closing_move_is_one_announcement(heard, rep, stages):
+    deal = DealFactory(owner=rep, stage=stages["proposal"], amount=Decimal("10"))
+    services.move_deal(deal, stages["won"], by=rep, expected_version=deal.version)
+    assert [(p["deal"], p["event"]) for p in heard()] == [(deal.pk, "deal.moved")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_large_batch_is_one_bulk_announcement(heard, rep, stages, monkeypatch):
+    from deals import events
+
+    monkeypatch.setattr(live, "BULK_LIMIT", 2)
+    deals = DealFactory.create_batch(3, owner=rep, stage=stages["lead"])
+    with transaction.atomic():
+        events.publish(
+            *(events.event("deal.updated", by=rep, source="form", deal=d) for d in deals)
+        )
+    assert heard() == [{"deal": 0, "version": 0, "event": live.BULK, "by": rep.pk}]
