@@ -15,6 +15,7 @@ from django.db.models import (
     DecimalField,
     Exists,
     F,
+    Max,
     OuterRef,
     Prefetch,
     Q,
@@ -339,3 +340,21 @@ def live_card(user: User, filters: BoardFilters, deal_id: int, pipeline_id: int)
         pk=deal_id, pipeline_id=pipeline_id, stage__kind=StageKind.OPEN
     )
     return cards.first()
+
+
+def column_versions(user: User, filters: BoardFilters, pipeline: Pipeline) -> dict[str, str]:
+    """A version per open column of `pipeline` as `user` sees it under `filters`: it
+    changes whenever a card enters, leaves or changes there. One grouped query; what a
+    board polls while it has no live stream."""
+    open_stages = [s.pk for s in pipeline.stages.all() if s.is_open and not s.is_archived]
+    rows = (
+        filters.apply(Deal.objects.visible_to(user))
+        .filter(stage_id__in=open_stages)
+        .values("stage_id")
+        .annotate(n=Count("id"), versions=Sum("version"), newest=Max("updated_at"))
+        .order_by("stage_id")
+    )
+    found = {
+        str(r["stage_id"]): f"{r['n']}.{r['versions']}.{r['newest'].timestamp():.6f}" for r in rows
+    }
+    return {str(pk): found.get(str(pk), "0") for pk in open_stages}

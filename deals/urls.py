@@ -55,6 +55,7 @@ urlpatterns = [
     # The live board: its event stream, and what a page fetches when told of a change.
     path("live/stream/", live_views.stream, name="live_stream"),
     path("live/heads/", live_views.heads, name="live_heads"),
+    path("live/versions/", live_views.versions, name="live_versions"),
     path("deals/<int:pk>/card/", live_views.card, name="live_card"),
     # The board's CSV export.
     path("board/export.csv", export_views.board_export, name="board_export"),

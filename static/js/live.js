@@ -11,7 +11,6 @@
   var source = null;
   var pollTimer = null;
   var headsTimer = null;
-  var lastHeads = "";
 
   var VERBS = {
     "deal.moved": "moved", "deal.created": "added", "deal.updated": "updated",
@@ -40,7 +39,6 @@
     return get("/live/heads/?" + boardParams(board)).then(function (response) {
       if (!response.ok) return;
       return response.text().then(function (html) {
-        lastHeads = html;
         fragment(html).querySelectorAll("[id^='totals-']").forEach(function (fresh) {
           var old = document.getElementById(fresh.id);
           if (old) old.replaceWith(fresh);
@@ -113,18 +111,23 @@
       { target: "#board", select: "#board", swap: "outerHTML" });
   }
 
-  // The cheap check while there is no stream: the totals (one grouped query); when they
-  // change, the columns are fetched again.
+  // The cheap check while there is no stream: a version per column (one grouped query,
+  // 304 while nothing changed); when one changes, the columns are fetched again.
+  var lastTag = "";
+
   function poll(board) {
     if (pollTimer) return;
     pollTimer = window.setInterval(function () {
-      var before = lastHeads;
-      get("/live/heads/?" + boardParams(board)).then(function (response) {
-        return response.ok ? response.text() : before;
-      }).then(function (html) {
-        if (before && html !== before) resyncBoard();
-        lastHeads = html;
-      }).catch(function () { /* offline: try again next time */ });
+      var headers = { "HX-Request": "true" };
+      if (lastTag) headers["If-None-Match"] = lastTag;
+      fetch("/live/versions/?" + boardParams(board), { credentials: "same-origin", headers: headers })
+        .then(function (response) {
+          if (response.status !== 200) return;
+          var tag = response.headers.get("ETag") || "";
+          if (lastTag && tag !== lastTag) resyncBoard();
+          lastTag = tag;
+        })
+        .catch(function () { /* offline: try again next time */ });
     }, POLL_MS);
   }
 

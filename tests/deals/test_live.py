@@ -309,3 +309,38 @@ def test_a_large_batch_is_one_bulk_announcement(heard, rep, stages, monkeypatch)
             *(events.event("deal.updated", by=rep, source="form", deal=d) for d in deals)
         )
     assert heard() == [{"deal": 0, "version": 0, "event": live.BULK, "by": rep.pk}]
+
+
+def versions_url(pipeline):
+    return f"{reverse('live_versions')}?pipeline={pipeline.pk}"
+
+
+def test_column_versions_change_with_a_visible_move_only(
+    client_for, rep, outsider, pipeline, stages, django_assert_num_queries
+):
+    mine = DealFactory(owner=rep, stage=stages["lead"])
+    theirs = DealFactory(owner=outsider, stage=stages["lead"])
+    client = client_for(rep)
+    with django_assert_num_queries(5):  # session, user, pipelines, their stages, versions
+        first = client.get(versions_url(pipeline))
+    tag = first["ETag"]
+    assert set(first.json()["columns"]) == {
+        str(stages[s].pk) for s in ("lead", "qualified", "demo", "proposal")
+    }
+
+    services.move_deal(theirs, stages["qualified"], by=outsider, expected_version=1)
+    unchanged = client.get(versions_url(pipeline), headers={"If-None-Match": tag})
+    assert unchanged.status_code == 304
+
+    services.move_deal(mine, stages["qualified"], by=rep, expected_version=1)
+    changed = client.get(versions_url(pipeline), headers={"If-None-Match": tag})
+    assert changed.status_code == 200 and changed["ETag"] != tag
+
+
+def test_stream_says_degraded_while_the_backend_cannot_deliver(monkeypatch):
+    from deals.views import live as live_views
+
+    monkeypatch.setattr(live.hub, "healthy", False)
+    assert live_views._status() == "event: degraded\ndata: {}\n\n"
+    monkeypatch.setattr(live.hub, "healthy", True)
+    assert live_views._status() == ": ping\n\n"
