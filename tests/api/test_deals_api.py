@@ -290,8 +290,7 @@ def test_move_query_count_is_pinned(rep, stages, api_for):
             assert response.status_code == 200
         return len(queries)
 
-    # token, visible deal, stage, lock, gate criteria, position, update, history row,
-    # event row, savepoints, the answer's deal with its flags: 12, whatever the data size.
+    # The same 12 statements with 2 or 22 deals in the pipeline.
     assert count(deals[0]) == count(deals[1]) == 12
 
 
