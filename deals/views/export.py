@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
-from common.exports import safe_row
+from common.exports import safe_row, streaming_csv
 from common.ids import query_number
 from deals import queries
 from deals.forms import BoardFilterForm
@@ -96,6 +96,4 @@ def board_export(request: HttpRequest) -> StreamingHttpResponse:
     )
     stamp = timezone.localdate().isoformat()
     name = f"{slugify(pipeline.name if pipeline else 'board') or 'board'}-{stamp}.csv"
-    response = StreamingHttpResponse(_rows(rows), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
-    return response
+    return streaming_csv(request, _rows(rows), name)
