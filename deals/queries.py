@@ -6,7 +6,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connection
@@ -311,7 +311,15 @@ def filter_people(user: User) -> list[User]:
         people = UserModel.objects.filter(team_id=user.team_id)
     else:
         people = UserModel.objects.filter(pk=user.pk)
-    return list(people.select_related("team").order_by("first_name", "username"))
+    return list(
+        people.select_related("team").order_by("first_name", "last_name", "username", "pk")
+    )
+
+
+def filter_teams(people: list[User]) -> list[Any]:
+    """The teams of `people`, each once, by name: the board's team filter (no query)."""
+    teams = {person.team_id: person.team for person in people if person.team_id}
+    return sorted(teams.values(), key=lambda team: (team.name.casefold(), team.pk))
 
 
 @dataclass(frozen=True)

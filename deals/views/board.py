@@ -131,12 +131,14 @@ def _card_context() -> dict[str, Any]:
 def board(request: HttpRequest) -> HttpResponse:
     pipeline, pipelines = queries.board_pipelines(query_number(request.GET, "pipeline"))
     filter_form = BoardFilterForm(request.GET)
+    people = queries.filter_people(request.user)
     context: dict[str, Any] = {
         "pipeline": pipeline,
         "pipelines": pipelines,
         "filter_form": filter_form,
         "query": request.GET.urlencode(),
-        "people": queries.filter_people(request.user),
+        "people": people,
+        "teams": queries.filter_teams(people),
         "filtered": any(key != "pipeline" for key in request.GET),
     }
     if pipeline is not None:

@@ -95,19 +95,21 @@ def periods_for(
 def team_choices(user: User) -> QuerySet[Team]:
     """Teams whose numbers `user` may look at: all for admins, managed ones for managers."""
     if user.is_admin:
-        return Team.objects.all()
+        return Team.objects.order_by("name", "pk")
     if user.is_manager:
-        return Team.objects.filter(manager=user)
+        return Team.objects.filter(manager=user).order_by("name", "pk")
     return Team.objects.none()
 
 
 def owner_choices(user: User) -> QuerySet[User]:
     """Owners `user` may filter by. Only narrows the menu: data still goes through visible_to."""
     if user.is_admin:
-        return User.objects.filter(is_active=True)
-    if user.is_manager:
-        return User.objects.filter(Q(pk=user.pk) | Q(team__manager=user)).distinct()
-    return User.objects.filter(pk=user.pk)
+        people = User.objects.filter(is_active=True)
+    elif user.is_manager:
+        people = User.objects.filter(Q(pk=user.pk) | Q(team__manager=user)).distinct()
+    else:
+        people = User.objects.filter(pk=user.pk)
+    return people.order_by("first_name", "last_name", "username", "pk")
 
 
 class PipelineChoiceField(forms.ModelChoiceField):

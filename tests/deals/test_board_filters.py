@@ -161,3 +161,35 @@ def test_filtered_board_query_count_is_fixed(rep, stages, django_assert_num_quer
         client.get(
             reverse("board"), {"owner": "me", "q": "alpha", "stalled": "", "sort": "amount"}
         )
+
+
+def _options(html: str, name: str) -> list[str]:
+    select = html.split(f'<select name="{name}">', 1)[1].split("</select>", 1)[0]
+    return [part.split(">", 1)[1].split("<", 1)[0] for part in select.split("<option")[1:]]
+
+
+def test_team_filter_offers_each_team_once_in_name_order(admin_user, team, other_team):
+    from tests.factories import UserFactory
+
+    # Owners sort by first name, which interleaves the teams: East, West, East.
+    UserFactory(first_name="Ann", team=team)
+    UserFactory(first_name="Bob", team=other_team)
+    UserFactory(first_name="Cid", team=team)
+    DealFactory(owner=admin_user)
+    client = Client()
+    client.force_login(admin_user)
+    html = client.get(reverse("board")).content.decode()
+    assert _options(html, "team") == ["All teams", "East", "West"]
+
+
+def test_owner_filter_lists_people_by_name(admin_user, team):
+    from tests.factories import UserFactory
+
+    UserFactory(first_name="Zoe", last_name="B", team=team)
+    UserFactory(first_name="Zoe", last_name="A", team=team)
+    DealFactory(owner=admin_user)
+    client = Client()
+    client.force_login(admin_user)
+    names = _options(client.get(reverse("board")).content.decode(), "owner")
+    zoes = [n for n in names if n.startswith("Zoe")]
+    assert zoes == ["Zoe A", "Zoe B"]
