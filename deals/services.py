@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -208,6 +208,7 @@ def move_deal(
     position: Placement | None = None,
     source: str = MoveSource.BOARD,
     override_reason: str = "",
+    entered_at: datetime | None = None,
 ) -> MoveResult:
     """Move `deal` into `to_stage`, following the move protocol.
 
@@ -218,6 +219,8 @@ def move_deal(
     Every blocked attempt and every override is recorded as gate telemetry.
     A placed "move" into the stage the deal is in reorders it there (`reorder_deal`); the
     version is checked all the same.
+    `entered_at` (undo only) is when the deal first entered `to_stage`, so going back
+    does not restart its time in stage.
     """
     if source not in MoveSource.values:
         raise BadInput("Unknown move source.")
@@ -247,7 +250,7 @@ def move_deal(
             now = timezone.now()
             locked.stage = to_stage
             locked.pipeline_id = to_stage.pipeline_id
-            locked.stage_entered_at = now
+            locked.stage_entered_at = entered_at or now
             locked.position = _position(to_stage.pk, locked.pk, position)
             locked.version += 1
             locked.closed_at = None if to_stage.kind == StageKind.OPEN else now
@@ -591,7 +594,8 @@ def undo_move(deal: Deal, *, by: User, change_id: int) -> MoveResult:
     """Move a deal back where it came from, shortly after the move, as a move of its own.
 
     Only the latest stage change of the deal, made by the same user within the undo
-    window, can be undone. History stays append-only: the undo is a new row.
+    window, can be undone. History stays append-only: the undo is a new row. The deal's
+    time in stage resumes from when it entered the stage it goes back to.
     """
     from django.conf import settings
 
@@ -610,8 +614,20 @@ def undo_move(deal: Deal, *, by: User, change_id: int) -> MoveResult:
     if version is None:
         raise NotFound("Deal not found.")
     back = Stage.objects.get(pk=latest.from_stage_id)
+    entered = (
+        StageChange.objects.filter(deal_id=deal.pk, seq__lt=latest.seq, to_stage_id=back.pk)
+        .order_by("-seq")
+        .values_list("at", flat=True)
+        .first()
+    )
     return move_deal(
-        deal, back, by=by, expected_version=version, source=MoveSource.UNDO, override_reason=""
+        deal,
+        back,
+        by=by,
+        expected_version=version,
+        source=MoveSource.UNDO,
+        override_reason="",
+        entered_at=entered,
     )
 
 

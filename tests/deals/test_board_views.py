@@ -403,3 +403,21 @@ def test_card_next_step_shows_playbook_and_unmet_criteria(client_for, rep, stage
 def test_card_next_step_is_404_for_outsiders(client_for, rep, outsider, stages):
     deal = DealFactory(owner=rep, stage=stages["lead"])
     assert client_for(outsider).get(reverse("deal_next", args=[deal.pk])).status_code == 404
+
+
+def test_undo_from_the_board_restores_days_in_stage(client_for, rep, stages):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    deal = DealFactory(
+        owner=rep, stage=stages["lead"], stage_entered_at=timezone.now() - timedelta(days=5)
+    )
+    client = client_for(rep)
+    assert move(client, deal, stages["qualified"]).status_code == 200
+    change = StageChange.objects.filter(deal=deal).latest("seq")
+    response = client.post(reverse("deal_undo", args=[deal.pk]), {"change": change.pk}, **HTMX)
+    assert response.status_code == 200
+    deal.refresh_from_db()
+    assert deal.stage_id == stages["lead"].pk
+    assert deal.days_in_stage == 5

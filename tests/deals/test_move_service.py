@@ -581,3 +581,15 @@ def test_a_move_runs_the_same_few_statements_however_full_the_column_and_long_th
     others = Deal.objects.filter(stage=stages["qualified"]).exclude(pk=deal.pk)
     assert all(result.deal.position < other.position for other in others)
     assert Deal.objects.get(pk=deal.pk).position == result.deal.position
+
+
+def test_undo_keeps_the_time_the_deal_had_spent_in_its_stage(rep, deal, stages):
+    from deals.services import undo_move
+
+    entered = deal.stage_entered_at
+    result = move_deal(deal, stages["qualified"], by=rep, expected_version=deal.version)
+    undo_move(result.deal, by=rep, change_id=result.change.pk)
+    back = Deal.objects.get(pk=deal.pk)
+    assert back.stage_id == stages["lead"].pk
+    assert back.stage_entered_at == entered
+    assert back.days_in_stage == 3
