@@ -254,6 +254,7 @@ def move_deal(
             locked.position = _position(to_stage.pk, locked.pk, position)
             locked.version += 1
             locked.closed_at = None if to_stage.kind == StageKind.OPEN else now
+            closing = _close_date_fields(locked, to_stage, now, by=by)
             locked.save(
                 update_fields=[
                     "stage",
@@ -263,6 +264,7 @@ def move_deal(
                     "version",
                     "closed_at",
                     "updated_at",
+                    *closing,
                 ]
             )
             change = StageChange.objects.create(
@@ -326,6 +328,17 @@ def _move_events(
     if outcome is None:
         return [moved]
     return [moved, events.event(outcome, by=by, source=source, deal=deal, stage_id=to_stage.pk)]
+
+
+def _close_date_fields(deal: Deal, to_stage: Stage, now: datetime, *, by: User) -> list[str]:
+    """A won deal's expected close date becomes the day it was won, so forecasts and the
+    deal page never show a won deal as still expected to close later (or earlier)."""
+    won_on = timezone.localdate(now)
+    if to_stage.kind != StageKind.WON or deal.expected_close_date == won_on:
+        return []
+    deal.expected_close_date = won_on
+    record_field_changes(deal, ["expected_close_date"], by=by)
+    return ["expected_close_date"]
 
 
 def reorder_deal(deal: Deal, *, by: User, position: Placement, expected_version: int) -> Deal:

@@ -1,0 +1,62 @@
+"""The deal page around the board: closed deals, timeline, stage path (issue 16 flows)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from django.urls import reverse
+from django.utils import timezone
+
+from deals import services
+from deals.models import Deal, FieldChange
+from tests.factories import DealFactory
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def test_winning_a_deal_sets_its_expected_close_date_to_the_day_it_was_won(rep, stages):
+    deal = DealFactory(
+        owner=rep,
+        stage=stages["proposal"],
+        expected_close_date=timezone.localdate() + timedelta(days=40),
+    )
+    services.move_deal(deal, stages["won"], by=rep, expected_version=deal.version)
+    deal = Deal.objects.get(pk=deal.pk)
+    assert deal.expected_close_date == timezone.localdate()
+    assert FieldChange.objects.filter(deal=deal, field="expected_close_date").exists()
+
+
+def test_losing_a_deal_keeps_its_expected_close_date(rep, stages):
+    planned = timezone.localdate() + timedelta(days=40)
+    deal = DealFactory(owner=rep, stage=stages["proposal"], expected_close_date=planned)
+    services.complete_and_move(
+        deal,
+        stages["lost"],
+        services.GateFixes(fields={"lost_reason": "No budget"}),
+        by=rep,
+        expected_version=deal.version,
+    )
+    assert Deal.objects.get(pk=deal.pk).expected_close_date == planned
+
+
+def test_won_deal_page_shows_the_outcome_not_open_deal_guidance(client_for, rep, stages):
+    deal = DealFactory(owner=rep, stage=stages["proposal"], amount=Decimal("900"))
+    client = client_for(rep)
+    client.post(
+        reverse("deal_close", args=[deal.pk, "won"]), {"version": deal.version, "amount": "900"}
+    )
+    html = client.get(reverse("deal_detail", args=[deal.pk])).content.decode()
+    assert "Won on" in html
+    assert "Last open stage" not in html
+    assert "To enter" not in html
+    assert "Now: Won" not in html
+
+
+def test_lost_deal_page_shows_the_reason(client_for, rep, stages):
+    deal = DealFactory(
+        owner=rep, stage=stages["lost"], lost_reason="Chose a competitor", closed_at=timezone.now()
+    )
+    html = client_for(rep).get(reverse("deal_detail", args=[deal.pk])).content.decode()
+    assert "Lost on" in html and "Chose a competitor" in html
+    assert "Last open stage" not in html
