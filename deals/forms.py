@@ -146,7 +146,13 @@ class GateFixForm(forms.Form):
             close.initial = timezone.localdate()
         elif closing == StageKind.LOST:
             self.fields["lost_reason"] = forms.CharField(max_length=200, label="Why was it lost?")
+        self.fixes = [name for name in self.fields if name not in ("stage", "version", "source")]
         if user.can_override_gate:
+            # A written reason replaces the missing items, so the browser must not insist
+            # on them (a `required` attribute would block the override); `clean` does.
+            self.use_required_attribute = False
+            for name in self.fixes:
+                self.fields[name].required = False
             self.fields["override_reason"] = forms.CharField(
                 required=False,
                 max_length=500,
@@ -194,7 +200,12 @@ class GateFixForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
-        if self.unfixable and not (data.get("override_reason") or "").strip():
+        overridden = bool((data.get("override_reason") or "").strip())
+        if not overridden:
+            for name in self.fixes:
+                if name not in self.errors and data.get(name) in (None, "", False):
+                    self.add_error(name, self.fields[name].error_messages["required"])
+        if self.unfixable and not overridden:
             # Rules like "no skipping" cannot be fixed in a form; only an override passes them.
             self.add_error(
                 None, "Some requirements can only be met over time or overridden by a manager."

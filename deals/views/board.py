@@ -298,6 +298,8 @@ def _moved(
     text = f"Moved “{result.deal.title}” to {result.deal.stage.name}."
     if not request.htmx:
         messages.success(request, text)
+        if _from_deal_page(request):
+            return redirect("deal_detail", pk=result.deal.pk)
         return _plain_redirect(request, result.deal)
     undo = {"deal": result.deal, "change": result.change, "text": text}
     return _card_response(request, result.deal, from_stage, in_place=in_place, undo=undo)
@@ -364,6 +366,7 @@ def _gate_page(
         "form": form,
         "failures": failures,
         "closing": not stage.is_open,
+        "from_deal": _from_deal_page(request),
     }
     if not request.htmx:
         return TemplateResponse(request, "deals/gate_fix.html", context, status=422)
@@ -424,8 +427,8 @@ def fix_and_move(request: HttpRequest, pk: int) -> HttpResponse:
         organization_name=data.get("organization", ""),
         person_name=data.get("person", ""),
         checklist_ids=tuple(int(k[6:]) for k, v in data.items() if k.startswith("check_") and v),
-        activities=tuple((k[9:], v) for k, v in data.items() if k.startswith("activity_")),
-        contact_roles=tuple((k[5:], v.pk) for k, v in data.items() if k.startswith("role_")),
+        activities=tuple((k[9:], v) for k, v in data.items() if k.startswith("activity_") and v),
+        contact_roles=tuple((k[5:], v.pk) for k, v in data.items() if k.startswith("role_") and v),
     )
     from_stage = deal.stage
     result = services.complete_and_move(
@@ -475,6 +478,11 @@ def undo(request: HttpRequest, pk: int) -> HttpResponse:
         return _plain_redirect(request, deal)
     notice = f"Moved “{deal.title}” back to {result.deal.stage.name}."
     return _card_response(request, result.deal, from_stage, in_place=False, notice=notice)
+
+
+def _from_deal_page(request: HttpRequest) -> bool:
+    """A move asked from the deal page's stage path returns there, not to the board."""
+    return request.POST.get("from") == "deal"
 
 
 def _int(value: Any) -> int | None:

@@ -60,3 +60,42 @@ def test_lost_deal_page_shows_the_reason(client_for, rep, stages):
     html = client_for(rep).get(reverse("deal_detail", args=[deal.pk])).content.decode()
     assert "Lost on" in html and "Chose a competitor" in html
     assert "Last open stage" not in html
+
+
+def test_gate_form_accepts_an_override_reason_in_place_of_the_missing_field(
+    client_for, manager, rep, stages
+):
+    from stages.models import CriterionKind
+    from tests.factories import CriterionFactory
+
+    CriterionFactory(
+        stage=stages["qualified"],
+        kind=CriterionKind.FIELD_REQUIRED,
+        field_name="expected_close_date",
+    )
+    deal = DealFactory(owner=rep, stage=stages["lead"])
+    data = {"stage": stages["qualified"].pk, "version": deal.version, "source": "menu"}
+    response = client_for(manager).post(
+        reverse("deal_fix_move", args=[deal.pk]), {**data, "override_reason": "Verbal yes"}
+    )
+    assert response.status_code == 302
+    assert Deal.objects.get(pk=deal.pk).stage_id == stages["qualified"].pk
+
+
+def test_gate_form_without_a_reason_still_needs_the_missing_field(
+    client_for, manager, rep, stages
+):
+    from stages.models import CriterionKind
+    from tests.factories import CriterionFactory
+
+    CriterionFactory(
+        stage=stages["qualified"],
+        kind=CriterionKind.FIELD_REQUIRED,
+        field_name="expected_close_date",
+    )
+    deal = DealFactory(owner=rep, stage=stages["lead"])
+    data = {"stage": stages["qualified"].pk, "version": deal.version, "source": "menu"}
+    response = client_for(manager).post(reverse("deal_fix_move", args=[deal.pk]), data)
+    assert response.status_code == 422
+    assert "This field is required." in response.content.decode()
+    assert Deal.objects.get(pk=deal.pk).stage_id == stages["lead"].pk
