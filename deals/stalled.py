@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -82,8 +82,13 @@ def firing(rule: str, now: datetime) -> QuerySet[Deal]:
             # A deal younger than the window has not gone quiet yet.
             return deals.filter(created_at__lte=cutoff).exclude(Exists(recent))
         case StalledRule.NO_NEXT_STEP:
-            scheduled = Activity.objects.filter(deal=OuterRef("pk"), done=False, due_at__gte=now)
-            return deals.exclude(Exists(scheduled))
+            # Any open activity is a next step, overdue or not: it is what the card shows
+            # as "Next", and being late is the overdue mark's and the reminder's job.
+            # Counting only future ones flagged "no next step" beside "Next: … Dec 4".
+            # A deal created today has the rest of the day to get one.
+            planned = Activity.objects.filter(deal=OuterRef("pk"), done=False)
+            start_of_today = timezone.make_aware(datetime.combine(today, time.min))
+            return deals.filter(created_at__lt=start_of_today).exclude(Exists(planned))
         case StalledRule.CLOSE_DATE_PASSED:
             return deals.filter(expected_close_date__lt=today)
         case StalledRule.CLOSE_DATE_SLIPPING:

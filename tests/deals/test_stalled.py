@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import factory
 import pytest
 from django.db import connection
 from django.test import Client
@@ -13,11 +14,19 @@ from django.utils import timezone
 
 from deals import stalled
 from deals.models import Deal, Event, FieldChange, Notification, StalledFlag, StalledRule
-from tests.factories import ActivityFactory, DealFactory
+from tests import factories
+from tests.factories import ActivityFactory
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 NOW = timezone.now()
 TODAY = timezone.localdate(NOW)
+
+
+class DealFactory(factories.DealFactory):
+    """Deals entered yesterday: a deal created today is never stalled, so the rules are
+    tested on deals that have been around (tests about new deals set `created_at`)."""
+
+    created_at = factory.LazyFunction(lambda: timezone.now() - timedelta(days=1))
 
 
 @pytest.fixture
@@ -86,14 +95,27 @@ def test_no_recent_activity_spares_deals_younger_than_the_window(rep, stages):
     assert firing(StalledRule.NO_RECENT_ACTIVITY) == set()
 
 
-def test_no_next_step_fires_without_a_future_undone_activity(rep, stages):
+def test_no_next_step_fires_without_an_open_activity(rep, stages):
     bare = DealFactory(owner=rep, stage=stages["lead"])
-    overdue = DealFactory(owner=rep, stage=stages["lead"])
-    ActivityFactory(deal=overdue, due_at=NOW - timedelta(hours=1))
     finished = DealFactory(owner=rep, stage=stages["lead"])
     ActivityFactory(deal=finished, due_at=NOW + timedelta(days=1), done=True, done_at=NOW)
     quiet_deal(owner=rep, stage=stages["lead"])
-    assert firing(StalledRule.NO_NEXT_STEP) == {bare.pk, overdue.pk, finished.pk}
+    assert firing(StalledRule.NO_NEXT_STEP) == {bare.pk, finished.pk}
+
+
+def test_an_overdue_open_activity_is_still_a_next_step(rep, stages):
+    """The card shows it as "Next: … Dec 4" with an overdue mark; "no next step" beside
+    it would contradict the card."""
+    overdue = DealFactory(owner=rep, stage=stages["lead"])
+    ActivityFactory(deal=overdue, due_at=NOW - timedelta(days=2))
+    undated = DealFactory(owner=rep, stage=stages["lead"])
+    ActivityFactory(deal=undated, due_at=None)
+    assert firing(StalledRule.NO_NEXT_STEP) == set()
+
+
+def test_a_deal_created_today_is_not_flagged_for_missing_a_next_step(rep, stages):
+    DealFactory(owner=rep, stage=stages["lead"], created_at=NOW)
+    assert firing(StalledRule.NO_NEXT_STEP) == set()
 
 
 def test_close_date_passed_fires_from_the_day_after(rep, stages):
@@ -194,7 +216,7 @@ def test_refresh_for_some_deals_leaves_other_flags_alone(rep, stages):
 
 
 def test_refresh_keeps_flagged_at_of_a_flag_that_persists(rep, stages):
-    DealFactory(owner=rep, stage=stages["lead"])
+    DealFactory(owner=rep, stage=stages["lead"], created_at=NOW - timedelta(days=5))
     stalled.refresh_flags(now=NOW - timedelta(days=2))
     stalled.refresh_flags(now=NOW)
     assert StalledFlag.objects.get().flagged_at == NOW - timedelta(days=2)
