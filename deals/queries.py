@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from django.db.models import (
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from common import formats
 from deals.models import Activity, Deal, StalledFlag
 from stages.models import Pipeline, Stage, StageKind
 
@@ -268,8 +269,64 @@ class TimelineEntry:
     detail: str = ""
 
 
+FIELD_LABELS = {
+    "title": "Title",
+    "amount": "Amount",
+    "currency": "Currency",
+    "expected_close_date": "Expected close date",
+    "probability_override": "Probability",
+    "next_step": "Next step",
+    "organization": "Organization",
+    "person": "Primary contact",
+    "product": "Product",
+    "owner": "Owner",
+    "lost_reason": "Lost reason",
+    "snoozed_until": "Snoozed until",
+}
+
+
+def _field_value(deal: Deal, field_name: str, value: str) -> str:
+    """A stored field change value as the deal page shows that field."""
+    if value == "":
+        return "—"
+    if field_name == "amount":
+        return formats.money(value, deal.currency, places=2)
+    if field_name == "expected_close_date":
+        return formats.day(value)
+    if field_name == "probability_override":
+        return f"{value} %"
+    if field_name == "snoozed_until":
+        until, _, reason = value.partition(" ")
+        return f"{formats.day(until)} {reason}".strip()
+    return value
+
+
+def _field_text(deal: Deal, edit: Any) -> str:
+    label = FIELD_LABELS.get(edit.field, edit.field.replace("_", " ").capitalize())
+    if edit.field == "snoozed_until" and not edit.new_value:
+        return "Snooze ended"
+    old = _field_value(deal, edit.field, edit.old_value)
+    new = _field_value(deal, edit.field, edit.new_value)
+    if not edit.old_value:
+        return f"{label} set to {new}"
+    return f"{label}: {old} → {new}"
+
+
+def _activity_entry(activity: Activity) -> TimelineEntry:
+    kind = activity.get_type_display()
+    if activity.done:
+        text = f"{kind} done: {activity.subject}"
+        at = activity.done_at or activity.created_at
+    else:
+        due = f" for {formats.moment(activity.due_at)}" if activity.due_at else ""
+        text = f"{kind} planned{due}: {activity.subject}"
+        at = activity.created_at
+    return TimelineEntry(at, "activity", text, activity.owner.display_name, activity.note)
+
+
 def timeline(deal: Deal, limit: int = 100) -> list[TimelineEntry]:
-    """Stage changes, activities and field edits, newest first, in three queries."""
+    """Stage changes, every activity with its notes (done and planned), and field edits
+    with their labels and formatted values, newest first, in three queries."""
     from deals.models import FieldChange, StageChange
 
     entries: list[TimelineEntry] = []
@@ -284,19 +341,31 @@ def timeline(deal: Deal, limit: int = 100) -> list[TimelineEntry]:
         by = change.by.display_name if change.by else "system"
         entries.append(TimelineEntry(change.at, "stage", text, by, detail))
     activities = Activity.objects.filter(deal=deal).select_related("owner")
-    for activity in activities.order_by("-created_at")[:limit]:
-        state = "Done" if activity.done else "Scheduled"
-        text = f"{state} {activity.get_type_display().lower()}: {activity.subject}"
-        when = activity.done_at or activity.created_at
-        entries.append(TimelineEntry(when, "activity", text, activity.owner.display_name))
+    entries += [_activity_entry(a) for a in activities.order_by("-created_at")[:limit]]
     for edit in FieldChange.objects.filter(deal=deal).select_related("by")[:limit]:
-        text = (
-            f"Changed {edit.field.replace('_', ' ')}: {edit.old_value or '—'} → {edit.new_value}"
-        )
         by = edit.by.display_name if edit.by else "system"
-        entries.append(TimelineEntry(edit.at, "field", text, by))
+        entries.append(TimelineEntry(edit.at, "field", _field_text(deal, edit), by))
     entries.sort(key=lambda e: e.at, reverse=True)
     return entries[:limit]
+
+
+def days_by_stage(deal: Deal, now: datetime | None = None) -> dict[int, int]:
+    """Whole days the deal has spent in each stage, over all its stays, in one query.
+
+    A stay runs from one stage entry to the next (the current one until `now`, a closed
+    deal's last one until it closed).
+    """
+    from deals.models import StageChange
+
+    now = now or timezone.now()
+    entries = list(
+        StageChange.objects.filter(deal=deal).order_by("seq").values_list("to_stage_id", "at")
+    )
+    spent: dict[int, float] = {}
+    for (stage_id, start), following in zip(entries, [*entries[1:], None], strict=True):
+        end = following[1] if following else (deal.closed_at or now)
+        spent[stage_id] = spent.get(stage_id, 0.0) + max((end - start).total_seconds(), 0.0)
+    return {stage_id: int(seconds // 86400) for stage_id, seconds in spent.items()}
 
 
 def filter_people(user: User) -> list[User]:

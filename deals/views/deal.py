@@ -36,6 +36,9 @@ TEMPLATE = "deals/deal_detail.html"
 
 def _detail_context(request: HttpRequest, deal: Deal) -> dict[str, Any]:
     stages = [s for s in deal.pipeline.stages.all() if not s.is_archived]
+    spent = queries.days_by_stage(deal)
+    for stage in stages:
+        stage.days_spent = spent.get(stage.pk)
     upcoming = queries.next_step(deal, stages)
     deal.can_move = queries.edit_rule(request.user)(deal)
     acts = list(deal.activities.select_related("owner").order_by("done", "due_at", "id"))
@@ -46,6 +49,11 @@ def _detail_context(request: HttpRequest, deal: Deal) -> dict[str, Any]:
         "checklist": upcoming.checklist,
         "timeline": queries.timeline(deal),
         "open_activities": [a for a in acts if not a.done],
+        "done_activities": sorted(
+            (a for a in acts if a.done),
+            key=lambda a: a.done_at or a.created_at,
+            reverse=True,
+        ),
         "next_activity": next((a for a in acts if not a.done), None),
         "activity_form": ActivityForm(),
         "activity_types": ActivityType.choices,
