@@ -363,7 +363,7 @@ class Dashboard:
             rows += [
                 [f"Won value ({code})", now["won_value"], before["won_value"]],
                 [f"Average won amount ({code})", now["avg_won"], before["avg_won"]],
-                [f"Open deals at period end ({code})", now["open"], before["open"]],
+                [f"Number of open {code} deals at period end", now["open"], before["open"]],
                 [f"Sales velocity per day ({code})", now["velocity"], before["velocity"]],
             ]
         return Panel(

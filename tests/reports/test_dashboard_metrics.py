@@ -152,14 +152,14 @@ def test_win_rate_cycle_and_velocity_beside_the_previous_period(board):
     assert rows["Win rate %"] == [50.0, 100.0]
     assert rows["Average cycle (days, won deals)"] == [19.0, 10.0]
     assert rows["Average won amount (USD)"] == [Decimal("3000.00"), Decimal("2000.00")]
-    assert rows["Open deals at period end (USD)"] == [4, 1]
+    assert rows["Number of open USD deals at period end"] == [4, 1]
     assert rows["Sales velocity per day (USD)"] == [Decimal("315.79"), Decimal("200.00")]
 
 
 def test_velocity_keeps_currencies_apart(board):
     """H (EUR 500) is open but nothing was won in EUR: no EUR velocity, and no EUR in USD."""
     rows = {row[0]: row[1:] for row in board.velocity().rows}
-    assert rows["Open deals at period end (EUR)"] == [1, 0]
+    assert rows["Number of open EUR deals at period end"] == [1, 0]
     assert rows["Won value (EUR)"] == [Decimal("0.00"), Decimal("0.00")]
     assert rows["Sales velocity per day (EUR)"] == [None, None]
     assert rows["Won value (USD)"] == [Decimal("3000.00"), Decimal("2000.00")]
@@ -303,3 +303,10 @@ def test_owner_filter_narrows_to_one_person(history, manager, teammate, pipeline
     rows = rows_by_stage(Dashboard(scope_for(manager, pipeline, owner=teammate)).funnel())
     assert rows["Proposal"] == [1, 0, 0.0]
     assert rows["Lead in"] == [0, 0, None]
+
+
+def test_velocity_labels_a_currency_in_brackets_only_on_money(board):
+    """A count of deals labelled "(USD)" reads as an amount of dollars."""
+    for label, *values in board.velocity().rows:
+        if label.endswith(("(USD)", "(EUR)")):
+            assert all(v is None or isinstance(v, Decimal) for v in values), label
