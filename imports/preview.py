@@ -24,6 +24,7 @@ from imports.models import ImportJob, ImportKind
 from imports.parsing import DMY, MDY, DateOrderEvidence
 from imports.rows import KINDS, DealContext, DealRecord, OwnerIndex, Problem
 from imports.source import Dialect, Reader
+from imports.writers import SNAPSHOT, UPDATABLE
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -138,6 +139,13 @@ class Preview:
         return sorted(self.actions.items())
 
     @property
+    def writes(self) -> int:
+        """Rows the import will write, as far as the preview can tell: the checked rows that
+        would be created or changed, plus every row beyond the checked ones."""
+        unwritten = sum(self.actions[a] for a in ("fail", "skip", "unchanged"))
+        return self.job.total_rows - unwritten
+
+    @property
     def ready(self) -> bool:
         return not self.missing_required and (
             self.job.kind != ImportKind.DEALS or self.job.pipeline_id is not None
@@ -220,16 +228,26 @@ def _build_deals(preview: Preview, rows: list, *, by: User) -> None:
     )
     records = [ctx.convert(row) for row in rows]
     ids = [r.external_id for r in records if r.external_id]
-    existing = set(
-        Deal.objects.filter(external_id__in=ids).values_list("external_id", flat=True)
-        if ids
-        else ()
-    )
+    existing = {
+        values["external_id"]: values
+        for values in (
+            Deal.objects.filter(external_id__in=ids).values(
+                *SNAPSHOT,
+                organization_name=Lower("organization__name"),
+                person_name=Lower("person__name"),
+            )
+            if ids
+            else ()
+        )
+    }
     problems: list[Problem] = []
     for record in records:
-        if record.external_id in existing and record.ok:
-            action = "update"
+        found = existing.get(record.external_id)
+        if found is not None and record.ok:
+            action = "unchanged" if _unchanged(record, found) else "update"
         else:
+            # Every problem at once: the gate is checked even while, say, the owner is
+            # still unknown, so fixing one thing does not reveal the next.
             ctx.judge(record)
             action = "create" if record.ok else "fail"
         if any(p.kind == "duplicate_id" for p in record.problems):
@@ -262,6 +280,22 @@ def _build_deals(preview: Preview, rows: list, *, by: User) -> None:
     )
     preview.new_organizations = len(names - known - reference)
     preview.problems = _tally(problems + _companion_problems(job, by))
+
+
+def _unchanged(record: DealRecord, found: dict[str, Any]) -> bool:
+    """Whether importing `record` over the deal `found` would change nothing, judged as
+    `DealWriter.update` judges it (an empty cell leaves a field alone)."""
+    for name in UPDATABLE:
+        value = getattr(record, name)
+        if value not in (None, "") and value != found[name]:
+            return False
+    if record.organization and record.organization.lower() != found["organization_name"]:
+        return False
+    if record.person and record.person.lower() != found["person_name"]:
+        return False
+    if record.stage is not None and record.stage.pk != found["stage_id"]:
+        return False
+    return record.owner is None or record.owner.pk == found["owner_id"]
 
 
 def _companion_problems(job: ImportJob, by: User) -> list[Problem]:

@@ -484,7 +484,7 @@ class DealContext:
         are kept on the record to be written on the stage change (and reported as
         warnings).
         """
-        if not record.ok or not record.steps:
+        if not record.steps:
             return
         candidate = Candidate(
             amount=record.amount,

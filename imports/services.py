@@ -8,8 +8,10 @@ checks its actor; views call these functions and nothing else.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import IO, TYPE_CHECKING, Any
 
+from django import db
 from django.conf import settings
 from django.core.files.base import File
 from django.db import transaction
@@ -333,8 +335,12 @@ def confirm_import(job: ImportJob, *, by: User, run_in_background: bool = True) 
 
 
 def dispatch(job_id: int) -> bool:
+    """Hand a queued job to whoever runs imports (settings.IMPORT_RUNNER)."""
     from imports.tasks import run_import
 
+    if settings.IMPORT_RUNNER == "thread":
+        threading.Thread(target=_run_in_thread, args=(job_id,), daemon=True).start()
+        return True
     try:
         run_import.delay(job_id)
     except Exception:
@@ -343,6 +349,18 @@ def dispatch(job_id: int) -> bool:
         )
         return False
     return True
+
+
+def _run_in_thread(job_id: int) -> None:
+    """Without a broker: the import runs beside the web request that confirmed it, on its
+    own database connection. A job cut short by a restart stays "running", and running it
+    again (`runner.run_import`) resumes where it stopped."""
+    from imports.runner import run_import
+
+    try:
+        run_import(job_id)
+    finally:
+        db.connection.close()
 
 
 def visible_jobs(user: User) -> Any:

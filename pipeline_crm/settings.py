@@ -268,6 +268,10 @@ RATE_LIMITS = {
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+# Imports take seconds to minutes. With a broker a worker runs them; without one ("thread")
+# a background thread of the web process does, so the confirm answers at once and the
+# status page shows progress. "inline" runs them within the request (tests, scripts).
+IMPORT_RUNNER = env_str("IMPORT_RUNNER", "celery" if REDIS_URL else "thread")
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -16,6 +16,13 @@ def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def imports_run_through_celery(settings):
+    """Confirmed imports go to Celery (in-process and eager without a broker), so a test
+    sees the finished import; the browser tests that watch progress ask for the thread."""
+    settings.IMPORT_RUNNER = "celery"
+
+
 @pytest.fixture
 def team(db):
     return TeamFactory(name="East")
