@@ -272,6 +272,64 @@ class DealForm(forms.Form):
         return title
 
 
+class NewDealForm(DealForm):
+    """A new deal in `stage`: besides the fields, whatever the stage's entry criteria ask
+    for that is not a field (a checklist confirmation, a contact in a role, an activity
+    already done), so a gated column's "+ New deal" can be completed in one step."""
+
+    def __init__(self, *args: Any, stage: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.entry_fields: list[str] = []
+        for criterion in stage.criteria.all():
+            name, field = _entry_field(criterion)
+            if field is not None and name not in self.fields:
+                self.fields[name] = field
+                self.entry_fields.append(name)
+
+    def items(self) -> dict[str, Any]:
+        """The entry items filled in: checklist ids, (type, subject), (role, person name)."""
+        data = self.cleaned_data
+        return {
+            "checklist_ids": tuple(
+                int(k[6:]) for k in self.entry_fields if k.startswith("check_") and data.get(k)
+            ),
+            "activities": tuple(
+                (k[9:], data[k])
+                for k in self.entry_fields
+                if k.startswith("activity_") and data.get(k)
+            ),
+            "roles": tuple(
+                (k[5:], data[k])
+                for k in self.entry_fields
+                if k.startswith("role_") and data.get(k)
+            ),
+        }
+
+
+def _entry_field(criterion: Any) -> tuple[str, forms.Field | None]:
+    match criterion.kind:
+        case CriterionKind.CHECKLIST:
+            return f"check_{criterion.pk}", forms.BooleanField(
+                required=False, label=criterion.requirement
+            )
+        case CriterionKind.CONTACT_ROLE:
+            role = ContactRole(criterion.contact_role).label
+            return f"role_{criterion.contact_role}", forms.CharField(
+                required=False,
+                max_length=200,
+                label=f"{criterion.requirement}: who is the {role.lower()}?",
+                help_text="Their name; they are added at the organization if new.",
+            )
+        case CriterionKind.ACTIVITY_DONE:
+            return f"activity_{criterion.activity_type}", forms.CharField(
+                required=False,
+                max_length=200,
+                label=criterion.requirement,
+                help_text="What happened (subject); it is logged as done.",
+            )
+    return "", None
+
+
 class DealEditForm(DealForm):
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
     stage = forms.ModelChoiceField(queryset=None, empty_label=None)  # type: ignore[arg-type]

@@ -366,13 +366,17 @@ def create_deal(
     override_reason: str = "",
     organization_name: str = "",
     person_name: str = "",
+    with_items: GateFixes | None = None,
     **fields: Any,
 ) -> Deal:
     """Create a deal in `stage`, which must let it in (the gate applies to new deals too).
 
     Typed organization and contact names are resolved (`resolve_contacts`) in the same
-    transaction, so a refused deal leaves no new contact behind. The deal starts at the
-    top of its column with history row 1 (from nowhere).
+    transaction, so a refused deal leaves no new contact behind. `with_items` are what
+    the new-deal form asked for beyond fields: checklist confirmations, contacts in a
+    role, activities already done. The gate counts them as the deal's own, and they are
+    saved with it, so a stage that needs them can be a deal's first. The deal starts at
+    the top of its column with history row 1 (from nowhere).
     """
     if organization_name or person_name:
         with transaction.atomic():
@@ -389,6 +393,7 @@ def create_deal(
                 expected_close_date=expected_close_date,
                 source=source,
                 override_reason=override_reason,
+                with_items=with_items,
                 **fields | contacts,
             )
     owner = owner or by
@@ -410,7 +415,12 @@ def create_deal(
         expected_close_date=expected_close_date,
         **fields,
     )
-    failures = gate.evaluate(deal, stage) if stage.criteria.exists() or not stage.is_open else []
+    items = with_items or GateFixes(fields={})
+    failures = (
+        gate.evaluate_many(deal, [stage], facts=_NewDealFacts(deal, items=items))[stage.pk]
+        if stage.criteria.exists() or not stage.is_open
+        else []
+    )
     if failures and not (override_reason and by.can_override_gate):
         raise GateBlocked(deal, stage, failures)
     with transaction.atomic():
@@ -419,6 +429,7 @@ def create_deal(
         deal.closed_at = None if stage.is_open else now
         deal.position = _position(stage.pk, 0, None)
         deal.save()
+        logged = _save_items(deal, stage, items, by=by, now=now)
         StageChange.objects.create(
             deal=deal,
             seq=1,
@@ -445,7 +456,7 @@ def create_deal(
             if outcome
             else []
         )
-        events.publish(created, *closed)
+        events.publish(created, *closed, *_activity_events(logged, deal, by=by, source=source))
     return deal
 
 
@@ -480,7 +491,6 @@ def complete_and_move(
     back with the refused move and GateBlocked tells what is still missing.
     """
     from contacts.models import Organization, Person
-    from deals.models import Activity, ChecklistTick, DealContact
 
     with transaction.atomic():
         locked = _lock_current(deal, by, expected_version)
@@ -507,46 +517,10 @@ def complete_and_move(
             changes = record_field_changes(locked, changed, by=by)
             locked.save(update_fields=[*changed, "updated_at"])
             published.append(_updated(locked, changes, by=by, source=source))
-        valid_checks = set(
-            to_stage.criteria.filter(pk__in=fixes.checklist_ids).values_list("pk", flat=True)
-        )
-        ChecklistTick.objects.bulk_create(
-            [ChecklistTick(deal=locked, criterion_id=pk, by=by) for pk in valid_checks],
-            ignore_conflicts=True,
-        )
-        now = timezone.now()
-        logged = Activity.objects.bulk_create(
-            Activity(
-                deal=locked,
-                owner=by,
-                type=kind,
-                subject=subject,
-                done=True,
-                done_at=now,
-                due_at=now,
-            )
-            for kind, subject in fixes.activities
-        )
-        published += [
-            events.event(
-                "activity.created",
-                by=by,
-                source=source,
-                deal=locked,
-                activity_id=activity.pk,
-                type=activity.type,
-            )
-            for activity in logged
-        ]
+        logged = _save_items(locked, to_stage, fixes, by=by, now=timezone.now())
+        published += _activity_events(logged, locked, by=by, source=source)
         if published:
             events.publish(*published)
-        DealContact.objects.bulk_create(
-            [
-                DealContact(deal=locked, person_id=pk, role=role)
-                for role, pk in fixes.contact_roles
-            ],
-            ignore_conflicts=True,
-        )
         return move_deal(
             locked,
             to_stage,
@@ -555,6 +529,63 @@ def complete_and_move(
             source=source,
             override_reason=override_reason,
         )
+
+
+def _save_items(
+    deal: Deal, stage: Stage, items: GateFixes, *, by: User, now: datetime
+) -> list[Any]:
+    """Save the checklist ticks (of `stage`'s criteria only), contacts in their roles and
+    done activities a gate form or the new-deal form supplied; returns the activities."""
+    from deals.models import Activity, ChecklistTick, DealContact
+
+    if items.checklist_ids:
+        valid = stage.criteria.filter(pk__in=items.checklist_ids).values_list("pk", flat=True)
+        ChecklistTick.objects.bulk_create(
+            [ChecklistTick(deal=deal, criterion_id=pk, by=by) for pk in valid],
+            ignore_conflicts=True,
+        )
+    logged = Activity.objects.bulk_create(
+        Activity(
+            deal=deal, owner=by, type=kind, subject=subject, done=True, done_at=now, due_at=now
+        )
+        for kind, subject in items.activities
+    )
+    if items.contact_roles:
+        DealContact.objects.bulk_create(
+            [DealContact(deal=deal, person_id=pk, role=role) for role, pk in items.contact_roles],
+            ignore_conflicts=True,
+        )
+    return logged
+
+
+def _activity_events(logged: list[Any], deal: Deal, *, by: User, source: str) -> list[Event]:
+    return [
+        events.event(
+            "activity.created",
+            by=by,
+            source=source,
+            deal=deal,
+            activity_id=activity.pk,
+            type=activity.type,
+        )
+        for activity in logged
+    ]
+
+
+@dataclass
+class _NewDealFacts(gate.DealFacts):
+    """The gate's view of a deal not saved yet: what the form will save with it counts."""
+
+    items: GateFixes | None = None
+
+    def done_activity_types(self) -> set[str]:
+        return {kind for kind, _subject in self.items.activities} if self.items else set()
+
+    def contact_roles(self) -> set[str]:
+        return {role for role, _person in self.items.contact_roles} if self.items else set()
+
+    def ticked(self) -> set[int]:
+        return set(self.items.checklist_ids) if self.items else set()
 
 
 def record_field_changes(deal: Deal, names: list[str], *, by: User) -> dict[str, list[Any]]:

@@ -63,3 +63,27 @@ def test_rep_still_has_to_fill_the_missing_field(login, live_server, rep, stages
     dialog.wait_for()
     assert dialog.get_by_label("Or override with a reason").count() == 0
     assert dialog.get_by_label("Add an expected close date").get_attribute("required") is not None
+
+
+def test_new_deal_in_a_column_that_needs_a_checklist_item_and_a_contact_role(
+    login, live_server, rep, stages
+):
+    from deals.models import ChecklistTick, DealContact
+
+    CriterionFactory(stage=stages["demo"], kind=CriterionKind.CHECKLIST, label="Budget ok")
+    CriterionFactory(
+        stage=stages["demo"], kind=CriterionKind.CONTACT_ROLE, contact_role="decision_maker"
+    )
+    page = login(rep)
+    page.get_by_role("link", name="New deal in Demo").click()
+    page.get_by_label("Title").fill("Straight to demo")
+    page.get_by_role("combobox", name="Organization").fill("Acme")
+    page.get_by_label("Confirm: Budget ok").check()
+    page.get_by_label("who is the decision maker?").fill("Dana Lee")
+    page.get_by_role("button", name="Create deal").click()
+    page.wait_for_url(f"{live_server.url}/?pipeline={stages['demo'].pipeline_id}")
+    deal = Deal.objects.get(title="Straight to demo")
+    assert deal.stage_id == stages["demo"].pk
+    assert ChecklistTick.objects.filter(deal=deal).count() == 1
+    contact = DealContact.objects.get(deal=deal)
+    assert (contact.role, contact.person.name) == ("decision_maker", "Dana Lee")

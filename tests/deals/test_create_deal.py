@@ -165,3 +165,27 @@ def test_admin_can_create_a_deal_for_anyone(stages, admin_user, outsider):
     deal = create_deal(by=admin_user, title="Acme", stage=stages["lead"], owner=outsider)
 
     assert deal.owner == outsider
+
+
+def test_create_deal_counts_the_checklist_and_contact_role_it_comes_with(rep, stages):
+    from contacts.models import Person
+    from deals.models import ChecklistTick, DealContact
+    from deals.services import GateFixes, create_deal
+    from stages.models import CriterionKind
+    from tests.factories import CriterionFactory
+
+    check = CriterionFactory(stage=stages["demo"], kind=CriterionKind.CHECKLIST, label="Budget")
+    CriterionFactory(
+        stage=stages["demo"], kind=CriterionKind.CONTACT_ROLE, contact_role="decision_maker"
+    )
+    dana = Person.objects.create(name="Dana")
+    deal = create_deal(
+        by=rep,
+        title="Gated start",
+        stage=stages["demo"],
+        with_items=GateFixes(
+            fields={}, checklist_ids=(check.pk,), contact_roles=(("decision_maker", dana.pk),)
+        ),
+    )
+    assert ChecklistTick.objects.filter(deal=deal, criterion=check).exists()
+    assert DealContact.objects.filter(deal=deal, person=dana, role="decision_maker").exists()
