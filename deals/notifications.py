@@ -5,19 +5,20 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Collection
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMessage, mailers
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import User
 from common.sql import insert_from
 from deals.models import Deal, Notification, QuietDeal, StalledFlag, StalledRule, scope_q
+from stages.models import StageKind
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,61 @@ def notify_new_flags(
         )
         pending.update(notified_at=now)
     return created
+
+
+REMINDER = "reminder"
+
+
+def remind_activities(*, now: datetime | None = None) -> int:
+    """One bell notice per user a day about their open activities due today or overdue:
+    "3 activities due today, 2 overdue". Returns notices created.
+
+    Two statements whatever the number of activities: counts grouped by owner (less
+    those already reminded today), one bulk INSERT; the dedupe key (reminder:<day>) makes
+    a second run the same day a no-op. One summary instead of a
+    notice per activity keeps the bell for things to act on.
+    """
+    from deals.models import Activity
+
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    start = timezone.make_aware(datetime.combine(today, time.min))
+    end = start + timedelta(days=1)
+    key = f"{REMINDER}:{today.isoformat()}"
+    reminded = Notification.objects.filter(user=OuterRef("owner_id"), dedupe_key=key)
+    counts = (
+        Activity.objects.filter(
+            done=False, due_at__lt=end, deal__stage__kind=StageKind.OPEN, owner__is_active=True
+        )
+        .exclude(Exists(reminded))
+        .values("owner_id")
+        .annotate(
+            due_today=Count("id", filter=Q(due_at__gte=start)),
+            overdue=Count("id", filter=Q(due_at__lt=start)),
+        )
+        .order_by()
+    )
+    notices = [
+        Notification(
+            user_id=row["owner_id"],
+            kind=REMINDER,
+            text=_reminder_text(row["due_today"], row["overdue"]),
+            dedupe_key=key,
+            created_at=now,
+        )
+        for row in counts
+    ]
+    Notification.objects.bulk_create(notices, ignore_conflicts=True)
+    return len(notices)
+
+
+def _reminder_text(due_today: int, overdue: int) -> str:
+    parts = []
+    if due_today:
+        parts.append(f"{due_today} activit{'y' if due_today == 1 else 'ies'} due today")
+    if overdue:
+        parts.append(f"{overdue} overdue")
+    return "You have " + " and ".join(parts) + ". See My activities."
 
 
 def shown_to(user: User) -> QuerySet[Notification]:

@@ -61,6 +61,12 @@ def check_stalled(outbox_id: int | None = None) -> dict[str, int]:
     }
 
 
+@shared_task(name="deals.remind_activities", acks_late=True)
+def remind_activities(outbox_id: int | None = None) -> int:
+    """Tell each user once a day, on the bell, what is due today or overdue."""
+    return notifications.remind_activities()
+
+
 @shared_task(name="deals.send_digests", acks_late=True)
 def send_digests(outbox_id: int | None = None) -> int:
     """E-mail the daily notification digest to users who have one waiting."""

@@ -302,6 +302,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": crontab(hour=1, minute=30),
     },
     "send-digests": {"task": "deals.send_digests", "schedule": crontab(hour=7, minute=0)},
+    # Hourly, so whoever starts work gets the day's reminder; once a day per user.
+    "remind-activities": {"task": "deals.remind_activities", "schedule": crontab(minute=5)},
     "recompute-forecasts": {
         "task": "reports.recompute_forecasts",
         "schedule": crontab(minute=7),

@@ -62,6 +62,8 @@ def open_notification(request: HttpRequest, pk: int) -> HttpResponse:
     notifications.mark_read(notification, by=request.user)
     if notification.kind == notifications.STALLED_GROUP:
         return redirect(f"{reverse('board')}?owner=me&stalled=1")
+    if notification.kind == notifications.REMINDER:
+        return redirect("my_activities")
     if notification.deal_id is None:
         return redirect("notifications")
     return redirect("deal_detail", pk=notification.deal_id)

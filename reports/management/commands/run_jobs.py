@@ -36,6 +36,8 @@ class Command(BaseCommand):
                 f"{sum(result.added.values())} flag(s) added, "
                 f"{sum(result.cleared.values())} cleared, {result.notified} notification(s)"
             )
+        with self._step("activity reminders") as note:
+            note(f"{notifications.remind_activities()} reminder(s)")
         with self._step("forecast recompute") as note:
             recomputed = forecasts.recompute()
             note(

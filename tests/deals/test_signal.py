@@ -1,0 +1,52 @@
+"""Signal, not noise: activity reminders on the bell, realistic demo data (issue 16)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.urls import reverse
+from django.utils import timezone
+
+from deals import notifications
+from deals.models import Notification
+from tests.factories import ActivityFactory, DealFactory
+
+
+def test_due_and_overdue_activities_reach_the_bell_as_one_notice(client_for, rep, stages):
+    deal = DealFactory(owner=rep, stage=stages["lead"])
+    now = timezone.now()
+    ActivityFactory(deal=deal, due_at=now + timedelta(minutes=1))
+    ActivityFactory(deal=deal, due_at=now - timedelta(days=3))
+    ActivityFactory(deal=deal, due_at=now - timedelta(days=4))
+    ActivityFactory(deal=deal, due_at=now + timedelta(days=3))  # not yet
+    ActivityFactory(deal=deal, due_at=now - timedelta(days=1), done=True, done_at=now)
+    assert notifications.remind_activities(now=now) == 1
+    notice = Notification.objects.get(user=rep)
+    assert notice.kind == notifications.REMINDER
+    assert "2 overdue" in notice.text
+    page = client_for(rep).get(reverse("board")).content.decode()
+    assert 'class="bell-count">1<' in page
+
+
+def test_reminders_come_once_a_day(rep, stages):
+    deal = DealFactory(owner=rep, stage=stages["lead"])
+    ActivityFactory(deal=deal, due_at=timezone.now() - timedelta(hours=2))
+    notifications.remind_activities()
+    assert notifications.remind_activities() == 0
+    assert Notification.objects.filter(user=rep).count() == 1
+
+
+def test_opening_a_reminder_goes_to_my_activities(client_for, rep, stages):
+    deal = DealFactory(owner=rep, stage=stages["lead"])
+    ActivityFactory(deal=deal, due_at=timezone.now() - timedelta(hours=2))
+    notifications.remind_activities()
+    notice = Notification.objects.get(user=rep)
+    response = client_for(rep).post(reverse("notification_open", args=[notice.pk]))
+    assert response.url == reverse("my_activities")
+
+
+def test_closed_deals_and_nothing_due_send_no_reminder(rep, stages):
+    closed = DealFactory(owner=rep, stage=stages["won"], closed_at=timezone.now())
+    ActivityFactory(deal=closed, due_at=timezone.now() - timedelta(days=1))
+    ActivityFactory(deal=DealFactory(owner=rep, stage=stages["lead"]))  # due tomorrow
+    assert notifications.remind_activities() == 0
