@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from django.urls import reverse
 from django.utils import timezone
 
@@ -50,3 +51,37 @@ def test_closed_deals_and_nothing_due_send_no_reminder(rep, stages):
     ActivityFactory(deal=closed, due_at=timezone.now() - timedelta(days=1))
     ActivityFactory(deal=DealFactory(owner=rep, stage=stages["lead"]))  # due tomorrow
     assert notifications.remind_activities() == 0
+
+
+@pytest.fixture
+def demo(db, settings):
+    """The demo data `make run` seeds, with its jobs run once, as a first login sees it."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.DEBUG = True
+    call_command("seed_demo", stdout=StringIO())
+
+
+def test_demo_flags_a_believable_share_of_open_deals_as_stalled(demo):
+    from deals.models import Deal, StalledFlag
+
+    open_deals = Deal.objects.filter(stage__kind="open")
+    stalled = open_deals.filter(pk__in=StalledFlag.objects.values("deal_id")).count()
+    assert 0.10 <= stalled / open_deals.count() <= 0.25
+
+
+def test_demo_reps_start_with_at_most_ten_unread_notices(demo):
+    from accounts.models import Role, User
+
+    for rep in User.objects.filter(role=Role.REP):
+        assert Notification.objects.filter(user=rep, read_at__isnull=True).count() <= 10
+
+
+def test_demo_activities_happen_in_business_hours(demo):
+    from deals.models import Activity
+
+    for due in Activity.objects.exclude(due_at=None).values_list("due_at", flat=True):
+        local = timezone.localtime(due)
+        assert 9 <= local.hour < 18 and local.weekday() < 5

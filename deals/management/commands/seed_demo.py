@@ -206,6 +206,10 @@ class Command(BaseCommand):
         return list(pipeline.stages.all())
 
     def _deals(self, reps: list[User], stages: list[Stage], count: int) -> None:
+        """Deals a sales team would recognise: most open deals are moving (recent
+        activity, a next step booked, a close date ahead, a normal time in stage), and a
+        minority are stuck for one clear reason each, so the stalled share is what a
+        healthy team sees (about 10-20 %), not nearly everything."""
         rng = random.Random(42)
         now = timezone.now()
         orgs = Organization.objects.bulk_create(
@@ -227,22 +231,39 @@ class Command(BaseCommand):
         won = next(s for s in stages if s.kind == StageKind.WON)
         lost = next(s for s in stages if s.kind == StageKind.LOST)
         checklist = EntryCriterion.objects.get(kind=CriterionKind.CHECKLIST)
-        deals, paths = [], []
+        deals: list[Deal] = []
+        plans: list[_Plan] = []
         for i in range(count):
             roll = rng.random()
             depth = rng.choices(range(len(opened)), weights=[30, 25, 18, 14, 10])[0]
             path = opened[: depth + 1]
-            final = path[-1]
             if roll < 0.12:
-                final = won
                 path = [*opened[: rng.randint(3, 5)], won]
             elif roll < 0.2:
-                final = lost
                 path = [*opened[: rng.randint(1, 4)], lost]
+            final = path[-1]
+            # Days in each stage: a normal pace, and a few deals stuck in their stage.
+            stays = [rng.randint(3, 12) for _ in path[:-1]]
+            if final.is_open:
+                rot = final.rotting_days
+                stuck = rng.random() < 0.05
+                stays.append(rot + rng.randint(2, rot) if stuck else rng.randint(0, rot - 2))
+                closed_ago = 0
+            else:
+                closed_ago = rng.randint(1, 80)
+                stays.append(closed_ago)
+            created = _business_hours(now - timedelta(days=sum(stays) + 1), rng)
             product, price = rng.choice(PRODUCTS)
             org_index = rng.randrange(len(orgs))
-            created = now - timedelta(days=rng.randint(len(path) * 3, 120))
             has_basics = final is not opened[0] or rng.random() < 0.5
+            if not final.is_open:
+                expected = None  # a won deal's is the day it closed, set below
+            elif has_basics:
+                late = rng.random() < 0.03
+                ahead = rng.randint(-15, -2) if late else rng.randint(10, 150)
+                expected = (now + timedelta(days=ahead)).date()
+            else:
+                expected = None
             deals.append(
                 Deal(
                     title=f"{product} for {orgs[org_index].name}",
@@ -253,27 +274,24 @@ class Command(BaseCommand):
                     stage=final,
                     amount=Decimal(price * rng.randint(1, 12)),
                     product=product,
-                    expected_close_date=(now + timedelta(days=rng.randint(-20, 150))).date()
-                    if has_basics
-                    else None,
-                    close_date_pushes=rng.choice([0, 0, 0, 1, 3]),
-                    lost_reason="Chose a competitor" if final is lost else "",
+                    expected_close_date=expected,
+                    close_date_pushes=rng.choices([0, 1, 2, 3], weights=[74, 17, 8, 1])[0],
+                    lost_reason=rng.choice(LOST_REASONS) if final is lost else "",
                     position=i * 1024,
                     created_at=created,
                 )
             )
-            paths.append((path, created))
+            plans.append(_Plan(path, stays, created))
         Deal.objects.bulk_create(deals)
         changes, activities, ticks, contacts = [], [], [], []
-        for deal, (path, created) in zip(deals, paths, strict=True):
-            span = (now - created) / len(path)
-            at = created
-            for seq, stage in enumerate(path, start=1):
+        for deal, plan in zip(deals, plans, strict=True):
+            at = plan.created
+            for seq, (stage, stay) in enumerate(zip(plan.path, plan.stays, strict=True), start=1):
                 changes.append(
                     StageChange(
                         deal=deal,
                         seq=seq,
-                        from_stage=path[seq - 2] if seq > 1 else None,
+                        from_stage=plan.path[seq - 2] if seq > 1 else None,
                         to_stage=stage,
                         pipeline=stage.pipeline,
                         at=at,
@@ -282,42 +300,121 @@ class Command(BaseCommand):
                     )
                 )
                 last_at = at
-                at = at + span * rng.uniform(0.6, 1.0)
-            deal.stage_entered_at = last_at
-            deal.closed_at = last_at if not path[-1].is_open else None
-            if len(path) > 2:
+                at = _business_hours(at + timedelta(days=stay), rng)
+            deal.stage_entered_at = min(last_at, now)
+            deal.closed_at = deal.stage_entered_at if not plan.path[-1].is_open else None
+            if plan.path[-1] is won:
+                deal.expected_close_date = timezone.localdate(deal.closed_at)
+            if len(plan.path) > 2:
                 ticks.append(ChecklistTick(deal=deal, criterion=checklist, by=deal.owner))
                 contacts.append(
                     DealContact(
                         deal=deal, person=deal.person or people[0], role=ContactRole.DECISION_MAKER
                     )
                 )
-            if len(path) > 3:
+            if len(plan.path) > 3:
+                demo_at = _business_hours(plan.created + timedelta(days=sum(plan.stays[:2])), rng)
                 activities.append(
                     Activity(
                         deal=deal,
                         owner=deal.owner,
                         type=ActivityType.DEMO,
                         subject="Product demo",
+                        note=rng.choice(DEMO_NOTES),
                         done=True,
-                        done_at=created + span * 2,
-                        due_at=created + span * 2,
+                        done_at=demo_at,
+                        due_at=demo_at,
+                        created_at=demo_at,
                     )
                 )
-            if deal.closed_at is None and rng.random() < 0.8:
-                due = now + timedelta(days=rng.randint(-5, 14), hours=rng.randint(0, 8))
-                kind = rng.choice([ActivityType.CALL, ActivityType.MEETING, ActivityType.EMAIL])
-                activities.append(
-                    Activity(
-                        deal=deal,
-                        owner=deal.owner,
-                        type=kind,
-                        subject=f"Follow up with {deal.organization or 'lead'}",
-                        due_at=due,
-                    )
-                )
-        Deal.objects.bulk_update(deals, ["stage_entered_at", "closed_at"], batch_size=500)
+            if deal.closed_at is None:
+                activities += self._open_deal_activities(deal, rng, now)
+        Deal.objects.bulk_update(
+            deals, ["stage_entered_at", "closed_at", "expected_close_date"], batch_size=500
+        )
         StageChange.objects.bulk_create(changes, batch_size=1000)
         Activity.objects.bulk_create(activities, batch_size=1000)
         ChecklistTick.objects.bulk_create(ticks, batch_size=1000)
         DealContact.objects.bulk_create(contacts, batch_size=1000, ignore_conflicts=True)
+
+    def _open_deal_activities(self, deal: Deal, rng: random.Random, now: Any) -> list[Activity]:
+        """The last touch (a few days ago, with notes) and the next step (booked ahead, a few
+        overdue); some deals have gone quiet or have nothing booked, which is what the
+        stalled rules are there to catch."""
+        found: list[Activity] = []
+        who = deal.organization or "the lead"
+        if rng.random() < 0.93:
+            when = _business_hours(now - timedelta(days=rng.randint(1, 9)), rng)
+            when = max(when, deal.created_at)
+            kind, subject = rng.choice(LAST_TOUCHES)
+            found.append(
+                Activity(
+                    deal=deal,
+                    owner=deal.owner,
+                    type=kind,
+                    subject=subject.format(who=who),
+                    note=rng.choice(TOUCH_NOTES),
+                    done=True,
+                    done_at=when,
+                    due_at=when,
+                    created_at=when,
+                )
+            )
+        if rng.random() < 0.93:
+            ahead = rng.choices([rng.randint(-3, -1), 0, rng.randint(1, 14)], [8, 10, 82])[0]
+            kind, subject = rng.choice(NEXT_STEPS)
+            found.append(
+                Activity(
+                    deal=deal,
+                    owner=deal.owner,
+                    type=kind,
+                    subject=subject.format(who=who),
+                    due_at=_business_hours(now + timedelta(days=ahead), rng),
+                    created_at=max(deal.created_at, now - timedelta(days=rng.randint(1, 6))),
+                )
+            )
+        return found
+
+
+class _Plan:
+    """A demo deal's stages, the days it spent in each, and when it was created."""
+
+    def __init__(self, path: list[Stage], stays: list[int], created: Any) -> None:
+        self.path, self.stays, self.created = path, stays, created
+
+
+def _business_hours(moment: Any, rng: random.Random) -> Any:
+    """The same day at a working hour (9:00-17:30 local time, on the half hour), moved off
+    the weekend, as real calls and meetings are."""
+    local = timezone.localtime(moment)
+    while local.weekday() >= 5:
+        local += timedelta(days=1 if local.weekday() == 6 else 2)
+    slot = rng.randint(18, 35)  # half hours from 9:00 to 17:30
+    return local.replace(hour=slot // 2, minute=30 * (slot % 2), second=0, microsecond=0)
+
+
+LOST_REASONS = ["Chose a competitor", "No budget this year", "Went quiet", "Built it in-house"]
+LAST_TOUCHES = [
+    (ActivityType.CALL, "Call with {who}"),
+    (ActivityType.EMAIL, "Sent follow-up to {who}"),
+    (ActivityType.MEETING, "Meeting with {who}"),
+]
+NEXT_STEPS = [
+    (ActivityType.CALL, "Follow-up call with {who}"),
+    (ActivityType.MEETING, "Review meeting with {who}"),
+    (ActivityType.EMAIL, "Send proposal to {who}"),
+    (ActivityType.TASK, "Prepare pricing for {who}"),
+]
+TOUCH_NOTES = [
+    "Interested; wants numbers for 50 seats before the next call.",
+    "Budget owner is the CFO; she joins the next meeting.",
+    "Asked for references in their sector.",
+    "Timeline: decision expected this quarter.",
+    "Happy with the trial so far; two open questions on SSO.",
+    "",
+]
+DEMO_NOTES = [
+    "Demo went well; they liked the reporting. Legal review next.",
+    "Showed the integrations; IT wants a security questionnaire.",
+    "Decision maker attended; asked about volume pricing.",
+]
