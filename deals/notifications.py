@@ -122,6 +122,25 @@ def notify_new_flags(
 
 
 REMINDER = "reminder"
+SUMMARY = "summary"
+
+
+def tell_owners(counts: dict[int, int], *, by: User, text: str) -> int:
+    """One notice per owner about a change someone else made to many of their deals at
+    once (a bulk move, an import): `text` with {n} and {deals} filled in, e.g. "Ann moved
+    {n} of your {deals} to Proposal." Never one notice per deal. The actor is not told.
+    One INSERT; returns notices created."""
+    notices = [
+        Notification(
+            user_id=owner,
+            kind=SUMMARY,
+            text=text.format(n=n, deals="deal" if n == 1 else "deals")[:300],
+        )
+        for owner, n in sorted(counts.items())
+        if n and owner != by.pk
+    ]
+    Notification.objects.bulk_create(notices)
+    return len(notices)
 
 
 def remind_activities(*, now: datetime | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -16,7 +17,7 @@ from django.utils import timezone
 from accounts import audit
 from accounts.models import AuditKind
 from common.errors import BadInput, DomainError, NotAllowed, NotVisible, RuleFailed, StaleVersion
-from deals import events
+from deals import events, notifications
 from deals.models import Deal, Event, GateEvent, GateOutcome, MoveSource, StageChange
 from stages import gate
 from stages.models import Stage, StageKind
@@ -816,7 +817,8 @@ def bulk_move(
     """Move several deals, each through `move_deal` on its own; report each outcome.
 
     One deal's refusal does not undo the others: each move is its own transaction.
-    Deals the user may not see are reported as not found, never moved.
+    Deals the user may not see are reported as not found, never moved. Each owner of
+    moved deals (other than `by`) gets one summary notice, not one per deal.
     """
     found = {
         d.pk: d
@@ -837,6 +839,10 @@ def bulk_move(
             outcomes.append(BulkOutcome(deal.pk, deal.title, False, error.message))
         else:
             outcomes.append(BulkOutcome(deal.pk, deal.title, True))
+    moved = Counter(found[o.deal_id].owner_id for o in outcomes if o.moved)
+    notifications.tell_owners(
+        moved, by=by, text=f"{by.display_name} moved {{n}} of your {{deals}} to {to_stage.name}."
+    )
     return outcomes
 
 

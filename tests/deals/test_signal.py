@@ -85,3 +85,16 @@ def test_demo_activities_happen_in_business_hours(demo):
     for due in Activity.objects.exclude(due_at=None).values_list("due_at", flat=True):
         local = timezone.localtime(due)
         assert 9 <= local.hour < 18 and local.weekday() < 5
+
+
+def test_a_bulk_move_tells_each_owner_once(manager, rep, teammate, stages):
+    from deals import services
+
+    mine = [DealFactory(owner=rep, stage=stages["lead"]) for _ in range(3)]
+    theirs = DealFactory(owner=teammate, stage=stages["lead"])
+    services.bulk_move([d.pk for d in [*mine, theirs]], stages["qualified"], by=manager)
+    assert [n.text for n in Notification.objects.filter(user=rep)] == [
+        f"{manager.display_name} moved 3 of your deals to Qualified."
+    ]
+    assert Notification.objects.filter(user=teammate, kind=notifications.SUMMARY).count() == 1
+    assert not Notification.objects.filter(user=manager).exists()
