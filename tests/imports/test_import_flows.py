@@ -82,3 +82,9 @@ def test_a_re_import_of_the_same_file_previews_as_unchanged(client_for, admin_us
     assert "4 unchanged" in page
     assert "update" not in page.split('class="import-actions"', 1)[1].split("</p>", 1)[0]
     assert "Nothing to import" in page
+
+
+def test_the_import_page_explains_the_feature_to_its_users(client_for, admin_user):
+    page = client_for(admin_user).get(reverse("import_start")).content.decode()
+    assert "Check the preview" in page and "Undo" in page
+    assert "README" not in page and "shared/data" not in page
