@@ -41,6 +41,7 @@ class BoardFilterForm(forms.Form):
     q = forms.CharField(required=False, max_length=100, label="Search")
     stalled = forms.BooleanField(required=False, label="Stalled only")
     no_next = forms.BooleanField(required=False, label="No next activity")
+    no_close = forms.BooleanField(required=False, label="No expected close date")
     close_from = forms.DateField(required=False)
     close_to = forms.DateField(required=False)
     sort = forms.ChoiceField(
@@ -62,6 +63,7 @@ class BoardFilterForm(forms.Form):
             q=(data.get("q") or "").strip(),
             stalled=bool(data.get("stalled")),
             no_next_activity=bool(data.get("no_next")),
+            no_close_date=bool(data.get("no_close")),
             close_from=data.get("close_from"),
             close_to=data.get("close_to"),
             sort=data.get("sort") or "manual",

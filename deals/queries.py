@@ -53,6 +53,7 @@ class BoardFilters:
     q: str = ""
     stalled: bool = False
     no_next_activity: bool = False
+    no_close_date: bool = False
     close_from: date | None = None
     close_to: date | None = None
     sort: str = "manual"
@@ -75,6 +76,8 @@ class BoardFilters:
         if self.no_next_activity:
             upcoming = Activity.objects.filter(deal=OuterRef("pk"), done=False)
             deals = deals.exclude(Exists(upcoming))
+        if self.no_close_date:
+            deals = deals.filter(expected_close_date__isnull=True)
         if self.close_from:
             deals = deals.filter(expected_close_date__gte=self.close_from)
         if self.close_to:

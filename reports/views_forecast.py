@@ -96,6 +96,52 @@ def _page_data(form: ForecastFilterForm, user: User) -> PageData:
     return PageData(kind, starts, lines, owners, max(stamps) if stamps else None)
 
 
+@dataclass(frozen=True)
+class Uncounted:
+    """Open deals the forecast cannot place in a coming period, with board links to them."""
+
+    no_date: int
+    past_date: int
+    no_date_url: str
+    past_date_url: str
+
+
+def _uncounted(form: ForecastFilterForm, user: User) -> Uncounted:
+    """One query: visible open deals (within the filters) with no or a past close date."""
+    from django.db.models import Count, Q
+    from django.urls import reverse
+
+    from deals.models import Deal
+    from stages.models import StageKind
+
+    today = timezone.localdate()
+    data = form.cleaned_data if form.is_bound and form.is_valid() else {}
+    deals = Deal.objects.visible_to(user).filter(stage__kind=StageKind.OPEN)
+    query: dict[str, Any] = {}
+    if data.get("pipeline"):
+        deals = deals.filter(pipeline=data["pipeline"])
+        query["pipeline"] = data["pipeline"].pk
+    if data.get("team"):
+        deals = deals.filter(owner__team=data["team"])
+        query["team"] = data["team"].pk
+    if data.get("owner"):
+        deals = deals.filter(owner=data["owner"])
+        query["owner"] = data["owner"].pk
+    counts = deals.aggregate(
+        no_date=Count("id", filter=Q(expected_close_date__isnull=True)),
+        past=Count("id", filter=Q(expected_close_date__lt=today)),
+    )
+    board = reverse("board")
+    base = "&".join(f"{k}={v}" for k, v in query.items())
+    yesterday = (today - dt.timedelta(days=1)).isoformat()
+    return Uncounted(
+        no_date=counts["no_date"],
+        past_date=counts["past"],
+        no_date_url=f"{board}?{base}{'&' if base else ''}no_close=on",
+        past_date_url=f"{board}?{base}{'&' if base else ''}close_to={yesterday}",
+    )
+
+
 @login_required
 @require_GET
 def forecast(request: HttpRequest) -> HttpResponse:
@@ -108,6 +154,7 @@ def forecast(request: HttpRequest) -> HttpResponse:
         "first_label": period_label(data.starts[0], data.kind),
         "last_label": period_label(data.starts[-1], data.kind),
         "stages": forecasts.stage_rates(pipeline.pk if pipeline else None),
+        "uncounted": _uncounted(form, request.user),
         "history_days": settings.FORECAST_HISTORY_DAYS,
         "shrinkage_k": settings.FORECAST_SHRINKAGE_K,
         "query": request.GET.urlencode(),

@@ -540,8 +540,9 @@ def test_page_costs_a_fixed_number_of_queries_for_a_manager(
 ):
     many_forecast_rows([rep, teammate, manager], stages, count)
     client = login(manager)
-    # session, user, by period, by owner, stage rates, pipelines, teams, owners, bell
-    with django_assert_num_queries(9):
+    # session, user, by period, by owner, stage rates, uncounted deals, pipelines, teams,
+    # owners, bell
+    with django_assert_num_queries(10):
         client.get(reverse("reports:forecast"))
 
 
@@ -551,8 +552,8 @@ def test_page_costs_a_fixed_number_of_queries_for_a_rep(
 ):
     many_forecast_rows([rep], stages, count)
     client = login(rep)
-    # session, user, by period, by owner, stage rates, pipelines, bell
-    with django_assert_num_queries(7):
+    # session, user, by period, by owner, stage rates, uncounted deals, pipelines, bell
+    with django_assert_num_queries(8):
         client.get(reverse("reports:forecast"))
 
 
@@ -599,3 +600,32 @@ def test_csv_costs_a_fixed_number_of_queries(rep, stages, count, django_assert_n
 def test_csv_of_a_rep_leaves_out_teammates(rep, teammate, team_forecast):
     _header, *rows = csv_rows(rep)
     assert {row[3] for row in rows} == {rep.display_name}
+
+
+def test_page_explains_open_deals_it_cannot_place_with_links_to_them(rep, stages):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.factories import DealFactory
+
+    DealFactory(owner=rep, stage=stages["lead"], expected_close_date=None)
+    DealFactory(owner=rep, stage=stages["lead"], expected_close_date=None)
+    late = timezone.localdate() - timedelta(days=5)
+    DealFactory(owner=rep, stage=stages["lead"], expected_close_date=late)
+    html = login(rep).get(reverse("reports:forecast")).content.decode()
+    assert "2 open deals</a> have no expected close date" in html
+    assert "1 open deal</a> has a close date that has passed" in html
+    assert f'href="{reverse("board")}?no_close=on"' in html
+
+
+def test_board_lists_deals_without_a_close_date(rep, stages):
+    from tests.factories import DealFactory
+
+    DealFactory(owner=rep, stage=stages["lead"], expected_close_date=None, title="Undated")
+    DealFactory(
+        owner=rep, stage=stages["lead"], title="Dated", expected_close_date=dt.date(2030, 1, 1)
+    )
+    response = login(rep).get(reverse("board"), {"no_close": "on"})
+    titles = {card.title for column in response.context["columns"] for card in column.cards}
+    assert titles == {"Undated"}
