@@ -300,7 +300,7 @@ class Dashboard:
             if s.score is None:
                 text = f"{s.waiting} waiting · no completed stays"
             else:
-                text = f"{s.waiting} waiting {TIMES} {s.median:.1f} d = {s.score:.1f}"
+                text = f"{s.waiting} waiting, typically {s.median:.0f} days each"
             if s.conversion is not None:
                 text += f" · converts {s.conversion:.1f}%"
             is_worst = worst is not None and s.stage.pk == worst.stage.pk

@@ -67,6 +67,13 @@ class Panel:
     deferred: ClassVar[bool] = False
 
     @property
+    def lead(self) -> str:
+        """The panel's plain-language sentence (reports/dashboard/wording.py)."""
+        from reports.dashboard.wording import lead
+
+        return lead(self.slug)
+
+    @property
     def display_rows(self) -> list[list[str]]:
         rows = self.rows if self.page_rows is None else self.page_rows
         return [[display(cell) for cell in row] for row in rows]

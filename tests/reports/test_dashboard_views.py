@@ -124,7 +124,16 @@ def test_charts_are_accessible_svg_with_title_desc_and_text_values(manager_clien
         assert 'role="img"' in svg
         assert "<title id=" in svg and "<desc id=" in svg
         assert "<text" in svg
-    assert "2 waiting \N{MULTIPLICATION SIGN} 4.0 d = 8.0" in html
+    assert "2 waiting, typically 4 days each" in html
+
+
+def test_each_panel_leads_with_a_plain_sentence_not_a_formula(manager_client, history):
+    html = manager_client.get(URL, MARCH_QUERY).content.decode()
+    leads = re.findall(r'<p class="dash-lead">(.*?)</p>', html, flags=re.S)
+    assert len(leads) == html.count('class="dash-panel ')
+    for lead in leads:
+        assert lead.strip() and "=" not in lead and "\N{MULTIPLICATION SIGN}" not in lead
+    assert " d = " not in html
 
 
 def test_every_chart_has_a_table_view(manager_client, history):
