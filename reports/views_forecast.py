@@ -142,6 +142,43 @@ def _uncounted(form: ForecastFilterForm, user: User) -> Uncounted:
     )
 
 
+CATEGORIES = (
+    ("closed_won", "won"),
+    ("commit", "commit"),
+    ("best_case", "best case"),
+    ("pipeline_amount", "pipeline"),
+)
+
+
+def category_chart(data: PageData) -> Any:
+    """Stacked bars, one per coming period: won so far, then commit, best case and pipeline,
+    in the currency with the most open value (currencies are never added together)."""
+    from common import formats
+    from reports.dashboard import charts
+
+    lines = [line for line in data.periods if line["bucket"] != forecasts.PAST_DUE]
+    if not lines:
+        return ""
+    totals: dict[str, float] = {}
+    for line in lines:
+        value = sum(float(line[name] or 0) for name, _label in CATEGORIES)
+        totals[line["currency"]] = totals.get(line["currency"], 0.0) + value
+    currency = max(sorted(totals), key=lambda code: totals[code])
+    bars = [
+        charts.Bar(
+            line["label"],
+            tuple(float(line[name] or 0) for name, _label in CATEGORIES),
+            " · ".join(
+                f"{formats.money(line[name], currency)} {label}" for name, label in CATEGORIES
+            ),
+        )
+        for line in lines
+        if line["currency"] == currency
+    ]
+    title = f"Forecast by {data.kind} and category ({currency})"
+    return charts.bar_chart(chart_id="fc-chart", title=title, bars=bars)
+
+
 @login_required
 @require_GET
 def forecast(request: HttpRequest) -> HttpResponse:
@@ -155,6 +192,7 @@ def forecast(request: HttpRequest) -> HttpResponse:
         "last_label": period_label(data.starts[-1], data.kind),
         "stages": forecasts.stage_rates(pipeline.pk if pipeline else None),
         "uncounted": _uncounted(form, request.user),
+        "chart": category_chart(data),
         "history_days": settings.FORECAST_HISTORY_DAYS,
         "shrinkage_k": settings.FORECAST_SHRINKAGE_K,
         "query": request.GET.urlencode(),

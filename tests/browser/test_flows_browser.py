@@ -27,7 +27,7 @@ def test_manager_overrides_a_gate_from_the_board_with_only_a_reason(
     deal = DealFactory(owner=rep, stage=stages["lead"], title="Override me")
     page = login(manager)
     move_with_menu(page, deal, "Qualified")
-    dialog = page.locator("#dialog").get_by_role("dialog")
+    dialog = page.get_by_role("dialog", name="enter Qualified yet")
     dialog.wait_for()
     dialog.get_by_label("Or override with a reason").fill("Customer confirmed by phone")
     dialog.get_by_role("button", name="Save and move").click()
@@ -59,7 +59,7 @@ def test_rep_still_has_to_fill_the_missing_field(login, live_server, rep, stages
     deal = DealFactory(owner=rep, stage=stages["lead"], title="No override")
     page = login(rep)
     move_with_menu(page, deal, "Qualified")
-    dialog = page.locator("#dialog").get_by_role("dialog")
+    dialog = page.get_by_role("dialog", name="enter Qualified yet")
     dialog.wait_for()
     assert dialog.get_by_label("Or override with a reason").count() == 0
     assert dialog.get_by_label("Add an expected close date").get_attribute("required") is not None

@@ -629,3 +629,14 @@ def test_board_lists_deals_without_a_close_date(rep, stages):
     response = login(rep).get(reverse("board"), {"no_close": "on"})
     titles = {card.title for column in response.context["columns"] for card in column.cards}
     assert titles == {"Undated"}
+
+
+def test_page_draws_a_server_rendered_chart_by_month_and_category(rep, stages):
+    import re
+
+    many_forecast_rows([rep], stages, 4)
+    html = login(rep).get(reverse("reports:forecast")).content.decode()
+    chart = re.search(r'<figure class="fc-chart">.*?</figure>', html, flags=re.S).group(0)
+    assert '<svg class="chart" role="img"' in chart
+    assert "commit" in chart and "best case" in chart and "pipeline" in chart
+    assert chart.count('<g class="row">') >= 2  # one bar per month with deals
