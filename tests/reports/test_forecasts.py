@@ -476,25 +476,25 @@ def weighted_on(html: str) -> str:
 
 
 def test_rep_sees_only_their_own_numbers(rep, team_forecast):
-    assert weighted_on(page(rep)) == "200"
+    assert weighted_on(page(rep)) == "$200"
 
 
 def test_manager_sees_their_teams_numbers(manager, team_forecast):
-    assert weighted_on(page(manager)) == "600"
+    assert weighted_on(page(manager)) == "$600"
 
 
 def test_admin_sees_everyones_numbers(admin_user, team_forecast):
-    assert weighted_on(page(admin_user)) == "1,400"
+    assert weighted_on(page(admin_user)) == "$1,400"
 
 
 def test_manager_may_narrow_to_one_owner(manager, teammate, team_forecast):
-    assert weighted_on(page(manager, f"?owner={teammate.pk}")) == "400"
+    assert weighted_on(page(manager, f"?owner={teammate.pk}")) == "$400"
 
 
 def test_manager_cannot_pick_an_owner_of_another_team(manager, outsider, team_forecast):
     html = page(manager, f"?owner={outsider.pk}")
     assert "not valid" in html
-    assert weighted_on(html) == "600"
+    assert weighted_on(html) == "$600"
 
 
 def test_page_shows_three_forecasts_and_stage_rates(rep, stages):
