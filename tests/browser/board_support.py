@@ -13,7 +13,7 @@ def drag_across(page, handle, target_column) -> None:
     page.mouse.down()
     page.mouse.move(x + 20, y + 5, steps=4)
     page.mouse.move(end["x"] + end["width"] / 2, y, steps=12)
-    page.mouse.up()
+    settle(page, end["x"] + end["width"] / 2, y)
 
 
 def card_action(page, deal, action: str) -> None:
@@ -38,4 +38,14 @@ def drag_onto(page, handle, target) -> None:
     page.mouse.down()
     page.mouse.move(x + 20, y + 5, steps=4)
     page.mouse.move(end["x"] + end["width"] / 2, end["y"] + end["height"] / 2, steps=12)
+    settle(page, end["x"] + end["width"] / 2, end["y"] + end["height"] / 2)
+
+
+def settle(page, x: float, y: float) -> None:
+    """Hold still over the target before letting go, as a hand does: SortableJS's own drag
+    (forceFallback) checks what is under the pointer on a throttled timer, which a loaded
+    machine may not have run yet after the last step."""
+    page.wait_for_timeout(150)
+    page.mouse.move(x + 1, y + 1)
+    page.wait_for_timeout(100)
     page.mouse.up()

@@ -45,10 +45,13 @@ def focus_is_inside(page, selector: str) -> bool:
 
 
 def test_a_stale_move_leaves_the_card_once_in_its_real_column_with_right_counts(
-    login, live_server, rep, teammate, stages
+    login, live_server, rep, teammate, stages, page
 ):
     deal = DealFactory(owner=rep, stage=stages["lead"], title="Contested deal")
-    page = login(rep)
+    # The live board would fetch the fresh card at once; this page has not heard yet (the
+    # announcement is in flight, or the stream is down), as when two people race.
+    page.route("**/live/**", lambda route: route.abort())
+    login(rep)
     # Meanwhile someone else moves it: the card on this page is now stale.
     services.move_deal(
         Deal.objects.get(pk=deal.pk),
