@@ -257,9 +257,10 @@
       return;
     }
     if (button.closest("#card-menu")) {
-      var card = menuCard;
+      // The live board may have replaced the card since the menu opened: find it again.
+      var card = menuCard && cardById(cardId(menuCard));
       closeCardMenu(false);
-      if (card && card.isConnected) runAction(button.dataset.action, card, menuButton);
+      if (card) runAction(button.dataset.action, card, card.querySelector(".card-menu") || menuButton);
       return;
     }
     if (button.classList.contains("card-menu")) openCardMenu(button.closest(".card"), button);
