@@ -171,7 +171,6 @@
     var board = document.getElementById("board");
     var page = document.querySelector("[data-live-deal]");
     if (board && board.dataset.pipeline) {
-      refreshHeads(board);
       connect(
         function (data) { onBoardEvent(board, data); },
         resyncBoard,
