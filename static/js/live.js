@@ -85,13 +85,21 @@
     highlight(card, who ? (VERBS[data.event] || "changed") + " by " + who : "");
   }
 
+  // This page's user: their own changes are answered by their own requests (the card, a
+  // 409 with the fresh state), which a live refresh must not overtake or undo.
+  var script = document.querySelector("script[data-live-user]");
+  var me = script ? Number(script.dataset.liveUser) : 0;
+
   function onBoardEvent(board, data) {
+    if (data.by && data.by === me) return;
     // Many deals at once (an import): the columns as a reload would show them.
     if (!data.deal) { resyncBoard(); return; }
     var shown = document.getElementById("deal-" + data.deal);
-    // The card is newer than the event (a late one): nothing to fetch. An equal version
-    // is fetched all the same: activities change a card without changing its version.
-    if (shown && Number(shown.dataset.version) > data.version) return;
+    // The card already shows this version (our own move, answered) or a later one:
+    // nothing to fetch. Activities change a card without changing the deal's version.
+    var activity = String(data.event).indexOf("activity.") === 0;
+    var version = shown ? Number(shown.dataset.version) : -1;
+    if (version > data.version || (version === data.version && !activity)) return;
     var params = boardParams(board);
     if (data.by) params.set("by", data.by);
     get("/deals/" + data.deal + "/card/?" + params).then(function (response) {
@@ -140,6 +148,7 @@
 
   function onDealEvent(data) {
     var page = document.querySelector("[data-live-deal]"); // replaced by each refresh
+    if (data.by && data.by === me) return;
     if (!page || String(data.deal) !== page.dataset.liveDeal) return;
     if (Number(page.dataset.version) > data.version) return;
     // Someone typing here keeps their form; they see the change after saving (or a 409).
