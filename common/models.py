@@ -13,8 +13,17 @@ class OutboxMessage(models.Model):
     payload = models.JSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now)
     dispatched_at = models.DateTimeField(null=True, blank=True)
+    # Set when the task finished (common.outbox.finished), not when the broker took it: a
+    # message lost with the broker or a killed worker is dispatched again.
+    finished_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
 
     class Meta:
         db_table = "deals_outboxmessage"
-        indexes = [models.Index(fields=["dispatched_at", "id"], name="outbox_pending")]
+        indexes = [
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(finished_at__isnull=True),
+                name="outbox_unfinished",
+            )
+        ]

@@ -4,6 +4,11 @@
 to hand the message to Celery. If the broker is down the request is not affected: the
 row stays pending and the periodic `drain_outbox` task dispatches it later.
 
+A message is done when its task has finished (`finished_at`, set by the task_postrun
+signal below), not when the broker took it: a message still unfinished REDELIVER_AFTER
+after it was dispatched (the broker lost it in a restart, its worker died, it failed
+for good) is dispatched again by the drain. Tasks are idempotent for that.
+
 Handing over is time-boxed (PUBLISH_TIMEOUT for connecting and for each reply): a
 request pays at most about a second when the broker is unreachable, refuses
 connections instantly, or accepts them and never answers.
@@ -18,8 +23,9 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+from celery.signals import task_postrun
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from common.models import OutboxMessage
@@ -29,7 +35,10 @@ log = logging.getLogger(__name__)
 PUBLISH_TIMEOUT = 0.4
 # Rows younger than this are left to their own after-commit dispatch.
 DRAIN_GRACE = timedelta(seconds=5)
-KEEP_DISPATCHED = timedelta(days=7)
+# Longer than any task runs (settings.CELERY_TASK_TIME_LIMIT, with its retries' backoff)
+# and than the broker's redelivery of a dead worker's task (visibility timeout).
+REDELIVER_AFTER = timedelta(minutes=10)
+KEEP_FINISHED = timedelta(days=7)
 
 
 def enqueue(task: str, **payload: Any) -> OutboxMessage:
@@ -56,6 +65,7 @@ def _publish(messages: Sequence[OutboxMessage], done: list[int]) -> None:
             kwargs = {**message.payload, "outbox_id": message.pk}
             with transaction.atomic():
                 app.tasks[message.task].apply(kwargs=kwargs, throw=True)
+                finished(message.pk)
             done.append(message.pk)
         return
     for message in messages:
@@ -69,7 +79,7 @@ def hand_over(task: str, kwargs: dict[str, Any]) -> None:
     Raises if the broker does not take it; the caller keeps its own durable record (an
     outbox row, an unhandled event) for the drain to send again.
     """
-    from pipeline_crm.celery import app
+    from celery import current_app as app
 
     # One publisher at a time per process: a kept connection is not thread-safe.
     with _kept_lock:
@@ -154,19 +164,46 @@ def dispatch(message_ids: Sequence[int]) -> int:
 
 
 def drain(*, limit: int = 500) -> int:
-    """Dispatch rows the after-commit hand-off could not deliver; forget old dispatched rows.
+    """Dispatch rows the after-commit hand-off could not deliver, and rows dispatched but
+    not finished within REDELIVER_AFTER; forget old finished rows.
 
     On PostgreSQL concurrent drains skip each other's rows (SKIP LOCKED), so two beats
     overlapping do not publish the same message twice.
     """
-    cutoff = timezone.now() - DRAIN_GRACE
+    now = timezone.now()
+    never_sent = Q(dispatched_at__isnull=True, created_at__lt=now - DRAIN_GRACE)
+    lost = Q(dispatched_at__lt=now - REDELIVER_AFTER)
     with transaction.atomic():
         pending = list(
             OutboxMessage.objects.select_for_update(skip_locked=True)
-            .filter(dispatched_at__isnull=True, created_at__lt=cutoff)
+            .filter(never_sent | lost, finished_at__isnull=True)
             .order_by("id")
             .values_list("id", flat=True)[:limit]
         )
+        # Sent again: dispatch() only sends rows it sees as not yet dispatched.
+        OutboxMessage.objects.filter(pk__in=pending).update(dispatched_at=None)
         handed = dispatch(pending) if pending else 0
-    OutboxMessage.objects.filter(dispatched_at__lt=timezone.now() - KEEP_DISPATCHED).delete()
+    OutboxMessage.objects.filter(finished_at__lt=now - KEEP_FINISHED).delete()
     return handed
+
+
+def finished(message_id: int) -> None:
+    """Mark a message done: its task has finished (idempotent)."""
+    OutboxMessage.objects.filter(pk=message_id, finished_at__isnull=True).update(
+        finished_at=timezone.now()
+    )
+
+
+@task_postrun.connect
+def _task_finished(
+    task_id: str | None = None,
+    task: Any = None,
+    args: Any = None,
+    kwargs: dict[str, Any] | None = None,
+    state: str | None = None,
+    **_: Any,
+) -> None:
+    """A task that ran to success with an `outbox_id` finishes its message."""
+    message_id = (kwargs or {}).get("outbox_id")
+    if state == "SUCCESS" and message_id is not None:
+        finished(message_id)

@@ -127,8 +127,9 @@ def publish(*events: Event) -> list[Event]:
 def dispatch(event_ids: Sequence[str]) -> None:
     """Hand events to a worker; without a broker, process them here. Never raises: an
     event that could not be handed over stays unhandled and the drain sends it again."""
+    from celery import current_app as app
+
     from common import outbox
-    from pipeline_crm.celery import app
 
     try:
         if app.conf.task_always_eager:

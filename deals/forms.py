@@ -96,6 +96,8 @@ class MoveForm(forms.Form):
         required=False, choices=[(MoveSource.BOARD, "board"), (MoveSource.MENU, "menu")]
     )
     override_reason = forms.CharField(required=False, max_length=500)
+    # Idempotency key, one per attempt (board.js): a retry of the same attempt is safe.
+    key = forms.RegexField(regex=r"^[A-Za-z0-9-]{8,40}$", required=False)
 
     def command(self) -> dict[str, Any]:
         """The validated move, or BadInput saying what was wrong with the request."""

@@ -245,11 +245,19 @@ class StageChange(models.Model):
     source = models.CharField(max_length=10, choices=MoveSource.choices)
     override_reason = models.CharField(max_length=500, blank=True)
     overridden = models.JSONField(default=list, blank=True, help_text="Requirements overridden")
+    # The idempotency key of the request that made this move (the board sends one per
+    # attempt): its retry is answered with this move instead of a conflict.
+    request_key = models.CharField(max_length=40, blank=True, default="")
 
     class Meta:
         ordering = ["deal_id", "seq"]
         constraints = [
             models.UniqueConstraint(fields=["deal", "seq"], name="stage_change_unique_seq"),
+            models.UniqueConstraint(
+                fields=["deal", "request_key"],
+                condition=~Q(request_key=""),
+                name="stage_change_request_once",
+            ),
         ]
         indexes = [
             models.Index(fields=["to_stage", "at"], name="stage_change_to_at"),

@@ -34,12 +34,14 @@ NotFound = NotVisible
 
 
 class VersionConflict(StaleVersion):
-    def __init__(self, deal: Deal) -> None:
+    def __init__(self, deal: Deal, *, replayed: StageChange | None = None) -> None:
         super().__init__(
             f"“{deal.title}” was changed by someone else meanwhile; here is its current state.",
             current=deal,
         )
         self.deal = deal
+        # The move this very request made already (same idempotency key), if it did.
+        self.replayed = replayed
 
 
 class GateBlocked(RuleFailed):
@@ -102,12 +104,24 @@ def refusal_for(deal_id: int, by: User) -> DomainError:
     return NotVisible("Deal not found.")
 
 
-def _lock_current(deal: Deal, by: User, expected_version: int) -> Deal:
+def _lock_current(deal: Deal, by: User, expected_version: int, *, request_key: str = "") -> Deal:
     """Lock the deal (see `_lock`) and refuse if it changed since the caller read version
-    `expected_version`: the one lock-then-check-version step of every deal action."""
+    `expected_version`: the one lock-then-check-version step of every deal action.
+
+    A request that carries an idempotency key and finds the version moved on may be the
+    retry of its own move (committed, but its answer lost): the conflict then names that
+    move (`replayed`), looked up only on this refusal path.
+    """
     locked = _lock(deal.pk, by, seen=deal)
     if locked.version != expected_version:
-        raise VersionConflict(locked)
+        replayed = None
+        if request_key:
+            replayed = (
+                StageChange.objects.filter(deal=locked, request_key=request_key, by=by)
+                .select_related("from_stage", "to_stage")
+                .first()
+            )
+        raise VersionConflict(locked, replayed=replayed)
     return locked
 
 
@@ -210,6 +224,7 @@ def move_deal(
     source: str = MoveSource.BOARD,
     override_reason: str = "",
     entered_at: datetime | None = None,
+    request_key: str = "",
 ) -> MoveResult:
     """Move `deal` into `to_stage`, following the move protocol.
 
@@ -219,7 +234,8 @@ def move_deal(
     next per-deal sequence number, and enqueue follow-up work to run after commit.
     Every blocked attempt and every override is recorded as gate telemetry.
     A placed "move" into the stage the deal is in reorders it there (`reorder_deal`); the
-    version is checked all the same.
+    version is checked all the same. A retried request (same `request_key`, by the same
+    user) whose move already committed gets that move back instead of a conflict.
     `entered_at` (undo only) is when the deal first entered `to_stage`, so going back
     does not restart its time in stage.
     """
@@ -236,7 +252,7 @@ def move_deal(
         with transaction.atomic():
             if placed:
                 _lock_column(to_stage.pk)
-            locked = _lock_current(deal, by, expected_version)
+            locked = _lock_current(deal, by, expected_version, request_key=request_key)
             from_stage = locked.stage
             if to_stage.pk == from_stage.pk:
                 if not placed:
@@ -279,6 +295,7 @@ def move_deal(
                 source=source,
                 override_reason=override_reason if failures else "",
                 overridden=[f.message for f in failures],
+                request_key=request_key,
             )
             if failures:
                 _record_gate_events(
@@ -305,6 +322,11 @@ def move_deal(
             source=source,
         )
         raise
+    except VersionConflict as conflict:
+        if conflict.replayed is None or conflict.replayed.to_stage_id != to_stage.pk:
+            raise
+        done = conflict.replayed
+        return MoveResult(deal=conflict.deal, from_stage=done.from_stage, change=done)
     return MoveResult(deal=locked, from_stage=from_stage, change=change)
 
 

@@ -9,13 +9,18 @@ from celery import shared_task
 from django.db import transaction
 
 from common import outbox
+from common.retrying import INFRASTRUCTURE_ERRORS
 from deals import events, notifications, stalled
 
 # Forecasts live in `reports`, which deals must not import: the follow-up is named.
 RECOMPUTE_FORECASTS = "reports.recompute_forecasts"
 
 
-@shared_task(name="deals.process_events", acks_late=True)
+@shared_task(
+    name="deals.process_events",
+    acks_late=True,
+    autoretry_for=(*INFRASTRUCTURE_ERRORS, events.ConsumerFailed),
+)
 def process_events(event_ids: list[str], outbox_id: int | None = None) -> int:
     """Run the event log's consumers over these events (deals/events.py): each consumer
     processes each event once, however often the events are delivered."""

@@ -99,19 +99,33 @@ def _claim(job_id: int) -> ImportJob | None:
     return job
 
 
-def run_import(job_id: int, *, progress: Callable[[ImportJob], None] | None = None) -> ImportJob:
+def run_import(
+    job_id: int,
+    *,
+    progress: Callable[[ImportJob], None] | None = None,
+    budget: float | None = None,
+) -> ImportJob:
     """Import a confirmed job's file (or resume it); safe to call twice.
 
     Rows are written by kind (writers.py); the job's counters move batch by batch, and the
     summary CSV gets one line per row. A job that is not queued or running is left alone.
     An unexpected error stops the job as "failed" with the error in its summary; what
-    committed before stays and can be undone.
+    committed before stays and can be undone. With a `budget` (seconds), the runner stops
+    after the batch that spends it and queues its own continuation (through the outbox),
+    which resumes at the checkpoint (`processed_rows`): no task outlives the broker's
+    visibility timeout, and a killed worker loses at most one slice.
     """
     job = _claim(job_id)
     if job is None:
         return ImportJob.objects.get(pk=job_id)
     try:
-        _run(job, progress)
+        _run(job, progress, deadline=None if budget is None else time.monotonic() + budget)
+    except Paused:
+        with transaction.atomic():
+            outbox.enqueue(CONTINUE_TASK, job_id=job_id)
+        log.info(
+            "import %s: paused at row %s; continues in a new task", job_id, job.processed_rows
+        )
     except Stopped:
         log.info("import %s: taken over or undone; this runner stops", job_id)
     except Exception as error:
@@ -202,7 +216,19 @@ def _summary_path(job: ImportJob) -> str:
     return path
 
 
-def _run(job: ImportJob, progress: Callable[[ImportJob], None] | None) -> None:
+class Paused(Exception):
+    """The runner spent its time budget; the rest of the file is for its continuation."""
+
+
+CONTINUE_TASK = "imports.run_import"
+
+
+def _run(
+    job: ImportJob,
+    progress: Callable[[ImportJob], None] | None,
+    *,
+    deadline: float | None = None,
+) -> None:
     by = job.created_by
     mapping = Mapping.from_json(job.mapping)
     clock = time.monotonic()
@@ -230,6 +256,8 @@ def _run(job: ImportJob, progress: Callable[[ImportJob], None] | None) -> None:
             out.flush()
             if progress is not None:
                 progress(job)
+            if deadline is not None and time.monotonic() > deadline:
+                raise Paused
     rows_done = time.monotonic()
     _finish(job, tally)
     # Where the time went (the follow-ups run in-process when no broker is configured).

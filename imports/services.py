@@ -17,6 +17,7 @@ from django.core.files.base import File
 from django.db import transaction
 from django.db.models import Sum
 
+from common import outbox
 from imports.mapping import (
     FIELDS,
     ORGANIZATION_FIELDS,
@@ -309,8 +310,9 @@ def save_mapping(job: ImportJob, *, by: User, name: str) -> ImportMapping:
 def confirm_import(job: ImportJob, *, by: User, run_in_background: bool = True) -> ImportJob:
     """Queue a previewed job; its rows are imported by the `imports.run_import` task.
 
-    The task is handed to Celery after commit (in-process when no broker is configured).
-    If the broker cannot take it, the job stays queued and confirming again retries.
+    With Celery the task goes through the outbox: if the broker cannot take it, the
+    periodic drain hands it over once it is back, so a job confirmed during an outage does
+    not stay queued. Without a broker (IMPORT_RUNNER "thread") it runs beside the request.
     `run_in_background=False` leaves the running to the caller (manage.py import_csv).
     """
     _require(by)
@@ -328,8 +330,10 @@ def confirm_import(job: ImportJob, *, by: User, run_in_background: bool = True) 
         ).update(status=ImportStatus.QUEUED)
         if not updated:
             raise ImportRefused("This import has already run.")
-        if run_in_background:
+        if run_in_background and settings.IMPORT_RUNNER == "thread":
             transaction.on_commit(lambda: dispatch(job.pk))
+        elif run_in_background:
+            outbox.enqueue(RUN_IMPORT, job_id=job.pk)
     job.refresh_from_db()
     return job
 
@@ -349,6 +353,9 @@ def dispatch(job_id: int) -> bool:
         )
         return False
     return True
+
+
+RUN_IMPORT = "imports.run_import"
 
 
 def _run_in_thread(job_id: int) -> None:

@@ -12,7 +12,8 @@ from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pipeline_crm.settings")
 
-app = Celery("pipeline_crm")
+# Every task: acknowledged late, retried on database and broker errors (common/retrying.py).
+app = Celery("pipeline_crm", task_cls="common.retrying:RetryingTask")
 # The default app in every thread too, so shared code (common/outbox.py) reaches it through
 # celery.current_app instead of importing this wiring module.
 app.set_default()

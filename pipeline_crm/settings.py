@@ -280,12 +280,18 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 1.0
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # A task of a worker that died is redelivered after this long (kombu's default: 1 h).
-    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600),
+    # Bounded by the longest task (CELERY_TASK_TIME_LIMIT; imports work in slices of
+    # IMPORT_SLICE_SECONDS and resume), so a dead worker's task is redelivered soon.
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 300),
     "socket_connect_timeout": 1,
     "socket_timeout": 2,
     "max_retries": 0,
 }
 CELERY_TASK_PUBLISH_RETRY = False
+# No task may outlive the visibility timeout (it would be delivered twice while running).
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 200)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 240)
+IMPORT_SLICE_SECONDS = env_int("IMPORT_SLICE_SECONDS", 60)
 CELERY_TIMEZONE = TIME_ZONE
 # Beat touches its heartbeat file after every tick, at least every max loop interval;
 # its health check (pipeline_crm/healthcheck.py) reads the file's age.

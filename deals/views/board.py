@@ -277,7 +277,6 @@ def move(request: HttpRequest, pk: int) -> HttpResponse:
     if request.htmx and not data["stage"].is_open and may_edit(deal):
         return _closing_page(request, deal, data["stage"], source=data["source"])
     placement = services.Placement(after_id=data.get("after"), before_id=data.get("before"))
-    from_stage = deal.stage
     result = services.move_deal(
         deal,
         data["stage"],
@@ -286,10 +285,12 @@ def move(request: HttpRequest, pk: int) -> HttpResponse:
         position=placement,
         source=data["source"],
         override_reason=data["override_reason"],
+        request_key=data["key"],
     )
     if result.change is None:
         return HttpResponse(status=204) if request.htmx else _plain_redirect(request, deal)
-    return _moved(request, result, from_stage, in_place=data["source"] == MoveSource.BOARD)
+    # A replayed move's own origin, not where this (retried) request found the deal.
+    return _moved(request, result, result.from_stage, in_place=data["source"] == MoveSource.BOARD)
 
 
 def _moved(

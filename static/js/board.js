@@ -40,12 +40,27 @@
 
   // One path for every move: fill in the shared form and post it. The server answers with
   // the card (and the columns' totals) out of band, or, on a refusal, the columns in full.
+  // Each attempt carries a fresh idempotency key; a 503 is retried once with the same key,
+  // and the server answers a move that had committed with that move, not a conflict.
   function postMove(card, stage, values) {
     setFields(moveForm, values);
     moveForm.elements.version.value = card.dataset.version;
     moveForm.elements.stage.value = stage;
-    var url = withQuery(dealUrl(card) + "move/");
-    return window.htmx.ajax("POST", url, { source: moveForm, swap: "none" });
+    moveForm.elements.key.value = newKey();
+    lastMove = { url: withQuery(dealUrl(card) + "move/"), retried: false };
+    return window.htmx.ajax("POST", lastMove.url, { source: moveForm, swap: "none" });
+  }
+
+  var lastMove = null;
+
+  function newKey() {
+    if (window.crypto && window.crypto.randomUUID) return window.crypto.randomUUID();
+    return Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 12);
+  }
+
+  function retryMove() {
+    lastMove.retried = true;
+    window.htmx.ajax("POST", lastMove.url, { source: moveForm, swap: "none" });
   }
 
   // --- the "Move to stage" menu ------------------------------------------------------
@@ -372,6 +387,10 @@
   function onResponseError(event) {
     if (event.detail.requestConfig.elt !== moveForm) return;
     var status = event.detail.xhr.status;
+    if (status === 503 && lastMove && !lastMove.retried) {
+      window.setTimeout(retryMove, 1500);
+      return;
+    }
     if (status !== 400 && status !== 403) window.setTimeout(function () { window.location.reload(); }, 1500);
   }
 

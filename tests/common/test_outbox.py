@@ -195,9 +195,11 @@ def test_drain_twice_dispatches_each_row_once(db, eager, monkeypatch):
     assert calls == [{"deal_ids": [1]}]
 
 
-def test_drain_forgets_rows_dispatched_long_ago(db, eager):
+def test_drain_forgets_rows_finished_long_ago(db, eager):
     old = timezone.now() - timedelta(days=8)
-    OutboxMessage.objects.create(task="deals.refresh_stalled", created_at=old, dispatched_at=old)
+    OutboxMessage.objects.create(
+        task="deals.refresh_stalled", created_at=old, dispatched_at=old, finished_at=old
+    )
     outbox.drain()
     assert not OutboxMessage.objects.exists()
 

@@ -22,11 +22,13 @@ import psycopg
 import pytest
 import redis as redis_client
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from common import outbox
+from common.models import OutboxMessage
 from deals import events
 from deals.models import Event, EventReceipt, Notification, StalledFlag
 from deals.services import move_deal
@@ -183,6 +185,36 @@ def test_moves_succeed_while_redis_is_down_and_the_work_runs_once_it_is_back(
         f"\nRedis down: {MOVES_WHILE_DOWN} moves, slowest {max(timings) * 1000:.0f} ms; "
         f"all follow-up work done {recovered:.1f} s after Redis returned; "
         f"a second delivery of every event added no notification"
+    )
+
+
+def test_outbox_work_lost_with_a_redis_restart_is_dispatched_again(
+    redis, publish_to, workers, rep, stages
+):
+    # The worker is down; the message waits in Redis, which restarts without persistence.
+    publish_to(redis.url)
+    deal = quiet_deal(rep, stages)
+    with transaction.atomic():
+        outbox.enqueue("deals.refresh_stalled", deal_id=deal.pk)
+    message = OutboxMessage.objects.get()
+    assert message.dispatched_at is not None  # the broker took it
+    assert message.finished_at is None  # but it is not done
+    redis.stop()
+    redis.start()
+    assert unsettled(redis) == 0  # gone with the restart
+
+    workers.append(Worker(redis.url))
+    workers[0].start()
+    OutboxMessage.objects.update(
+        dispatched_at=timezone.now() - outbox.REDELIVER_AFTER - timedelta(seconds=1)
+    )
+    started = time.monotonic()
+    assert outbox.drain() == 1  # what beat's periodic drain does
+    assert wait_for(lambda: OutboxMessage.objects.get().finished_at is not None, seconds=60)
+    assert Notification.objects.filter(deal=deal).count() == 1
+    print(
+        f"\nRedis restarted without persistence: the lost outbox message was sent again by "
+        f"the drain and finished {time.monotonic() - started:.1f} s later"
     )
 
 
