@@ -23,6 +23,7 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 
 from common.client_address import client_address
+from common.errors import TooManyRequests
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,8 @@ def hits(key: str, window: int) -> tuple[int, int]:
 def rate_limited(
     action: str,
 ) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
-    """Answer 429 once a user exceeds settings.RATE_LIMITS[action] requests per window."""
+    """Refuse with TooManyRequests (429, Retry-After: the window) once a user exceeds
+    settings.RATE_LIMITS[action] requests per window."""
 
     def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @functools.wraps(view)
@@ -99,13 +101,9 @@ def rate_limited(
             window_index = int(time.time() // window)
             key = f"ratelimit:{action}:{who}:{window_index}"
             if _count(key, window, window_index) > limit:
-                response = HttpResponse(
-                    "Too many requests; wait a moment and try again.",
-                    status=429,
-                    content_type="text/plain",
+                raise TooManyRequests(
+                    "Too many requests; wait a moment and try again.", retry_after=window
                 )
-                response["Retry-After"] = str(window)
-                return response
             return view(request, *args, **kwargs)
 
         return wrapper

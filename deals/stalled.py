@@ -29,6 +29,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 
+from common.errors import NotVisible, RuleFailed
 from common.sql import DaysBefore, hold_job_lock
 from deals import events
 from deals.models import (
@@ -50,14 +51,8 @@ JOB_LOCK = "deals.stalled"
 MAX_SNOOZE_DAYS = 90
 
 
-class SnoozeError(Exception):
-    """A snooze request that breaks a rule; the message is fit to show the user."""
-
-    status = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class SnoozeError(RuleFailed):
+    """A snooze request that breaks a rule (422); the message is fit to show the user."""
 
 
 def candidates(today: date) -> QuerySet[Deal]:
@@ -284,10 +279,8 @@ def _sync_step_by_step(now: datetime, deal_ids: Collection[int] | None) -> Refre
     return result
 
 
-class SnoozeNotAllowed(SnoozeError):
+class SnoozeNotAllowed(NotVisible):
     """The deal does not exist or `by` may not edit it (answered as 404)."""
-
-    status = 404
 
 
 def _editable(deal_id: int, by: User) -> Deal:

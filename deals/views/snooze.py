@@ -8,7 +8,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Prefetch
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -16,6 +16,8 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from common.errors import DomainError, Refusal, RuleFailed
+from common.refusals import presents
 from deals import stalled
 from deals.models import Deal, StalledFlag
 from deals.views.board import stalled_badges
@@ -64,33 +66,37 @@ def _answer(request: HttpRequest, pk: int, *, error: str = "") -> HttpResponse:
     return redirect(back)
 
 
+def _refused(
+    request: HttpRequest, error: DomainError, refusal: Refusal, pk: int
+) -> HttpResponse | None:
+    """A snooze that breaks a rule: the badge again with the reason (422). Not editable or
+    not visible: the plain 404."""
+    if isinstance(error, RuleFailed):
+        return _answer(request, pk, error=refusal.message)
+    return None
+
+
 @login_required
 @require_POST
+@presents(_refused)
 def snooze(request: HttpRequest, pk: int) -> HttpResponse:
     deal = get_object_or_404(Deal.objects.visible_to(request.user), pk=pk)
     form = SnoozeForm(request.POST)
     if not form.is_valid():
         return _answer(request, pk, error="Pick a date and give a reason.")
-    try:
-        stalled.snooze_deal(
-            deal,
-            by=request.user,
-            until=form.cleaned_data["until"],
-            reason=form.cleaned_data["reason"],
-        )
-    except stalled.SnoozeNotAllowed:
-        raise Http404("Deal not found.") from None
-    except stalled.SnoozeError as refused:
-        return _answer(request, pk, error=refused.message)
+    stalled.snooze_deal(
+        deal,
+        by=request.user,
+        until=form.cleaned_data["until"],
+        reason=form.cleaned_data["reason"],
+    )
     return _answer(request, pk)
 
 
 @login_required
 @require_POST
+@presents(_refused)
 def unsnooze(request: HttpRequest, pk: int) -> HttpResponse:
     deal = get_object_or_404(Deal.objects.visible_to(request.user), pk=pk)
-    try:
-        stalled.unsnooze_deal(deal, by=request.user)
-    except stalled.SnoozeNotAllowed:
-        raise Http404("Deal not found.") from None
+    stalled.unsnooze_deal(deal, by=request.user)
     return _answer(request, pk)
