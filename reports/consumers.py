@@ -12,7 +12,6 @@ FORECAST_EVENTS = [
     "deal.updated",
     "deal.moved",
     "deal.reassigned",
-    "deal.deleted",
 ]
 
 
