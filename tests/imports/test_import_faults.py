@@ -36,8 +36,9 @@ def broker_down():
 
 
 def test_an_import_confirmed_while_the_broker_is_down_runs_once_it_is_back(
-    admin_user, rep, stages, broker_down, django_capture_on_commit_callbacks
+    admin_user, rep, stages, broker_down, settings, django_capture_on_commit_callbacks
 ):
+    settings.IMPORT_RUNNER = "celery"
     job = start(admin_user, csv_of(*ROWS))
     with django_capture_on_commit_callbacks(execute=True):
         services.confirm_import(job, by=admin_user)

@@ -164,8 +164,9 @@ def test_status_fragment_polls_every_second_while_running(client_for, admin_user
 
 
 def test_a_confirmed_job_is_queued_with_its_run_kept_in_the_outbox(
-    client_for, admin_user, rep, stages
+    client_for, admin_user, rep, stages, settings
 ):
+    settings.IMPORT_RUNNER = "celery"
     # Handed to the broker after commit; if it is down, the drain sends it later
     # (tests/imports/test_import_faults.py).
     job = start(admin_user, csv_of(WON))
