@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -390,6 +390,7 @@ def create_deal(
     organization_name: str = "",
     person_name: str = "",
     with_items: GateFixes | None = None,
+    role_names: tuple[tuple[str, str], ...] = (),
     **fields: Any,
 ) -> Deal:
     """Create a deal in `stage`, which must let it in (the gate applies to new deals too).
@@ -399,13 +400,27 @@ def create_deal(
     the new-deal form asked for beyond fields: checklist confirmations, contacts in a
     role, activities already done. The gate counts them as the deal's own, and they are
     saved with it, so a stage that needs them can be a deal's first. The deal starts at
-    the top of its column with history row 1 (from nowhere).
+    the top of its column with history row 1 (from nowhere). `role_names` are (role,
+    typed name) pairs: each contact is found or added at the deal's organization in the
+    same transaction and joins `with_items`' contact roles.
     """
-    if organization_name or person_name:
+    if organization_name or person_name or role_names:
         with transaction.atomic():
             contacts = resolve_contacts(
                 organization_name=organization_name, person_name=person_name, by=by
             )
+            roles = tuple(
+                (
+                    role,
+                    resolve_contacts(organization_name=organization_name, person_name=name, by=by)[
+                        "person"
+                    ].pk,
+                )
+                for role, name in role_names
+            )
+            items = with_items or GateFixes(fields={})
+            if roles:
+                items = replace(items, contact_roles=items.contact_roles + roles)
             return create_deal(
                 by=by,
                 title=title,
@@ -416,7 +431,7 @@ def create_deal(
                 expected_close_date=expected_close_date,
                 source=source,
                 override_reason=override_reason,
-                with_items=with_items,
+                with_items=items,
                 **fields | contacts,
             )
     owner = owner or by

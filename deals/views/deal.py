@@ -6,7 +6,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -336,16 +335,21 @@ def new_deal(request: HttpRequest) -> HttpResponse:
     context = {"form": form, "stage": stage}
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        items = form.items()
         try:
-            with transaction.atomic():  # contacts named for a role go if the deal is refused
-                deal = services.create_deal(
-                    by=request.user,
-                    stage=stage,
-                    organization_name=data["organization_name"],
-                    person_name=data["person_name"],
-                    with_items=_entry_items(form, data["organization_name"], by=request.user),
-                    **{k: data[k] for k in services.EDITABLE_FIELDS if k in data},
-                )
+            deal = services.create_deal(
+                by=request.user,
+                stage=stage,
+                organization_name=data["organization_name"],
+                person_name=data["person_name"],
+                with_items=services.GateFixes(
+                    fields={},
+                    checklist_ids=items["checklist_ids"],
+                    activities=items["activities"],
+                ),
+                role_names=tuple(items["roles"]),
+                **{k: data[k] for k in services.EDITABLE_FIELDS if k in data},
+            )
         except DomainError as error:
             # The form again, with what the user typed and why it was refused.
             refusal = describe(error)
@@ -358,25 +362,3 @@ def new_deal(request: HttpRequest) -> HttpResponse:
         return redirect(f"{reverse('board')}?pipeline={stage.pipeline_id}")
     status = 422 if request.method == "POST" else 200
     return TemplateResponse(request, "deals/deal_new.html", context, status=status)
-
-
-def _entry_items(form: NewDealForm, organization_name: str, *, by: User) -> services.GateFixes:
-    """The new-deal form's checklist, roles and done activities. A contact named for a role
-    is found or added at the deal's organization (the primary contact when the names
-    match, as `create_deal` resolves names the same way)."""
-    items = form.items()
-    roles = tuple(
-        (
-            role,
-            services.resolve_contacts(
-                organization_name=organization_name, person_name=name, by=by
-            )["person"].pk,
-        )
-        for role, name in items["roles"]
-    )
-    return services.GateFixes(
-        fields={},
-        checklist_ids=items["checklist_ids"],
-        activities=items["activities"],
-        contact_roles=roles,
-    )
