@@ -528,7 +528,7 @@ def complete_and_move(
     Either both happen or neither: if the deal still fails the gate, the fixes are rolled
     back with the refused move and GateBlocked tells what is still missing.
     """
-    from contacts.models import Organization, Person
+    from contacts.models import Person
 
     with transaction.atomic():
         locked = _lock_current(deal, by, expected_version)
@@ -538,12 +538,9 @@ def complete_and_move(
                 setattr(locked, name, value)
                 changed.append(name)
         if fixes.organization_name:
-            # Two organizations may share a name: take the oldest (get_or_create raised).
-            locked.organization = Organization.objects.filter(
-                name=fixes.organization_name
-            ).order_by("pk").first() or Organization.objects.create(
-                name=fixes.organization_name, created_by=by
-            )
+            locked.organization = resolve_contacts(
+                organization_name=fixes.organization_name, person_name="", by=by
+            )["organization"]
             changed.append("organization")
         if fixes.person_name:
             locked.person = Person.objects.create(
@@ -884,21 +881,24 @@ def bulk_move(
 
 
 def resolve_contacts(*, organization_name: str, person_name: str, by: User) -> dict[str, Any]:
-    """Turn typed names into an organization and a person: match by name, else create."""
+    """Turn typed names into an organization and a person: match by name among the records
+    `by` may see (the oldest when several share it), else create one in `by`'s scope.
+
+    A name that matches only records `by` may not see never attaches them: that would hand
+    another team's contact (and its e-mail) to whoever types its exact name.
+    """
     from contacts.models import Organization, Person
 
     found: dict[str, Any] = {"organization": None, "person": None}
-    if organization_name.strip():
-        name = organization_name.strip()
-        found["organization"] = Organization.objects.filter(
+    if name := organization_name.strip():
+        found["organization"] = Organization.objects.visible_to(by).filter(
             name__iexact=name
-        ).first() or Organization.objects.create(name=name, created_by=by)
-    if person_name.strip():
-        name = person_name.strip()
-        people = Person.objects.filter(name__iexact=name)
+        ).order_by("pk").first() or Organization.objects.create(name=name, created_by=by)
+    if name := person_name.strip():
+        people = Person.objects.visible_to(by).filter(name__iexact=name)
         if found["organization"] is not None:
             people = people.filter(organization=found["organization"])
-        found["person"] = people.first() or Person.objects.create(
+        found["person"] = people.order_by("pk").first() or Person.objects.create(
             name=name, organization=found["organization"], created_by=by
         )
     return found
