@@ -9,8 +9,11 @@ board; below the threshold each deal still gets its own notice. Both database pa
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from deals import stalled
 from deals.models import Notification, StalledFlag
@@ -20,14 +23,20 @@ from tests.factories import DealFactory
 pytestmark = pytest.mark.django_db
 
 CROWD = 25
+# A deal created today is never stalled: the crowd has been around since yesterday.
+YESTERDAY = timezone.now() - timedelta(days=1)
 
 
 def test_a_crowd_of_new_flags_is_one_notice_and_a_few_stay_one_each(
     rep, teammate, stages, settings
 ):
     settings.STALLED_NOTICES_GROUPED_ABOVE = 10
-    DealFactory.create_batch(CROWD, owner=rep, stage=stages["lead"], next_step="")
-    DealFactory.create_batch(3, owner=teammate, stage=stages["lead"], next_step="")
+    DealFactory.create_batch(
+        CROWD, owner=rep, stage=stages["lead"], next_step="", created_at=YESTERDAY
+    )
+    DealFactory.create_batch(
+        3, owner=teammate, stage=stages["lead"], next_step="", created_at=YESTERDAY
+    )
 
     stalled.refresh_flags()
 
@@ -44,7 +53,9 @@ def test_a_crowd_of_new_flags_is_one_notice_and_a_few_stay_one_each(
 
 def test_a_second_run_adds_no_notice(rep, stages, settings):
     settings.STALLED_NOTICES_GROUPED_ABOVE = 10
-    DealFactory.create_batch(CROWD, owner=rep, stage=stages["lead"], next_step="")
+    DealFactory.create_batch(
+        CROWD, owner=rep, stage=stages["lead"], next_step="", created_at=YESTERDAY
+    )
     stalled.refresh_flags()
 
     assert stalled.refresh_flags().notified == 0
@@ -53,7 +64,9 @@ def test_a_second_run_adds_no_notice(rep, stages, settings):
 
 def test_the_grouped_notice_opens_the_recipients_stalled_deals(client_for, rep, stages, settings):
     settings.STALLED_NOTICES_GROUPED_ABOVE = 10
-    DealFactory.create_batch(CROWD, owner=rep, stage=stages["lead"], next_step="")
+    DealFactory.create_batch(
+        CROWD, owner=rep, stage=stages["lead"], next_step="", created_at=YESTERDAY
+    )
     stalled.refresh_flags()
     notice = Notification.objects.get(user=rep)
 
