@@ -123,9 +123,12 @@ def unsettled(server: RedisServer) -> int:
 
 
 def quiet_deal(owner, stages):
-    """An open deal with nothing scheduled: after its next move, the stalled job flags
-    "no next step" and notifies its owner (one notification per deal, ever)."""
-    return DealFactory(owner=owner, stage=stages["lead"])
+    """An open deal with nothing scheduled, created yesterday (a deal created today is never
+    stalled): after its next move, the stalled job flags "no next step" and notifies its
+    owner (one notification per deal, ever)."""
+    return DealFactory(
+        owner=owner, stage=stages["lead"], created_at=timezone.now() - timedelta(days=1)
+    )
 
 
 # --- the broker goes away while users move deals -----------------------------------------
@@ -265,7 +268,8 @@ def assert_done_exactly_once(redis: RedisServer, owner) -> None:
     assert wait_for(lambda: unsettled(redis) == 0, seconds=30)
     assert Notification.objects.filter(user=owner).count() == 1
     assert StalledFlag.objects.count() == 1
-    assert receipts() == {"forecasts": 1, "stalled_flags": 1}
+    # Every consumer of deal.moved, the webhooks' fan-out included, committed exactly once.
+    assert receipts() == {"forecasts": 1, "stalled_flags": 1, "webhooks": 1}
 
 
 def test_pool_process_killed_mid_task_is_rerun_at_once_with_one_effect(
