@@ -43,6 +43,11 @@ def browser():
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1400, "height": 900})
+    # No live stream on pytest-django's threaded WSGI server: a stream only notices a closed
+    # page at its next heartbeat, seconds after the test, and then touches the database in
+    # whatever test runs by then. Boards fall back to polling; the live board's own tests
+    # serve it over ASGI in their own contexts.
+    context.route("**/live/stream/**", lambda route: route.abort())
     page = context.new_page()
     page.set_default_timeout(10_000)
     yield page
