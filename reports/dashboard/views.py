@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -33,20 +34,33 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
+def _invalid(form: Any) -> HttpResponse:
+    errors = "; ".join(str(error) for errors in form.errors.values() for error in errors)
+    return HttpResponse(errors, status=400, content_type="text/plain")
+
+
+def _panel_scope(request: HttpRequest, panel: str) -> tuple[Any, Any]:
+    """The filters and scope one panel reads: 404 for an unknown panel or no pipeline; a
+    scope of None when the filters are invalid (the caller answers 400)."""
+    if panel not in PANELS:
+        raise Http404("No such panel.")
+    form = filter_form(request.GET, user=request.user)
+    if not form.is_valid():
+        return form, None
+    scope = form.scope(now=timezone.now())
+    if scope is None:
+        raise Http404("No pipeline yet.")
+    return form, scope
+
+
 @require_GET
 @login_required
 def panel_page(request: HttpRequest, panel: str) -> HttpResponse:
     """One panel: what a deferred placeholder loads (htmx), or the page with that panel
     alone (a plain link, without JavaScript)."""
-    if panel not in PANELS:
-        raise Http404("No such panel.")
-    form = filter_form(request.GET, user=request.user)
-    if not form.is_valid():
-        errors = "; ".join(str(error) for errors in form.errors.values() for error in errors)
-        return HttpResponse(errors, status=400, content_type="text/plain")
-    scope = form.scope(now=timezone.now())
+    form, scope = _panel_scope(request, panel)
     if scope is None:
-        raise Http404("No pipeline yet.")
+        return _invalid(form)
     built = Dashboard(scope).panel(panel)
     if request.htmx:
         return render(request, "reports/dashboard.html#panel", {"panel": built, "scope": scope})
@@ -57,15 +71,9 @@ def panel_page(request: HttpRequest, panel: str) -> HttpResponse:
 @require_GET
 @login_required
 def panel_csv(request: HttpRequest, panel: str) -> HttpResponse:
-    if panel not in PANELS:
-        raise Http404("No such panel.")
-    form = filter_form(request.GET, user=request.user)
-    if not form.is_valid():
-        errors = "; ".join(str(error) for errors in form.errors.values() for error in errors)
-        return HttpResponse(errors, status=400, content_type="text/plain")
-    scope = form.scope(now=timezone.now())
+    form, scope = _panel_scope(request, panel)
     if scope is None:
-        raise Http404("No pipeline yet.")
+        return _invalid(form)
     data = Dashboard(scope).panel(panel)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     filename = f"{panel}-{scope.period.first_day}-{scope.period.last_day}.csv"
