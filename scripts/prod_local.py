@@ -20,6 +20,8 @@ check until healthy. What differs from the containers, and why:
   uploads (web and worker share it, as they share the compose volume), beat's files.
 - HOSTNAME is set, as Docker sets it, for the worker's `inspect ping` health check.
 - Static files are collected into staticfiles/ first, as the image build does.
+- `--set NAME=VALUE` adds to every service's environment, as a compose override file
+  would (the smoke test sets WEBHOOKS_ALLOW_LOOPBACK=1 to reach its local receiver).
 
 Every service runs in its own process group; on Ctrl-C, SIGTERM or a service exiting,
 all of them are stopped by process group id (SIGTERM, then SIGKILL after a grace period).
@@ -254,8 +256,15 @@ def local_environment(args: argparse.Namespace) -> tuple[dict[str, str], dict[st
         "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{args.port}",
         "VAR_DIR": str(args.var_dir),
         "HOSTNAME": socket.gethostname(),
+        **dict(item.split("=", 1) for item in args.set),
     }
     return variables, overlay
+
+
+def environment_setting(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_]\w*=.*", text, re.DOTALL):
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return text
 
 
 def load_services(args: argparse.Namespace) -> tuple[Service, list[Service]]:
@@ -328,6 +337,14 @@ def main() -> int:
         "--pid-file", type=Path, help="keep the started process group ids here (JSON)"
     )
     parser.add_argument("--ready-timeout", type=float, default=180)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        type=environment_setting,
+        help="add to every service's environment (as a compose override); repeatable",
+    )
     args = parser.parse_args()
     args.var_dir = args.var_dir.resolve()
 

@@ -4,7 +4,10 @@ scripts/prod_local.py runs docker-compose.yml's migrate, web (gunicorn + uvicorn
 worker and beat on a database of its own (the configured one's name + `_prodlocal`,
 created fresh and dropped afterwards) and the configured Redis database (its task queue
 purged first), on a free port. The tests drive it as a user would: log in, open the
-board, move a card, import a CSV that the worker process imports. Then everything the
+board, move a card, import a CSV that the worker process imports, subscribe a webhook
+endpoint (a receiver on loopback, started by the tests; `--set WEBHOOKS_ALLOW_LOOPBACK=1`
+is the only setting added to compose's) and receive a move's signed delivery from the
+worker. Then everything the
 script started is stopped by process group id, and the last test checks nothing is left.
 
 Needs PostgreSQL and Redis (CI's PostgreSQL pass); elsewhere these tests skip, saying why.
@@ -12,7 +15,11 @@ Needs PostgreSQL and Redis (CI's PostgreSQL pass); elsewhere these tests skip, s
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import hmac
+import html
 import http.cookiejar
 import json
 import os
@@ -34,6 +41,8 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+
+from tests.webhooks.receiver import Receiver
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_SECONDS = 300
@@ -117,6 +126,14 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on loopback that accepts every delivery."""
+    started = Receiver().start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://... (CI does)")
@@ -138,6 +155,8 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         f"--var-dir={workdir / 'var'}",
         f"--pid-file={workdir / 'pids.json'}",
         f"--ready-timeout={STARTUP_SECONDS}",
+        # Webhooks refuse loopback addresses unless told; the receiver is on 127.0.0.1.
+        "--set=WEBHOOKS_ALLOW_LOOPBACK=1",
     ]
     # One web worker process is enough here, and the machine's cores are shared.
     env = {**os.environ, "WEB_CONCURRENCY": "1"}
@@ -349,6 +368,59 @@ def test_csv_import_is_run_by_the_worker_process(stack, manager):
     assert re.search(r"<dt>Created</dt><dd>2</dd>", page)
     assert re.search(r"worker .*Task imports\.run_import\[[-\w]+\] succeeded", stack.output())
     assert "Prod-local smoke two" in manager.get("/").body
+
+
+def signature_is_valid(secret: str, received: Any) -> bool:
+    """Standard Webhooks, checked as a subscriber would (not with the app's own code)."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = (
+        f"{received.headers['webhook-id']}.{received.headers['webhook-timestamp']}.".encode()
+        + received.body
+    )
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return f"v1,{expected}" in received.headers["webhook-signature"].split()
+
+
+def test_a_move_is_delivered_signed_to_a_webhook_by_the_worker(stack, manager, receiver):
+    subscribed = manager.post(
+        "/accounts/webhooks/new/", {"url": receiver.url, "events": "deal.moved"}
+    )
+    assert subscribed.status == 201, subscribed.body[:3000]
+    found = re.search(r'<code id="new-secret">([^<]+)</code>', subscribed.body)
+    assert found, subscribed.body[:3000]
+    secret = html.unescape(found.group(1))
+    board = board_cards(manager.get("/").body)
+    # Backwards to the first column: no entry criteria to meet.
+    first = board.columns[0]
+    card = next(c for c in board.cards if c.movable and c.stage != first)
+
+    moved = manager.post(
+        f"/deals/{card.deal}/move/",
+        {"stage": first, "version": card.version},
+        **{"HX-Request": "true"},
+    )
+    assert moved.status == 200, moved.body[:2000]
+
+    def delivered() -> list[Any]:
+        return [
+            call
+            for call in receiver.accepted()
+            if json.loads(call.body)["data"].get("deal_id") == card.deal
+        ]
+
+    deadline = time.monotonic() + 120
+    while not delivered():
+        assert time.monotonic() < deadline, stack.output()[-5000:]
+        time.sleep(0.5)
+    call = delivered()[0]
+    message = json.loads(call.body)
+    assert message["type"] == "deal.moved"
+    assert (message["data"]["from_stage_id"], message["data"]["to_stage_id"]) == (
+        card.stage,
+        first,
+    )
+    assert signature_is_valid(secret, call)
+    assert re.search(r"worker .*Task webhooks\.deliver\[[-\w]+\] succeeded", stack.output())
 
 
 def test_stopping_leaves_no_process_behind(stack):

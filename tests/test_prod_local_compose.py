@@ -38,9 +38,25 @@ def loaded(prod_local, tmp_path, monkeypatch):
         redis_url="redis://127.0.0.1:6379/5",
         port=8123,
         var_dir=tmp_path,
+        set=["WEBHOOKS_ALLOW_LOOPBACK=1"],
     )
     migrate, services = prod_local.load_services(args)
     return {"migrate": migrate, **{service.name: service for service in services}}
+
+
+def test_set_adds_to_every_services_environment(loaded):
+    assert {name: s.env["WEBHOOKS_ALLOW_LOOPBACK"] for name, s in loaded.items()} == {
+        "migrate": "1",
+        "web": "1",
+        "worker": "1",
+        "beat": "1",
+    }
+
+
+def test_set_refuses_what_is_not_name_equals_value(prod_local):
+    with pytest.raises(argparse.ArgumentTypeError):
+        prod_local.environment_setting("no equals sign")
+    assert prod_local.environment_setting("A_1=x=y") == "A_1=x=y"
 
 
 @pytest.mark.parametrize(
