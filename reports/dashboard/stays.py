@@ -6,14 +6,16 @@ rest of those panels together. `refresh` stores each completed stay once, set-ba
 the dashboard reads the stored ones and derives only those that ended after the mark
 (see `history._exits_ctes`).
 
-The mark is a time, and the refresh looks only at changes newer than it, so history
-written with past dates (an import of the years before, an import's undo, a delete)
-would never reach the summaries. Whoever writes such history marks its deals in
-`deals.RewrittenHistory` in the same transaction; `catch_up` recomputes those deals from
-their whole history up to the mark, and runs in every refresh and before every
-dashboard read (`reports.dashboard.panels.Dashboard.stages`). So a summary read always
-equals the history it summarises: what is before the mark is complete for every deal,
-what is after it is derived from the history at read time.
+The mark is a time, and the refresh looks only at changes newer than it. It never moves
+past a time an open transaction could still date a change at (`_settled`), so a move
+that commits late is never skipped; but history written with past dates (an import of
+the years before, an import's undo, a delete) would never reach the summaries.
+Whoever writes such history marks its deals in `deals.RewrittenHistory` in the same
+transaction; `catch_up` recomputes those deals from their whole history up to the mark,
+and runs in every refresh and before every dashboard read
+(`reports.dashboard.panels.Dashboard.stages`). So a summary read always equals the
+history it summarises: what is before the mark is complete for every deal, what is
+after it is derived from the history at read time.
 
 The same refresh keeps `StageEntry`, each entry into a stage with whether the deal went
 on from it (the funnel's conversion), read the same way by `history.funnel`. Whether it
@@ -47,9 +49,10 @@ from reports.dashboard.history import (
 from reports.models import StageStayMark
 from stages.models import Stage, StageKind
 
-# A move's history row carries the time it was written, and its transaction commits
-# moments later. Each refresh only covers stays that ended at least this long ago, and
-# looks again this far back, so a change that commits late is still picked up.
+# The mark never passes a time at which a transaction still open could be writing (see
+# `_settled`), and stays this far behind both the clock and the oldest open transaction:
+# history rows are dated by the application servers' clocks, transactions by the
+# database's, and a writer reads the clock a moment before its first statement.
 SETTLE = timedelta(minutes=5)
 
 
@@ -60,31 +63,37 @@ class StaysRefreshed:
 
 
 def refresh(*, now: datetime | None = None) -> StaysRefreshed:
-    """Add every completed stay that ended before `now - SETTLE` and is not stored yet,
-    and every entry made before then (see `_add_entries`). `added` counts the stays.
+    """Add every completed stay that ended before the new mark and is not stored yet,
+    and every entry made before it (see `_add_entries`). `added` counts the stays.
+
+    The new mark is `now - SETTLE`, or earlier while a transaction that began before
+    that is still open (`_settled`): every change dated before the mark has committed
+    when this reads the history, however late its transaction commits.
 
     Idempotent: a second run at the same time adds nothing. Runs of the job serialise
     on the mark row, which moves forward in the same transaction as the rows it covers.
     When the stages have changed since the entries were stored, they are worked out
     again from the whole history.
     """
-    cutoff = (now or timezone.now()) - SETTLE
+    wanted = (now or timezone.now()) - SETTLE
     with transaction.atomic():
         mark, first = StageStayMark.objects.select_for_update().get_or_create(
-            pk=1, defaults={"covered_until": cutoff}
+            pk=1, defaults={"covered_until": wanted}
         )
         with connection.cursor() as cursor:
             claimed = _claim_rewritten(cursor)
+            settled = _settled(cursor, wanted)
+        cutoff = settled if first else max(settled, mark.covered_until)
         if first:
             where, params = "x.at < %s", [cutoff]
         else:
             # Only the last minutes' changes: every change enters a stage, so the
             # (to_stage, at) index finds them without scanning the whole history.
             where = f"x.to_stage_id IN (SELECT id FROM {STAGE}) AND x.at >= %s AND x.at < %s"
-            params = [mark.covered_until - SETTLE, cutoff]
-        # Stays already stored (the look back over SETTLE) meet the primary key and are
-        # skipped row by row: an anti-join planned against a table that statistics still
-        # think empty would scan it once per new row.
+            params = [mark.covered_until, cutoff]
+        # A stay already stored (a deal caught up by `catch_up` meanwhile) meets the
+        # primary key and is skipped row by row: an anti-join planned against a table that
+        # statistics still think empty would scan it once per new row.
         sql = f"""
         INSERT INTO {STAY} (change_id, deal_id, stage_id, entered_at, exited_at, days)
         SELECT t.id, t.deal_id, t.stage_id, t.entry_at, t.exit_at,
@@ -101,18 +110,47 @@ def refresh(*, now: datetime | None = None) -> StaysRefreshed:
             )
             if first or mark.stages_key != key:
                 cursor.execute(f"DELETE FROM {ENTRY}")
-                until = max(cutoff, mark.covered_until)
-                _add_entries(cursor, "x.at < %s", [until], first=True)
+                _add_entries(cursor, "x.at < %s", [cutoff], first=True)
             else:
                 _add_entries(cursor, where, params, first=False)
             if claimed and not first:
-                _recompute_claimed(cursor, max(cutoff, mark.covered_until))
+                _recompute_claimed(cursor, cutoff)
             _release_claimed(cursor, claimed)
-        if cutoff > mark.covered_until or mark.stages_key != key:
-            mark.covered_until = max(cutoff, mark.covered_until)
+        if first or cutoff != mark.covered_until or mark.stages_key != key:
+            mark.covered_until = cutoff
             mark.stages_key = key
             mark.save(update_fields=["covered_until", "stages_key"])
     return StaysRefreshed(added=added, covered_until=mark.covered_until)
+
+
+def _settled(cursor: Any, wanted: datetime) -> datetime:
+    """The latest mark no open transaction can still write history before: `wanted`, or
+    SETTLE before the start of the oldest transaction still open, if that is earlier.
+
+    A writer dates its history row after its transaction began (a move reads the clock
+    once it holds the deal's row lock), so a change dated before this mark belongs to a
+    transaction that had ended when this looked: committed, the history read that
+    follows sees it. A transaction open now dates its rows after the mark, where the
+    dashboard derives them from the history at read time. No cost to the writers: they
+    take no lock and read nothing, and a long transaction (an import batch) only holds
+    the mark back, which makes panels derive more, never miss anything.
+
+    PostgreSQL: `pg_stat_activity`, which shows the sessions of the application's own
+    role (history is written by it). The statistics snapshot is cleared first, as it is
+    otherwise kept for the rest of a transaction. SQLite: writers run one at a time
+    (settings: transaction_mode IMMEDIATE, so a transaction holds the write lock from its
+    start) and this refresh holds it, so no transaction is open elsewhere.
+    """
+    if connection.vendor != "postgresql":
+        return wanted
+    cursor.execute("SELECT pg_stat_clear_snapshot()")
+    cursor.execute(
+        """SELECT min(xact_start) FROM pg_stat_activity
+           WHERE datname = current_database() AND pid <> pg_backend_pid()
+             AND backend_type = 'client backend' AND xact_start IS NOT NULL"""
+    )
+    oldest = cursor.fetchone()[0]
+    return wanted if oldest is None else min(wanted, oldest - SETTLE)
 
 
 def catch_up() -> int:

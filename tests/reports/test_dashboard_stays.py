@@ -5,8 +5,6 @@ History as in tests/reports/dashboard_data.py (March 2025, every move at 12:00).
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 
 from deals.models import StageChange
@@ -52,7 +50,7 @@ def test_refresh_stores_each_stay_with_its_length_in_days(history):
 
 
 def test_refresh_stores_nothing_that_ended_within_the_settle_time(history):
-    """The mark stays SETTLE behind the clock, so a move still committing is not skipped."""
+    """The mark stays SETTLE behind the clock (clock skew between servers, see stays)."""
     result = stays.refresh(now=march(8) + stays.SETTLE / 2)
     assert result.covered_until == march(8) - stays.SETTLE / 2
     assert [stay[0] for stay in stored(history.deals["A"])] == ["Lead in", "Qualified"]
@@ -74,21 +72,6 @@ def test_a_later_refresh_adds_only_the_stays_that_ended_since(history):
     assert stays.refresh(now=march(12)).added == 8
     assert stays.refresh(now=NOW).added == 3
     assert StageStay.objects.count() == 11
-
-
-def test_refresh_picks_up_a_change_that_committed_late_within_the_settle_time(
-    history, rep, stages
-):
-    """A move written just before the mark but committed after the refresh ran."""
-    stays.refresh(now=march(21))
-    mark = StageStayMark.objects.get().covered_until
-    late = make_deal(
-        rep,
-        [(stages["lead"], march(18)), (stages["demo"], mark - timedelta(minutes=1))],
-        title="late",
-    )
-    assert stays.refresh(now=march(22)).added == 1
-    assert stored(late) == [("Lead in", march(18), mark - timedelta(minutes=1))]
 
 
 def test_time_in_stage_reads_the_stays_before_the_mark_from_the_summary(
