@@ -69,6 +69,7 @@ class AuditKind(models.TextChoices):
     CONFIG_CHANGE = "config_change", "Configuration changed"
     EXPORT = "export", "Data exported"
     IMPORT = "import", "Data imported"
+    DEAL_DELETED = "deal_deleted", "Deal deleted"
 
 
 class AuditEvent(models.Model):

@@ -30,6 +30,7 @@ the event was written):
 - deal.won, deal.lost: stage_id (with the deal.moved that closed the deal)
 - deal.reopened: stage_id (with the deal.moved that took a closed deal back to open)
 - deal.reassigned: previous_owner_id (owner_id is the new owner)
+- deal.deleted: stage_id, pipeline_id (the deal is gone: what it was is in the audit log)
 - deal.snoozed: until (ISO date); deal.unsnoozed: nothing more
 - activity.created, activity.updated, activity.completed, activity.deleted: activity_id,
   type

@@ -25,16 +25,29 @@ def scope_q(user: User, *, prefix: str = "", write: bool = False) -> Q | None:
     """
     if not user.is_authenticated or not user.is_active:
         return Q(pk__in=[])
-    if user.role == Role.ADMIN or user.is_superuser:
+    owners = deal_owners(user, write=write)
+    if owners is None:
         return None
     # "owner in (a small set of users)" as a subquery lets the database use the owner
     # index; an OR across a join to users would scan every deal.
-    owners = User.objects.filter(pk=user.pk)
-    if user.role == Role.MANAGER:
-        owners = User.objects.filter(Q(pk=user.pk) | Q(team__manager=user))
-    elif not write and user.team_id is not None:
-        owners = User.objects.filter(Q(pk=user.pk) | Q(team_id=user.team_id))
     return Q(OneOf(F(f"{prefix}owner_id"), Subquery(owners.order_by().values("pk"))))
+
+
+def deal_owners(user: User, *, write: bool = False) -> models.QuerySet[User] | None:
+    """The users whose deals `user` may see (or change, with `write`); None for everyone.
+
+    The permission matrix is a rule on a deal's owner, so it also answers for a deal that
+    no longer exists (a deal.deleted event names its owner).
+    """
+    if not user.is_authenticated or not user.is_active:
+        return User.objects.none()
+    if user.role == Role.ADMIN or user.is_superuser:
+        return None
+    if user.role == Role.MANAGER:
+        return User.objects.filter(Q(pk=user.pk) | Q(team__manager=user))
+    if not write and user.team_id is not None:
+        return User.objects.filter(Q(pk=user.pk) | Q(team_id=user.team_id))
+    return User.objects.filter(pk=user.pk)
 
 
 class OneOf(Func):

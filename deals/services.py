@@ -837,6 +837,50 @@ def reassign_deal(
     return locked
 
 
+def may_delete_deals(user: User) -> bool:
+    """Who deletes deals at all: managers (the deals they may change, i.e. their own and
+    their managed teams') and admins (any). Reps never: they archive by closing."""
+    return user.is_active and (user.is_admin or user.is_manager)
+
+
+def delete_deal(
+    deal: Deal, *, by: User, expected_version: int, source: str = MoveSource.FORM
+) -> None:
+    """Delete a deal and everything that hangs on it, for good.
+
+    Managers may delete the deals they may change, admins any; a rep gets NotAllowed (403)
+    for a deal they see and NotVisible (404) otherwise, like a manager for another team's
+    deal. A stale `expected_version` is refused (VersionConflict). The audit log keeps
+    what was deleted (title, owner, amount), since the deal's own history goes with it:
+    its stage changes are deleted explicitly (StageChange protects its deal); activities,
+    flags, notices, ticks and summary rows go by cascade. Publishes deal.deleted (ids
+    only) after commit: the owner's forecast is recomputed, webhooks and boards hear it.
+    """
+    if not may_delete_deals(by):
+        if Deal.objects.visible_to(by).filter(pk=deal.pk).exists():
+            raise NotAllowed("Only managers and admins can delete deals.")
+        raise NotVisible("Deal not found.")
+    with transaction.atomic():
+        locked = _lock_current(deal, by, expected_version)
+        amount = "no amount" if locked.amount is None else f"{locked.currency} {locked.amount}"
+        audit.record(
+            AuditKind.DEAL_DELETED,
+            user=by,
+            detail=f"deal {locked.pk} “{locked.title}”, owner {locked.owner.username}, {amount}",
+        )
+        gone = events.event(
+            "deal.deleted",
+            by=by,
+            source=source,
+            deal=locked,
+            stage_id=locked.stage_id,
+            pipeline_id=locked.pipeline_id,
+        )
+        StageChange.objects.filter(deal=locked).delete()
+        locked.delete()
+        events.publish(gone)
+
+
 @dataclass(frozen=True)
 class BulkOutcome:
     deal_id: int

@@ -22,6 +22,7 @@ urlpatterns = [
     path("deals/<int:pk>/next/", deal_views.next_stage, name="deal_next"),
     path("deals/<int:pk>/close/<str:outcome>/", deal_views.close, name="deal_close"),
     path("deals/<int:pk>/reassign/", deal_views.reassign, name="deal_reassign"),
+    path("deals/<int:pk>/delete/", deal_views.delete, name="deal_delete"),
     path("deals/<int:pk>/activities/", deal_views.activity_create, name="activity_create"),
     path("deals/<int:pk>/move/", board_views.move, name="deal_move"),
     path("deals/<int:pk>/fix-and-move/", board_views.fix_and_move, name="deal_fix_move"),

@@ -6,12 +6,14 @@ from deals import events
 from deals.models import Event
 from reports import forecasts
 
-# What changes an owner's forecast: amounts, dates, probabilities, stages and owners.
+# What changes an owner's forecast: amounts, dates, probabilities, stages, owners, and a
+# deal leaving for good.
 FORECAST_EVENTS = [
     "deal.created",
     "deal.updated",
     "deal.moved",
     "deal.reassigned",
+    "deal.deleted",
 ]
 
 

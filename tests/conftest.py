@@ -100,6 +100,18 @@ def stages(pipeline):
 
 
 @pytest.fixture
+def eager():
+    """No broker: tasks and event consumers run in-process after commit (the zero-setup
+    default), whatever REDIS_URL says."""
+    from pipeline_crm.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
+@pytest.fixture
 def client_for():
     """`client_for(user)`: a test client logged in as `user`."""
 

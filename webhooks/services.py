@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from common import outbox
 from common.errors import BadInput, NotAllowed, NotVisible
-from deals.models import Deal, Notification
+from deals.models import Deal, Notification, deal_owners
 from webhooks import http, signing
 from webhooks.models import Attempt, Delivery, DeliveryStatus, Endpoint
 
@@ -54,6 +54,7 @@ EVENT_TYPES = [
     "deal.lost",
     "deal.reopened",
     "deal.reassigned",
+    "deal.deleted",
     "deal.stalled",
     "deal.unstalled",
     "deal.snoozed",
@@ -245,6 +246,16 @@ def _deal_summary(deal_id: int | None, owner: User) -> dict[str, Any] | None:
     return json.loads(json.dumps(deal, default=str))
 
 
+def _saw_deleted(delivery: Delivery) -> bool:
+    """A deal.deleted delivery goes to subscribers who could see the deal: the deal is
+    gone, but the rule is one on its owner, named in the event."""
+    if delivery.event_name != "deal.deleted":
+        return False
+    owners = deal_owners(delivery.endpoint.owner)
+    owner_id = delivery.data.get("owner_id")
+    return owners is None or owners.filter(pk=owner_id).exists()
+
+
 def body_of(delivery: Delivery, deal: dict[str, Any] | None) -> bytes:
     data = {"event_id": delivery.event_id, **delivery.data}
     if deal is not None:
@@ -289,7 +300,7 @@ def deliver(delivery_id: int) -> str | None:
     if (
         not endpoint.is_active
         or not may_subscribe(endpoint.owner)
-        or (delivery.deal_id is not None and deal is None)
+        or (delivery.deal_id is not None and deal is None and not _saw_deleted(delivery))
     ):
         Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.SKIPPED)
         return DeliveryStatus.SKIPPED

@@ -136,6 +136,20 @@ class DealDetail(APIView):
         )
         return deal_response(request.user, pk)
 
+    @extend_schema(
+        parameters=[IF_MATCH],
+        request=None,
+        responses={204: None, **problems(400, 401, 403, 404, 409, 428, 429)},
+    )
+    def delete(self, request: Request, pk: int) -> Response:
+        """Delete the deal for good: managers (their teams' deals) and admins."""
+        deal = get_or_404(Deal.objects.visible_to(request.user), pk)
+        version = expected_version(request, None)
+        services.delete_deal(
+            deal, by=request.user, expected_version=version, source=MoveSource.API
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
 
 class DealMove(APIView):
     @extend_schema(

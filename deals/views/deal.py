@@ -12,10 +12,10 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRefresh
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
 from accounts.models import User
-from common.errors import BadInput, DomainError, NotVisible, Refusal, describe
+from common.errors import BadInput, DomainError, NotAllowed, NotVisible, Refusal, describe
 from common.ids import parse_number
 from common.refusals import presents
 from deals import activities, queries, services
@@ -41,6 +41,7 @@ def _detail_context(request: HttpRequest, deal: Deal) -> dict[str, Any]:
         stage.days_spent = spent.get(stage.pk)
     upcoming = queries.next_step(deal, stages)
     deal.can_move = queries.edit_rule(request.user)(deal)
+    deal.can_delete = deal.can_move and services.may_delete_deals(request.user)
     acts = list(deal.activities.select_related("owner").order_by("done", "due_at", "id"))
     return {
         "deal": deal,
@@ -210,6 +211,28 @@ def reassign(request: HttpRequest, pk: int) -> HttpResponse:
     if not request.htmx:
         return redirect("deal_detail", pk=pk)
     return _page(request, visible_deal(request, pk), notice="Reassigned.")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@presents(_refused)
+def delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """Delete a deal, after a confirm step (the GET): managers and admins only."""
+    deal = visible_deal(request, pk)
+    if request.method == "GET":
+        if not (queries.edit_rule(request.user)(deal) and services.may_delete_deals(request.user)):
+            raise NotAllowed("Only managers and admins can delete deals.")
+        return TemplateResponse(request, "deals/deal_delete.html", {"deal": deal})
+    version = parse_number(request.POST.get("version"), name="version")
+    if version is None:
+        raise BadInput("That request was not understood.")
+    title = deal.title
+    services.delete_deal(deal, by=request.user, expected_version=version)
+    messages.success(request, f"Deleted “{title}”.")
+    board = f"{reverse('board')}?pipeline={deal.pipeline_id}"
+    if request.htmx:
+        return HttpResponseClientRedirect(board)
+    return redirect(board)
 
 
 @login_required

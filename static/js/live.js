@@ -15,6 +15,7 @@
   var VERBS = {
     "deal.moved": "moved", "deal.created": "added", "deal.updated": "updated",
     "deal.reassigned": "reassigned", "deal.won": "won", "deal.lost": "lost",
+    "deal.deleted": "deleted",
   };
 
   function boardParams(board) {
@@ -95,6 +96,12 @@
     // Many deals at once (an import): the columns as a reload would show them.
     if (!data.deal) { resyncBoard(); return; }
     var shown = document.getElementById("deal-" + data.deal);
+    // A deleted deal has no version (0) and no card to fetch: it leaves the board.
+    if (data.event === "deal.deleted") {
+      if (shown) shown.remove();
+      scheduleHeads(board);
+      return;
+    }
     // The card already shows this version (our own move, answered) or a later one:
     // nothing to fetch. Activities change a card without changing the deal's version.
     var activity = String(data.event).indexOf("activity.") === 0;
@@ -150,6 +157,17 @@
     var page = document.querySelector("[data-live-deal]"); // replaced by each refresh
     if (data.by && data.by === me) return;
     if (!page || String(data.deal) !== page.dataset.liveDeal) return;
+    if (data.event === "deal.deleted") {
+      // Nothing left to refresh: say so where the page's flashes go, and keep the page.
+      var note = document.createElement("p");
+      note.className = "flash flash-error";
+      note.setAttribute("role", "alert");
+      note.textContent = "This deal has just been deleted by someone else.";
+      page.insertBefore(note, page.firstChild);
+      page.querySelectorAll("form button, form input, form select, form textarea")
+        .forEach(function (control) { control.disabled = true; });
+      return;
+    }
     if (Number(page.dataset.version) > data.version) return;
     // Someone typing here keeps their form; they see the change after saving (or a 409).
     if (page.contains(document.activeElement) && document.activeElement.matches("input, select, textarea")) return;

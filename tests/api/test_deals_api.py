@@ -426,3 +426,80 @@ def test_read_only_scope_may_still_read(rep, deal, api_for):
 def test_updated_since_filter(rep, stages, deal, api_for):
     since = (timezone.now() + timedelta(minutes=1)).isoformat()
     assert api_for(rep).get("/api/v1/deals/", {"updated_since": since}).json()["results"] == []
+
+
+# --- DELETE --------------------------------------------------------------------------------
+
+
+def test_manager_deletes_with_if_match(manager, deal, api_for):
+    response = api_for(manager).delete(
+        f"/api/v1/deals/{deal.pk}/", HTTP_IF_MATCH=f'"{deal.version}"'
+    )
+    assert response.status_code == 204
+    assert not Deal.objects.filter(pk=deal.pk).exists()
+    from deals.models import Event
+
+    assert Event.objects.get(name="deal.deleted").source == "api"
+
+
+def test_delete_without_version_is_428(manager, deal, api_for):
+    response = api_for(manager).delete(f"/api/v1/deals/{deal.pk}/")
+    assert response.status_code == 428
+    assert Deal.objects.filter(pk=deal.pk).exists()
+
+
+def test_stale_delete_is_409_problem_and_keeps_the_deal(manager, deal, api_for):
+    response = api_for(manager).delete(
+        f"/api/v1/deals/{deal.pk}/", HTTP_IF_MATCH=f'"{deal.version + 1}"'
+    )
+    assert response.status_code == 409
+    assert response["Content-Type"].startswith("application/problem+json")
+    assert response.json()["current_version"] == deal.version
+    assert Deal.objects.filter(pk=deal.pk).exists()
+
+
+@pytest.mark.parametrize(("who", "status"), [("rep", 403), ("teammate", 403), ("outsider", 404)])
+def test_reps_may_not_delete(deal, api_for, request, who, status):
+    response = api_for(request.getfixturevalue(who)).delete(
+        f"/api/v1/deals/{deal.pk}/", HTTP_IF_MATCH=f'"{deal.version}"'
+    )
+    assert response.status_code == status
+    assert response["Content-Type"].startswith("application/problem+json")
+    assert Deal.objects.filter(pk=deal.pk).exists()
+
+
+def test_read_only_token_may_not_delete(manager, deal, api_for):
+    response = api_for(manager, scope=TokenScope.READ).delete(
+        f"/api/v1/deals/{deal.pk}/", HTTP_IF_MATCH=f'"{deal.version}"'
+    )
+    assert response.status_code == 403
+    assert Deal.objects.filter(pk=deal.pk).exists()
+
+
+def test_delete_query_count_does_not_grow_with_what_hangs_on_the_deal(
+    manager, rep, stages, api_for
+):
+    from tests.factories import ActivityFactory
+
+    client = api_for(manager)
+    client.get("/api/v1/deals/")
+    bare = DealFactory(owner=rep, stage=stages["lead"])
+    busy = DealFactory(owner=rep, stage=stages["lead"])
+    for _ in range(5):
+        ActivityFactory(deal=busy, owner=rep)
+
+    def count(deal):
+        with CaptureQueriesContext(connection) as queries:
+            response = client.delete(
+                f"/api/v1/deals/{deal.pk}/", HTTP_IF_MATCH=f'"{deal.version}"'
+            )
+            assert response.status_code == 204
+        return len(queries)
+
+    assert count(bare) == count(busy) == 21
+
+
+def test_schema_documents_delete(api_for, rep):
+    schema = api_for(rep).get("/api/v1/openapi.json").json()
+    operation = schema["paths"]["/api/v1/deals/{id}/"]["delete"]
+    assert {"204", "403", "404", "409", "428"} <= set(operation["responses"])

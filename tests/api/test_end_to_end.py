@@ -10,21 +10,12 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from deals.models import StageChange
-from pipeline_crm.celery import app
 from stages.models import CriterionKind
 from tests.factories import CriterionFactory
 from tests.webhooks.receiver import Receiver
 from webhooks import services
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def eager():
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
 
 
 @pytest.fixture

@@ -21,15 +21,6 @@ from reports.models import Forecast
 from tests.factories import ActivityFactory, DealFactory
 
 
-@pytest.fixture
-def eager():
-    """No broker: tasks run in-process (the zero-setup default), whatever REDIS_URL says."""
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
-
-
 def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

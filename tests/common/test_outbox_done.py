@@ -18,14 +18,6 @@ from pipeline_crm.celery import app
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def eager():
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
-
-
 def message(**fields) -> OutboxMessage:
     return OutboxMessage.objects.create(
         task="deals.refresh_stalled", payload={"deal_id": 1}, **fields

@@ -21,7 +21,6 @@ from common.errors import (
 )
 from deals import services
 from deals.models import Deal, MoveSource, StageChange
-from pipeline_crm.celery import app
 from reports import forecasts
 from reports.models import Forecast
 from stages.models import CriterionKind
@@ -217,15 +216,6 @@ def test_a_current_move_into_the_deals_own_stage_reorders_it(client_for, rep, st
 
 
 # --- reassigning refreshes both owners' forecasts (issue 13) --------------------------------
-
-
-@pytest.fixture
-def eager():
-    """No broker: follow-up work runs in-process after commit, whatever REDIS_URL says."""
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
 
 
 def test_reassigning_refreshes_the_previous_owners_forecast(

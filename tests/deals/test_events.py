@@ -12,20 +12,10 @@ from django.utils import timezone
 
 from deals import activities, events, services, stalled
 from deals.models import Event, EventReceipt, StalledFlag, StalledRule
-from pipeline_crm.celery import app
 from stages.models import CriterionKind
 from tests.factories import ActivityFactory, CriterionFactory, DealFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def eager():
-    """No broker: events are processed in-process after commit (the zero-setup default)."""
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
 
 
 @pytest.fixture

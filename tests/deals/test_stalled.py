@@ -29,17 +29,6 @@ class DealFactory(factories.DealFactory):
     created_at = factory.LazyFunction(lambda: timezone.now() - timedelta(days=1))
 
 
-@pytest.fixture
-def eager():
-    """Run outbox work in-process even when the suite runs with REDIS_URL set."""
-    from pipeline_crm.celery import app
-
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
-
-
 def quiet_deal(**fields):
     """An open deal that no rule flags: recent, with a future activity, nothing overdue."""
     deal = DealFactory(**fields)

@@ -27,6 +27,8 @@ Design decisions the table records (not spelled out in DESIGN.md):
 - Notifications go to the deal's owner only (DESIGN: "notifies owners").
 - Only an activity's author may delete it, whoever else may edit the deal
   (deals/activities.py: "others' work is history"); admins included.
+- Deleting a deal is for managers (the deals they may change) and admins; a rep may not
+  delete even their own deal (403), another team's deal stays hidden (404).
 - Anyone who may see an organization or person may edit it (contacts/services.py:
   customer records are shared by the team that sells to them).
 """
@@ -55,6 +57,9 @@ edit                other_team_deal      H    H    Y    H    Y    Y    L    L
 reassign            rep_deal             R    R    H    Y    H    Y    L    L
 reassign            teammate_deal        R    R    H    Y    H    Y    L    L
 reassign            other_team_deal      H    H    R    H    Y    Y    L    L
+delete              rep_deal             N    N    H    Y    H    Y    L    L
+delete              teammate_deal        N    N    H    Y    H    Y    L    L
+delete              other_team_deal      H    H    N    H    Y    Y    L    L
 log_activity        rep_deal             Y    N    H    Y    H    Y    L    L
 log_activity        teammate_deal        N    Y    H    Y    H    Y    L    L
 log_activity        other_team_deal      H    H    Y    H    Y    Y    L    L

@@ -138,6 +138,14 @@ def deal_reassign(client: Client, world: World, owner: str) -> str:
     return _write(response, lambda: Deal.objects.get(pk=deal.pk).owner_id == target.pk)
 
 
+def deal_delete(client: Client, world: World, owner: str) -> str:
+    deal = world.deals[owner]
+    response = client.post(
+        reverse("deal_delete", args=[deal.pk]), {"version": deal.version}, headers=htmx()
+    )
+    return _write(response, lambda: not Deal.objects.filter(pk=deal.pk).exists())
+
+
 def deal_log_activity(client: Client, world: World, owner: str) -> str:
     deal = world.deals[owner]
     subject = "Matrix follow-up call"
@@ -283,6 +291,7 @@ ACTIONS: dict[tuple[str, str], Callable[[Client, World, str], str]] = {
     ("move", "deal"): deal_move,
     ("edit", "deal"): deal_edit,
     ("reassign", "deal"): deal_reassign,
+    ("delete", "deal"): deal_delete,
     ("log_activity", "deal"): deal_log_activity,
     ("override_gate", "deal"): deal_override_gate,
     ("dashboard", "deal"): deal_dashboard,

@@ -292,3 +292,35 @@ def test_body_is_the_event_json(manager, rep, stages, receiver):
     send_all()
     body = json.loads(receiver.calls[0].body)
     assert set(body) == {"type", "timestamp", "data"}
+
+
+def test_deal_deleted_reaches_subscribers_who_could_see_the_deal(
+    manager, other_manager, rep, stages, receiver
+):
+    """The deal is gone when the delivery is sent: who may hear of it is decided by the
+    owner named in the event, not by a row that no longer exists."""
+    from deals import services as deal_services
+    from deals.models import Event
+
+    mine = services.create_endpoint(by=manager, url=receiver.url, events=["deal.deleted"])
+    services.create_endpoint(by=other_manager, url=receiver.url, events=["deal.*"])
+    deal = DealFactory(owner=rep, stage=stages["lead"], title="Acme")
+    deal_services.delete_deal(deal, by=manager, expected_version=deal.version)
+    services.fan_out(Event.objects.filter(name="deal.deleted"))
+    send_all()
+
+    (call,) = receiver.calls
+    message = Webhook(mine.secret).verify(call.body, call.headers)
+    assert message["type"] == "deal.deleted"
+    assert message["data"]["deal_id"] == deal.pk
+    assert "deal" not in message["data"] and "Acme" not in call.body.decode()
+    statuses = dict(Delivery.objects.values_list("endpoint__owner__username", "status"))
+    assert statuses == {
+        manager.username: DeliveryStatus.SUCCEEDED,
+        other_manager.username: DeliveryStatus.SKIPPED,
+    }
+
+
+def test_deal_deleted_is_in_the_event_catalogue(manager, receiver):
+    services.create_endpoint(by=manager, url=receiver.url, events=["deal.deleted"])
+    assert Endpoint.objects.get().events == ["deal.deleted"]
