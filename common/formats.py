@@ -10,7 +10,7 @@ in the active language.
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django.utils import dateformat, timezone
 from django.utils.formats import number_format
@@ -25,7 +25,8 @@ def money(amount: Decimal | int | float | str | None, currency: str = "", places
     if amount is None or amount == "":
         return "—"
     try:
-        value = Decimal(str(amount))
+        # Half up, as people round money (number_format alone rounds half to even).
+        value = Decimal(str(amount)).quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)
     except InvalidOperation:
         return str(amount)
     number = number_format(value, decimal_pos=places, use_l10n=True, force_grouping=True)

@@ -284,7 +284,8 @@ class NewDealForm(DealForm):
     def __init__(self, *args: Any, stage: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.entry_fields: list[str] = []
-        for criterion in stage.criteria.all():
+        self.criteria = list(stage.criteria.all())
+        for criterion in self.criteria:
             name, field = _entry_field(criterion)
             if field is not None and name not in self.fields:
                 self.fields[name] = field
@@ -308,6 +309,63 @@ class NewDealForm(DealForm):
                 if k.startswith("role_") and data.get(k)
             ),
         }
+
+
+# A `field_required` criterion's deal field, as the deal form names it.
+FORM_FIELD = {"organization": "organization_name", "person": "person_name"}
+
+
+class QuickDealForm(NewDealForm):
+    """The board's inline quick add: a title, the organization and the amount, and exactly
+    what the column's entry criteria ask for besides (fields, checklist confirmations,
+    contacts in a role, activities done); nothing else. The currency is the default one."""
+
+    BASIC = ("title", "organization_name", "amount")
+
+    def __init__(self, *args: Any, stage: Any, **kwargs: Any) -> None:
+        # Ids of its own: several columns' forms may be open at once.
+        kwargs.setdefault("auto_id", f"quick-{stage.pk}-%s")
+        super().__init__(*args, stage=stage, **kwargs)
+        keep = {*self.BASIC, *self.entry_fields}
+        for criterion in self.criteria:
+            if criterion.kind == CriterionKind.FIELD_REQUIRED:
+                keep.add(FORM_FIELD.get(criterion.field_name, criterion.field_name))
+        for name in [n for n in self.fields if n not in keep and n != "currency"]:
+            del self.fields[name]
+        self.fields["currency"].widget = forms.HiddenInput()
+        self.order_fields(self.BASIC)
+        for name in ("organization_name", "person_name"):
+            if name in self.fields:
+                # No search-as-you-type in a column: its suggestion lists are the page's.
+                self.fields[name].widget = forms.TextInput()
+                self.fields[name].help_text = ""
+
+    def add_failures(self, failures: list[Failure]) -> list[Failure]:
+        """Put each gate failure on the field that fixes it; return those no field fixes
+        (a rule only time meets, such as "no skipping")."""
+        left = []
+        for failure in failures:
+            name = _failure_field(failure)
+            if name in self.fields:
+                self.add_error(name, failure.message)
+            else:
+                left.append(failure)
+        return left
+
+
+def _failure_field(failure: Failure) -> str:
+    match failure.kind:
+        case CriterionKind.FIELD_REQUIRED:
+            return FORM_FIELD.get(failure.fix, failure.fix)
+        case CriterionKind.AMOUNT_AT_LEAST | "won_amount":
+            return "amount"
+        case CriterionKind.CHECKLIST:
+            return f"check_{failure.fix}"
+        case CriterionKind.CONTACT_ROLE:
+            return f"role_{failure.fix}"
+        case CriterionKind.ACTIVITY_DONE:
+            return f"activity_{failure.fix}"
+    return ""
 
 
 def _entry_field(criterion: Any) -> tuple[str, forms.Field | None]:

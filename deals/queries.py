@@ -394,6 +394,39 @@ def filter_teams(people: list[User]) -> list[Any]:
     return sorted(teams.values(), key=lambda team: (team.name.casefold(), team.pk))
 
 
+# Rules only time meets: a deal cannot be created already past them.
+TIME_RULES = {"no_skip", "min_days_in_previous"}
+
+
+@dataclass(frozen=True)
+class Starts:
+    """Where a new deal may start: the stages, and for each other open stage, why not."""
+
+    stages: list[Stage]
+    why_not: dict[int, str]
+
+
+def start_stages(pipeline_id: int) -> Starts:
+    """The open stages of a pipeline a new deal may start in: those whose entry criteria a
+    form can meet. "No skipping" and "time in the previous stage" are met only over time,
+    so a stage that has one (past the first) is reached by moving, not by creating; the
+    gate, asked about a blank deal, says which. Three queries at most."""
+    from stages import gate
+
+    stages = list(
+        Stage.objects.filter(
+            pipeline_id=pipeline_id, kind=StageKind.OPEN, is_archived=False
+        ).order_by("position", "pk")
+    )
+    failures = gate.evaluate_many(Deal(pipeline_id=pipeline_id), stages)
+    why_not = {
+        pk: "; ".join(f.message for f in found if f.kind in TIME_RULES)
+        for pk, found in failures.items()
+        if any(f.kind in TIME_RULES for f in found)
+    }
+    return Starts([s for s in stages if s.pk not in why_not], why_not)
+
+
 @dataclass(frozen=True)
 class NextStep:
     """The stage after the deal's current one, its playbook and what the deal still lacks."""

@@ -22,7 +22,7 @@ from common.ids import query_number
 from common.ratelimit import rate_limited
 from common.refusals import presents
 from deals import queries, services
-from deals.forms import BoardFilterForm, BulkMoveForm, GateFixForm, MoveForm
+from deals.forms import BoardFilterForm, BulkMoveForm, GateFixForm, MoveForm, QuickDealForm
 from deals.models import Deal, MoveSource, StalledRule
 from stages import gate
 from stages.models import Stage
@@ -235,6 +235,27 @@ def _card_response(
         **_card_context(),
     }
     return TemplateResponse(request, "deals/board.html#moved", context)
+
+
+def added(request: HttpRequest, deal: Deal, context: dict[str, Any]) -> HttpResponse:
+    """A deal made by a column's quick add: a blank form for the next one, and out of band
+    the new card at the top of its column (unless the board's filters hide it), the
+    column's totals and a notice. `context` is the quick add's (its stage, board query)."""
+    filters = _filters(request)
+    card = queries.board_card(request.user, filters, deal)
+    if card is not None:
+        _prepare_cards(request, [card], movable=True)  # the user just made it
+    stage = context["stage"]
+    shown = "" if card is not None else " The board filters hide it."
+    context = {
+        **context,
+        "form": QuickDealForm(initial={"currency": settings.DEFAULT_CURRENCY}, stage=stage),
+        "heads": queries.column_heads(request.user, filters, [deal.stage]),
+        "card": card,
+        "notice": f"Created “{deal.title}” in {deal.stage.name}.{shown}",
+        **_card_context(),
+    }
+    return TemplateResponse(request, "deals/board.html#added", context)
 
 
 def _plain_redirect(request: HttpRequest, deal: Deal) -> HttpResponse:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -24,11 +25,12 @@ from deals.forms import (
     CloseForm,
     DealEditForm,
     NewDealForm,
+    QuickDealForm,
     ReassignForm,
     active_stages,
 )
 from deals.models import Activity, Deal, MoveSource
-from deals.views.board import visible_deal
+from deals.views.board import added, visible_deal
 from stages.models import ActivityType, Stage, StageKind
 
 TEMPLATE = "deals/deal_detail.html"
@@ -338,41 +340,52 @@ def my_activities(request: HttpRequest) -> HttpResponse:
     return TemplateResponse(request, "deals/my_activities.html", context)
 
 
+def _new_deal_stage(request: HttpRequest) -> Stage | None:
+    """The stage asked for (the column's), else the first open stage; never an archived one."""
+    asked = request.GET.get("stage") or request.POST.get("stage")
+    live = Stage.objects.filter(is_archived=False, pipeline__is_archived=False)
+    return (
+        live.filter(pk=parse_number(asked, name="stage")).first()
+        or live.filter(kind=StageKind.OPEN).order_by("pipeline__position", "position").first()
+    )
+
+
+def _create(request: HttpRequest, form: NewDealForm, stage: Stage) -> Deal:
+    """The one call both new-deal forms (the page and the board's quick add) make."""
+    data = form.cleaned_data
+    items = form.items()
+    return services.create_deal(
+        by=request.user,
+        stage=stage,
+        organization_name=data.get("organization_name", ""),
+        person_name=data.get("person_name", ""),
+        with_items=services.GateFixes(
+            fields={},
+            checklist_ids=items["checklist_ids"],
+            activities=items["activities"],
+        ),
+        role_names=tuple(items["roles"]),
+        **{k: data[k] for k in services.EDITABLE_FIELDS if k in data},
+    )
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def new_deal(request: HttpRequest) -> HttpResponse:
-    """Create a deal in a stage (default: the first open stage); the stage's gate applies."""
-    stage = (
-        Stage.objects.filter(
-            pk=parse_number(request.GET.get("stage") or request.POST.get("stage"), name="stage"),
-            is_archived=False,
-            pipeline__is_archived=False,
-        ).first()
-        or Stage.objects.filter(
-            kind=StageKind.OPEN, is_archived=False, pipeline__is_archived=False
-        ).first()
-    )
+    """Create a deal in a stage (default: the first open stage); the stage's gate applies.
+
+    From the board (htmx) it is the column's inline quick add (`quick_add`); otherwise the
+    new-deal page."""
+    stage = _new_deal_stage(request)
     if stage is None:
         return redirect("board")
+    if request.htmx:
+        return quick_add(request, stage)
     form = NewDealForm(request.POST or None, initial={"currency": "USD"}, stage=stage)
     context = {"form": form, "stage": stage}
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        items = form.items()
         try:
-            deal = services.create_deal(
-                by=request.user,
-                stage=stage,
-                organization_name=data["organization_name"],
-                person_name=data["person_name"],
-                with_items=services.GateFixes(
-                    fields={},
-                    checklist_ids=items["checklist_ids"],
-                    activities=items["activities"],
-                ),
-                role_names=tuple(items["roles"]),
-                **{k: data[k] for k in services.EDITABLE_FIELDS if k in data},
-            )
+            deal = _create(request, form, stage)
         except DomainError as error:
             # The form again, with what the user typed and why it was refused.
             refusal = describe(error)
@@ -385,3 +398,40 @@ def new_deal(request: HttpRequest) -> HttpResponse:
         return redirect(f"{reverse('board')}?pipeline={stage.pipeline_id}")
     status = 422 if request.method == "POST" else 200
     return TemplateResponse(request, "deals/deal_new.html", context, status=status)
+
+
+def quick_add(request: HttpRequest, stage: Stage) -> HttpResponse:
+    """A column's inline quick add. GET: its form, asking what the stage's entry criteria
+    need, or, for a stage a new deal cannot start in, the stages it may. POST: the deal is
+    created (the card goes to the top of its column, the column's totals follow, and a
+    blank form waits for the next) or the form comes back with each missing item (422).
+    The board's filters ride along in the query string, so the card and the totals keep
+    to them."""
+    form = QuickDealForm(
+        request.POST or None, initial={"currency": settings.DEFAULT_CURRENCY}, stage=stage
+    )
+    board_query = request.GET.copy()
+    board_query.pop("stage", None)
+    context: dict[str, Any] = {
+        "form": form,
+        "stage": stage,
+        "board_query": board_query.urlencode(),
+    }
+    if request.method == "GET":
+        starts = queries.start_stages(stage.pipeline_id)
+        if stage.pk in starts.why_not:
+            context.update(starts=starts.stages, why_not=starts.why_not[stage.pk])
+        return TemplateResponse(request, "deals/board.html#quick_add", context)
+    status = 422
+    if form.is_valid():
+        try:
+            deal = _create(request, form, stage)
+        except DomainError as error:
+            status = describe(error).status
+            if not isinstance(error, services.GateBlocked):
+                form.add_error(None, describe(error).message)
+            for failure in form.add_failures(getattr(error, "failures", [])):
+                form.add_error(None, failure.message)
+        else:
+            return added(request, deal, context)
+    return TemplateResponse(request, "deals/board.html#quick_add", context, status=status)

@@ -394,6 +394,66 @@
     if (status !== 400 && status !== 403) window.setTimeout(function () { window.location.reload(); }, 1500);
   }
 
+  // --- a column's inline quick add ---------------------------------------------------------
+  // Its "+ Add" link loads the form into the column's .quick-add slot (htmx); the answer to
+  // the form (the next blank form, or the same with what is missing) lands there too. The
+  // focus goes to the first field to fix, else the first field; Cancel or Escape empties
+  // the slot and hands the focus back to the link, which toggles the form.
+
+  function quickLink(slot) {
+    return board.querySelector('.new-deal[aria-controls="' + slot.id + '"]');
+  }
+
+  function closeQuickAdd(slot) {
+    slot.replaceChildren();
+    var link = quickLink(slot);
+    if (!link) return;
+    link.setAttribute("aria-expanded", "false");
+    link.focus();
+  }
+
+  function onQuickSwap(event) {
+    var slot = event.detail.target;
+    if (!slot || !slot.classList || !slot.classList.contains("quick-add")) return;
+    var link = quickLink(slot);
+    if (link) link.setAttribute("aria-expanded", slot.firstElementChild ? "true" : "false");
+    var field =
+      slot.querySelector(".has-error input:not([type=hidden]), .has-error select") ||
+      slot.querySelector("input:not([type=hidden]), select, .quick-choices a");
+    if (field) field.focus();
+  }
+
+  // A second click on "+ Add" folds the open form away instead of loading it again.
+  function onQuickToggle(event) {
+    var link = event.detail.elt;
+    if (!link.classList || !link.classList.contains("new-deal")) return;
+    var slot = document.getElementById(link.getAttribute("aria-controls"));
+    if (slot && slot.firstElementChild) {
+      event.preventDefault();
+      closeQuickAdd(slot);
+    }
+  }
+
+  function onQuickKey(event) {
+    var slot = event.target.closest && event.target.closest(".quick-add");
+    if (slot && event.key === "Escape") {
+      event.preventDefault();
+      closeQuickAdd(slot);
+    }
+  }
+
+  function onQuickCancel(event) {
+    var button = event.target.closest(".quick-cancel");
+    if (button) closeQuickAdd(button.closest(".quick-add"));
+  }
+
+  function initQuickAdd() {
+    board.addEventListener("keydown", onQuickKey);
+    board.addEventListener("click", onQuickCancel);
+    document.body.addEventListener("htmx:afterSwap", onQuickSwap);
+    document.body.addEventListener("htmx:beforeRequest", onQuickToggle);
+  }
+
   // --- drag and drop ----------------------------------------------------------------------
 
   function markBlocked(card) {
@@ -503,6 +563,7 @@
     document.body.addEventListener("htmx:oobAfterSwap", function (event) {
       if (event.detail.target && event.detail.target.id === "dialog") window.setTimeout(afterForm);
     });
+    initQuickAdd();
     initSortable(document);
     window.htmx.onLoad(initSortable);
     // The card buttons need this script; without it they stay hidden (app.css) and a card's

@@ -49,3 +49,18 @@ def settle(page, x: float, y: float) -> None:
     page.mouse.move(x + 1, y + 1)
     page.wait_for_timeout(100)
     page.mouse.up()
+
+
+def phone_page(browser, live_server, user):
+    """A logged-in board page on a 390 by 844 touch phone; close its `.context` when done."""
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True
+    )
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Username").fill(user.username)
+    page.get_by_label("Password").fill("demo-password")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{live_server.url}/")
+    return page

@@ -94,5 +94,9 @@ def test_main_pages_have_no_serious_accessibility_violation(
         page.keyboard.press("Enter")  # to Qualified, which needs a checklist item
         page.locator("#dialog .gate").wait_for()
         found["board: gate form"] = scan(page)
+        page.keyboard.press("Escape")
+        page.locator(".new-deal").first.click()
+        page.locator(".quick-add form").wait_for()
+        found["board: quick add"] = scan(page)
     context.close()
     assert {path: issues for path, issues in found.items() if issues} == {}

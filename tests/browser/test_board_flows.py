@@ -9,7 +9,7 @@ import pytest
 from deals import services
 from deals.models import Deal
 from stages.models import CriterionKind
-from tests.browser.board_support import card_action, drag_across
+from tests.browser.board_support import card_action, drag_across, phone_page
 from tests.factories import CriterionFactory, DealFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -154,16 +154,8 @@ def test_on_a_phone_a_touch_drag_scrolls_the_board_and_lands_where_the_finger_is
     browser, live_server, rep, stages
 ):
     deal = DealFactory(owner=rep, stage=stages["lead"], title="Thumb deal")
-    context = browser.new_context(
-        viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True
-    )
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill(rep.username)
-    page.get_by_label("Password").fill("demo-password")
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(f"{live_server.url}/")
+    page = phone_page(browser, live_server, rep)
+    context = page.context
     cdp = context.new_cdp_session(page)
 
     box = page.locator(f"#deal-{deal.pk} .handle").bounding_box()

@@ -6,6 +6,7 @@ import pytest
 
 from deals.models import Deal, StageChange
 from stages.models import CriterionKind
+from tests.browser.board_support import phone_page
 from tests.browser.test_board_browser import move_with_menu
 from tests.factories import CriterionFactory, DealFactory
 
@@ -68,22 +69,85 @@ def test_rep_still_has_to_fill_the_missing_field(login, live_server, rep, stages
 def test_new_deal_in_a_column_that_needs_a_checklist_item_and_a_contact_role(
     login, live_server, rep, stages
 ):
+    """The column's inline quick add, by keyboard: a refused first try names each missing
+    item on its field; the second lands the card on top of the column, totals updated,
+    without a reload."""
     from deals.models import ChecklistTick, DealContact
 
     CriterionFactory(stage=stages["demo"], kind=CriterionKind.CHECKLIST, label="Budget ok")
     CriterionFactory(
         stage=stages["demo"], kind=CriterionKind.CONTACT_ROLE, contact_role="decision_maker"
     )
+    DealFactory(owner=rep, stage=stages["demo"], title="Already here", amount=1000)
     page = login(rep)
-    page.get_by_role("link", name="New deal in Demo").click()
-    page.get_by_label("Title").fill("Straight to demo")
-    page.get_by_role("combobox", name="Organization").fill("Acme")
-    page.get_by_label("Confirm: Budget ok").check()
-    page.get_by_label("who is the decision maker?").fill("Dana Lee")
-    page.get_by_role("button", name="Create deal").click()
-    page.wait_for_url(f"{live_server.url}/?pipeline={stages['demo'].pipeline_id}")
+    page.evaluate("window.sameBoard = true")
+    column = page.locator(f"#column-{stages['demo'].pk}")
+    column.get_by_role("link", name="Add a deal to Demo").focus()
+    page.keyboard.press("Enter")
+    form = column.get_by_role("form", name="New deal in Demo")
+    form.wait_for()
+    assert page.evaluate("document.activeElement.name") == "title"
+    page.keyboard.type("Straight to demo")
+    page.keyboard.press("Tab")
+    page.keyboard.type("Acme")
+    page.keyboard.press("Tab")
+    page.keyboard.type("2500")
+    with page.expect_response(lambda r: r.request.method == "POST") as refused:
+        page.keyboard.press("Enter")
+    assert refused.value.status == 422
+    form.get_by_text("Add a contact with the role decision maker", exact=True).wait_for()
+    assert form.get_by_text("Confirm: Budget ok").count() == 2  # the label and its error
+    assert page.evaluate("document.activeElement.type") == "checkbox"
+    assert not Deal.objects.filter(title="Straight to demo").exists()
+
+    page.keyboard.press("Space")
+    page.keyboard.press("Tab")
+    page.keyboard.type("Dana Lee")
+    page.keyboard.press("Enter")
+    first = column.locator(".cards > .card").first
+    first.get_by_role("link", name="Straight to demo").wait_for()
+    assert column.locator(".column-totals .count").inner_text() == "2 deals"
+    assert column.locator(".column-totals .sum").inner_text() == "$3,500"
+    assert page.evaluate("window.sameBoard") is True  # no reload
+    assert form.get_by_label("Title").input_value() == ""  # ready for the next one
     deal = Deal.objects.get(title="Straight to demo")
     assert deal.stage_id == stages["demo"].pk
     assert ChecklistTick.objects.filter(deal=deal).count() == 1
     contact = DealContact.objects.get(deal=deal)
     assert (contact.role, contact.person.name) == ("decision_maker", "Dana Lee")
+    page.keyboard.press("Escape")
+    assert column.locator(".quick-add form").count() == 0
+    assert page.evaluate("document.activeElement.className") == "new-deal"
+
+
+def test_quick_add_in_a_column_no_deal_may_start_in_offers_the_stages_it_may(
+    login, live_server, rep, stages
+):
+    CriterionFactory(stage=stages["proposal"], kind=CriterionKind.NO_SKIP)
+    page = login(rep)
+    column = page.locator(f"#column-{stages['proposal'].pk}")
+    column.get_by_role("link", name="Add a deal to Proposal").click()
+    offer = column.get_by_role("group", name="start in Proposal")
+    offer.get_by_role("link", name="Lead in").click()
+    form = column.get_by_role("form", name="New deal in Lead in")
+    form.get_by_label("Title").fill("Started right")
+    form.get_by_role("button", name="Add deal").click()
+    page.locator(f"#column-{stages['lead'].pk} .card").first.get_by_role(
+        "link", name="Started right"
+    ).wait_for()
+    assert Deal.objects.get(title="Started right").stage_id == stages["lead"].pk
+
+
+def test_quick_add_on_a_phone(browser, live_server, rep, stages):
+    page = phone_page(browser, live_server, rep)
+    column = page.locator(f"#column-{stages['lead'].pk}")
+    column.get_by_role("link", name="Add a deal to Lead in").tap()
+    form = column.get_by_role("form", name="New deal in Lead in")
+    form.get_by_label("Title").fill("From my phone")
+    add = form.get_by_role("button", name="Add deal")
+    for element in (form, form.get_by_label("Amount"), add):
+        box = element.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390, element
+    add.tap()
+    column.locator(".card").first.get_by_role("link", name="From my phone").wait_for()
+    page.context.close()

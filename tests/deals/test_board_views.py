@@ -34,8 +34,8 @@ def test_board_shows_visible_cards_with_totals(client_for, rep, teammate, outsid
     assert "Mine" in html and "Teammate&#x27;s" in html
     assert "Other team" not in html
     assert "2 deals" in html
-    assert "USD 1,500" in html
-    assert "≈ 150 weighted" in html  # lead probability 10 %
+    assert "$1,500" in html and "USD 1,500" not in html
+    assert "≈ $150 weighted" in html  # lead probability 10 %
 
 
 def card_html(html, deal):
@@ -112,7 +112,7 @@ def test_htmx_move_answers_with_the_card_and_both_totals_out_of_band(client_for,
         f'<p class="column-totals" id="totals-{stages["qualified"].pk}" hx-swap-oob="true">'
         in html
     )
-    assert "USD 1,000" in html  # qualified now holds both deals
+    assert "$1,000" in html  # qualified now holds both deals
     assert 'data-version="2"' in card_html(html, deal)
     assert f'id="deal-{neighbour.pk}"' not in html  # the rest of the column is not re-sent
     assert 'id="column-' not in html
