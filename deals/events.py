@@ -32,6 +32,10 @@ the event was written):
 - deal.reassigned: previous_owner_id (owner_id is the new owner)
 - deal.deleted: stage_id, pipeline_id (the deal is gone: what it was is in the audit log)
 - deal.snoozed: until (ISO date); deal.unsnoozed: nothing more
+- deal.stalled: rules (the rule keys that started firing for the deal in this run of the
+  stalled job); deal.unstalled: rules (those that stopped firing; the deal may still be
+  stalled by others). Source "job", no actor; a second run publishes nothing. A snooze
+  or a deletion removes flags without deal.unstalled (deal.snoozed, deal.deleted say it).
 - activity.created, activity.updated, activity.completed, activity.deleted: activity_id,
   type
 
@@ -49,7 +53,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
@@ -123,6 +127,52 @@ def publish(*events: Event) -> list[Event]:
     # Open boards hear of it at once, not after a worker's pickup (ids only, see live.py).
     live.announce_after_commit(events)
     return list(events)
+
+
+def new_id_sql() -> str:
+    """SQL for a fresh time-ordered id (uuid7, as `models.uuid7`) per row, for jobs that
+    insert events set-based (`insert_sql`). Literal percent signs are doubled: the SQL is
+    run with parameters."""
+    if connection.vendor == "postgresql":
+        # A random (v4) uuid whose first 48 bits become the time in ms and whose version
+        # nibble 4 becomes 7 (bits 52 and 53 set).
+        return (
+            "encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) placing "
+            "substring(int8send(floor(extract(epoch from clock_timestamp()) * 1000)::bigint) "
+            "from 3) from 1 for 6), 52, 1), 53, 1), 'hex')::uuid"
+        )
+    # SQLite keeps a uuid as 32 hex digits: 12 of time, version 7, 3 random, the variant
+    # (8, 9, a or b), 15 random.
+    return (
+        "printf('%%012x', CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)) "
+        "|| '7' || substr(lower(hex(randomblob(2))), 2) "
+        "|| substr('89ab', 1 + abs(random()) %% 4, 1) || substr(lower(hex(randomblob(8))), 2)"
+    )
+
+
+def insert_sql(rows_sql: str) -> str:
+    """An INSERT … SELECT of one event per row of `rows_sql` (columns deal_id, payload),
+    for a job that publishes a set of events in one statement, not a loop per deal. Its
+    parameters are name, at and source, then `rows_sql`'s. It returns (id, deal_id) of
+    each event; hand them to `published` in the same transaction."""
+    table = connection.ops.quote_name(Event._meta.db_table)
+    return (
+        f"INSERT INTO {table} (id, name, at, source, deal_id, payload) "
+        f"SELECT {new_id_sql()}, %s, %s, %s, r.deal_id, r.payload FROM ({rows_sql}) r "
+        "RETURNING id, deal_id"
+    )
+
+
+def published(name: str, rows: Iterable[tuple[Any, int | None]]) -> int:
+    """Events a set-based INSERT (`insert_sql`) wrote in this transaction: after commit,
+    hand them to the consumers in batches and tell open boards, as `publish` does."""
+    written = [Event(id=pk, name=name, deal_id=deal_id) for pk, deal_id in rows]
+    ids = [str(e.pk) for e in written]
+    for start in range(0, len(ids), BATCH):
+        batch = ids[start : start + BATCH]
+        transaction.on_commit(lambda batch=batch: dispatch(batch), robust=True)
+    live.announce_after_commit(written)
+    return len(written)
 
 
 def dispatch(event_ids: Sequence[str]) -> None:

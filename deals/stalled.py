@@ -172,6 +172,7 @@ def _sync_in_one_statement(now: datetime, deal_ids: Collection[int] | None) -> R
     flags = connection.ops.quote_name(StalledFlag._meta.db_table)
     notices = connection.ops.quote_name(Notification._meta.db_table)
     quiet = connection.ops.quote_name(QuietDeal._meta.db_table)
+    deals = connection.ops.quote_name(Deal._meta.db_table)
     scope, scope_params = ("", [])
     if deal_ids is not None:
         scope, scope_params = "WHERE deal_id = ANY(%s)", [list(deal_ids)]
@@ -216,12 +217,16 @@ def _sync_in_one_statement(now: datetime, deal_ids: Collection[int] | None) -> R
             ON CONFLICT DO NOTHING
             RETURNING 1
         ),
+        stalled_events AS ({events.insert_sql(STALLED_EVENT_ROWS_PG)}),
+        unstalled_events AS ({events.insert_sql(UNSTALLED_EVENT_ROWS_PG.format(deals=deals))}),
         -- Every CTE reads the snapshot taken before this statement: the notices above
         -- still see the rows deleted here.
         heard AS (DELETE FROM {quiet} {scope})
         SELECT 'added', rule, count(*) FROM added GROUP BY rule
         UNION ALL SELECT 'cleared', rule, count(*) FROM cleared GROUP BY rule
         UNION ALL SELECT 'notified', '', count(*) FROM notified
+        UNION ALL SELECT %s, id::text, deal_id FROM stalled_events
+        UNION ALL SELECT %s, id::text, deal_id FROM unstalled_events
     """
     params = [
         *firing_params,
@@ -230,20 +235,49 @@ def _sync_in_one_statement(now: datetime, deal_ids: Collection[int] | None) -> R
         now,
         now,
         *notice_params,
+        *(STALLED, now, EventSource.JOB),
+        *(UNSTALLED, now, EventSource.JOB),
         *scope_params,
+        STALLED,
+        UNSTALLED,
     ]
     result = RefreshResult.nothing()
+    published: dict[str, list[tuple[Any, int]]] = {STALLED: [], UNSTALLED: []}
     with connection.cursor() as cursor:
         # Room for the hash join of every stored flag with every firing row (~100 MB a
         # million flags) without spilling to disk; it lasts until the transaction ends.
         cursor.execute("SET LOCAL work_mem = '128MB'")
         cursor.execute(statement, params)
         for change, rule, count in cursor.fetchall():
-            if change == "notified":
+            if change in published:
+                published[change].append((rule, count))  # an event's id and its deal
+            elif change == "notified":
                 result.notified = count
             else:
                 getattr(result, change)[rule] = count
+    for name, rows in published.items():
+        events.published(name, rows)
     return result
+
+
+STALLED = "deal.stalled"
+UNSTALLED = "deal.unstalled"
+# One event per deal and kind, with the rule keys that started (stopped) firing: rows of
+# the refresh's `diff` (PostgreSQL) with columns deal_id and payload, for events.insert_sql.
+STALLED_EVENT_ROWS_PG = """
+    SELECT deal_id, jsonb_build_object(
+        'deal_id', deal_id, 'owner_id', max(owner_id), 'rules', jsonb_agg(rule ORDER BY rule)
+    ) AS payload
+    FROM diff WHERE flag_id IS NULL GROUP BY deal_id
+"""
+UNSTALLED_EVENT_ROWS_PG = """
+    SELECT diff.deal_id, jsonb_build_object(
+        'deal_id', diff.deal_id, 'owner_id', d.owner_id,
+        'rules', jsonb_agg(diff.rule ORDER BY diff.rule)
+    ) AS payload
+    FROM diff JOIN {deals} d ON d.id = diff.deal_id
+    WHERE NOT diff.fires GROUP BY diff.deal_id, d.owner_id
+"""
 
 
 def _sync_step_by_step(now: datetime, deal_ids: Collection[int] | None) -> RefreshResult:
@@ -257,8 +291,35 @@ def _sync_step_by_step(now: datetime, deal_ids: Collection[int] | None) -> Refre
     if deal_ids is not None:
         scope = f"AND deal_id IN ({', '.join(['%s'] * len(deal_ids))})"
         scope_params = list(deal_ids)
+    deals = connection.ops.quote_name(Deal._meta.db_table)
     result = RefreshResult.nothing()
     with connection.cursor() as cursor:
+        # deal.unstalled for the flags about to go, deal.stalled for those about to come:
+        # one INSERT … SELECT each, before the flags change.
+        cursor.execute(
+            f"WITH firing AS ({firing_sql}) "
+            + events.insert_sql(
+                _event_rows_sqlite(
+                    f"SELECT deal_id, rule FROM {flags} "
+                    f"WHERE (deal_id, rule) NOT IN (SELECT f_deal, f_rule FROM firing) {scope}",
+                    deals,
+                )
+            ),
+            [*firing_params, UNSTALLED, now, EventSource.JOB, *scope_params],
+        )
+        events.published(UNSTALLED, cursor.fetchall())
+        cursor.execute(
+            f"WITH firing AS ({firing_sql}) "
+            + events.insert_sql(
+                _event_rows_sqlite(
+                    f"SELECT f_deal AS deal_id, f_rule AS rule FROM firing "
+                    f"WHERE (f_deal, f_rule) NOT IN (SELECT deal_id, rule FROM {flags})",
+                    deals,
+                )
+            ),
+            [*firing_params, STALLED, now, EventSource.JOB],
+        )
+        events.published(STALLED, cursor.fetchall())
         cursor.execute(
             f"WITH firing AS ({firing_sql}) DELETE FROM {flags} "
             f"WHERE (deal_id, rule) NOT IN (SELECT f_deal, f_rule FROM firing) {scope} "
@@ -277,6 +338,18 @@ def _sync_step_by_step(now: datetime, deal_ids: Collection[int] | None) -> Refre
     result.notified = notify_new_flags(now=now, deal_ids=deal_ids)
     QuietDeal.objects.filter(**({} if deal_ids is None else {"deal_id__in": deal_ids})).delete()
     return result
+
+
+def _event_rows_sqlite(changes_sql: str, deals: str) -> str:
+    """Rows (deal_id, payload) of one event per deal of `changes_sql` (deal_id, rule)."""
+    return f"""
+        SELECT c.deal_id, json_object(
+            'deal_id', c.deal_id, 'owner_id', d.owner_id, 'rules', json_group_array(c.rule)
+        ) AS payload
+        FROM (SELECT * FROM ({changes_sql}) ORDER BY deal_id, rule) c
+        JOIN {deals} d ON d.id = c.deal_id
+        GROUP BY c.deal_id, d.owner_id
+    """
 
 
 class SnoozeNotAllowed(NotVisible):

@@ -232,15 +232,17 @@ def test_a_failed_consumer_is_retried_alone_and_the_event_stays_unhandled(
     ActivityFactory(deal=deal, due_at=timezone.now() + timedelta(days=1))
     StalledFlag.objects.create(deal=deal, rule=StalledRule.IN_STAGE_TOO_LONG)
     services.move_deal(deal, stages["qualified"], by=rep, expected_version=deal.version)
-    event_id = str(Event.objects.get().pk)
+    event_id = str(Event.objects.get(name="deal.moved").pk)
     failures.append(RuntimeError("webhook endpoint down"))
 
     with pytest.raises(events.ConsumerFailed):
         events.process([event_id])
 
     assert seen == []
-    assert Event.objects.get().handled_at is None
+    assert Event.objects.get(pk=event_id).handled_at is None
     assert not StalledFlag.objects.filter(rule=StalledRule.IN_STAGE_TOO_LONG).exists()
+    # The flags consumer's refresh published that the rule stopped firing, once.
+    assert names(name__startswith="deal.un") == ["deal.unstalled"]
     receipts = set(EventReceipt.objects.values_list("consumer", flat=True))
     assert "test_recorder" not in receipts and "stalled_flags" in receipts
 
@@ -248,7 +250,8 @@ def test_a_failed_consumer_is_retried_alone_and_the_event_stays_unhandled(
     assert events.process([event_id]) == 1  # the retry
     assert seen == [("deal.moved", event_id)]
     assert list(StalledFlag.objects.values_list("pk", flat=True)) == flags_before
-    assert Event.objects.get().handled_at is not None
+    assert Event.objects.get(pk=event_id).handled_at is not None
+    assert names(name__startswith="deal.un") == ["deal.unstalled"]  # not again on the retry
 
 
 def test_consumers_get_only_the_events_they_asked_for(rep, stages, eager):

@@ -219,10 +219,12 @@ def statements_for_refresh(**kwargs) -> list[str]:
     return [q for q in sql if "pg_advisory" not in q and "SAVEPOINT" not in q.upper()]
 
 
-# PostgreSQL: work_mem for the transaction, then the whole refresh in one statement.
-# SQLite: DELETE and INSERT of flags, then the notices (INSERT) and their marks (UPDATE),
-# and the imported deals now heard of (DELETE of QuietDeal rows).
-REFRESH_STATEMENTS = {"postgresql": 2, "sqlite": 5}
+# PostgreSQL: work_mem for the transaction, then the whole refresh in one statement (its
+# deal.stalled and deal.unstalled events are two of its INSERT … SELECT CTEs).
+# SQLite: the deal.unstalled and deal.stalled events (an INSERT … SELECT each), DELETE and
+# INSERT of flags, then the notices (INSERT) and their marks (UPDATE), and the imported
+# deals now heard of (DELETE of QuietDeal rows).
+REFRESH_STATEMENTS = {"postgresql": 2, "sqlite": 7}
 
 
 def make_stalled_deals(owner, stage, count: int) -> list[Deal]:
