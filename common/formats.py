@@ -17,6 +17,7 @@ from django.utils.formats import number_format
 
 SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹", "CNY": "¥"}
 DAY = "M j, Y"
+SHORT_DAY = "M j"  # where space is tight (a board card): the same format without the year
 MOMENT = "M j, Y, H:i"
 
 
@@ -50,6 +51,13 @@ def day(value: date | datetime | str | None) -> str:
     if isinstance(value, datetime):
         value = timezone.localtime(value).date() if timezone.is_aware(value) else value.date()
     return dateformat.format(value, DAY)
+
+
+def short_day(value: date | datetime) -> str:
+    """A calendar day on a card: "Dec 4"."""
+    if isinstance(value, datetime) and timezone.is_aware(value):
+        value = timezone.localtime(value)
+    return dateformat.format(value, SHORT_DAY)
 
 
 def moment(value: datetime | None) -> str:

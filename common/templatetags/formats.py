@@ -27,6 +27,11 @@ def day(value: object) -> str:
 
 
 @register.filter
+def short_day(value: object) -> str:
+    return formats.short_day(value)  # type: ignore[arg-type]
+
+
+@register.filter
 def moment(value: object) -> str:
     return formats.moment(value)  # type: ignore[arg-type]
 

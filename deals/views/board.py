@@ -14,9 +14,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import dateformat, timezone
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from common import formats
 from common.errors import BadInput, DomainError, NotVisible, Refusal
 from common.ids import query_number
 from common.ratelimit import rate_limited
@@ -85,14 +86,14 @@ def stalled_badges(deal: Deal, day: Callable[[datetime], str] | None = None) -> 
 
 
 def _day_label() -> Callable[[datetime], str]:
-    """ "Nov 26" for a moment, in the user's time zone, as `|date:"M j"` prints it; each
+    """ "Nov 26" for a moment, in the user's time zone (`formats.short_day`); each
     day is formatted once per request (a board's flags mostly share a few days)."""
     labels: dict[date, str] = {}
 
     def label(moment: datetime) -> str:
         local = timezone.localtime(moment).date()
         if local not in labels:
-            labels[local] = dateformat.format(local, "M j")
+            labels[local] = formats.short_day(local)
         return labels[local]
 
     return label
