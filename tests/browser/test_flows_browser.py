@@ -151,3 +151,13 @@ def test_quick_add_on_a_phone(browser, live_server, rep, stages):
     add.tap()
     column.locator(".card").first.get_by_role("link", name="From my phone").wait_for()
     page.context.close()
+
+
+def test_on_a_phone_the_audit_filters_show_without_a_toggle(browser, live_server, admin_user):
+    """Only the board's filter bar folds behind a button; the audit has none, so its
+    filters must stay visible at phone width."""
+    page = phone_page(browser, live_server, admin_user)
+    page.goto(f"{live_server.url}/accounts/audit/")
+    assert page.get_by_role("form", name="Filter events").is_visible()
+    assert page.get_by_label("Kind").is_visible()
+    page.context.close()
