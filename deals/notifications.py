@@ -187,11 +187,18 @@ def remind_activities(*, now: datetime | None = None) -> int:
 
 
 def _reminder_text(due_today: int, overdue: int) -> str:
+    """ "You have 2 activities due today and 1 overdue." / "You have 1 overdue activity." """
+
+    def activities(n: int) -> str:
+        return f"activit{'y' if n == 1 else 'ies'}"
+
     parts = []
     if due_today:
-        parts.append(f"{due_today} activit{'y' if due_today == 1 else 'ies'} due today")
+        parts.append(f"{due_today} {activities(due_today)} due today")
     if overdue:
-        parts.append(f"{overdue} overdue")
+        parts.append(
+            f"{overdue} overdue" if due_today else f"{overdue} overdue {activities(overdue)}"
+        )
     return "You have " + " and ".join(parts) + ". See My activities."
 
 

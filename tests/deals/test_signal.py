@@ -98,3 +98,10 @@ def test_a_bulk_move_tells_each_owner_once(manager, rep, teammate, stages):
     ]
     assert Notification.objects.filter(user=teammate, kind=notifications.SUMMARY).count() == 1
     assert not Notification.objects.filter(user=manager).exists()
+
+
+def test_a_reminder_of_overdue_activities_only_says_what_is_overdue():
+    assert notifications._reminder_text(0, 1) == "You have 1 overdue activity. See My activities."
+    assert notifications._reminder_text(2, 3) == (
+        "You have 2 activities due today and 3 overdue. See My activities."
+    )
