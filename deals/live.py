@@ -31,6 +31,7 @@ import json
 import logging
 import queue
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -51,6 +52,13 @@ BULK_LIMIT = 50
 BULK = "deals.bulk"
 STREAM_KEY = "live:deals"
 RESYNC = "resync"
+# Someone opened or closed a deal's move menu or edit form ("Ana is editing"): announced
+# like a change, with the deal's id and the editor's id only; pages ask who it is
+# (deals/views/live.py presence) through the policy. Open without a heartbeat for
+# PRESENCE_TTL seconds, it has ended.
+PRESENCE = "presence"
+PRESENCE_TTL = 30
+PRESENCE_KEY = "live:presence:{}"
 
 
 @dataclass(frozen=True)
@@ -119,6 +127,7 @@ class LocalBackend:
         self._lock = threading.Lock()
         self._count = 0
         self._recent: deque[Message] = deque(maxlen=size)
+        self._presence: dict[int, dict[int, float]] = {}
 
     def publish(self, announcement: Announcement) -> None:
         with self._lock:
@@ -151,6 +160,25 @@ class LocalBackend:
 
     def newer(self, message: Message, than: str) -> bool:
         return _number(message.id) > _number(than)
+
+    def present(self, deal_id: int, user_id: int, editing: bool, now: float) -> bool:
+        """Record that `user_id` has (or no longer has) deal `deal_id` open; True when
+        that starts or ends their presence (a heartbeat only extends it)."""
+        with self._lock:
+            editors = self._presence.setdefault(deal_id, {})
+            was = editors.get(user_id, 0.0) > now
+            if editing:
+                editors[user_id] = now + PRESENCE_TTL
+            else:
+                editors.pop(user_id, None)
+            if not editors:
+                del self._presence[deal_id]
+        return was != editing
+
+    def editors(self, deal_id: int, now: float) -> list[int]:
+        with self._lock:
+            editors = self._presence.get(deal_id, {})
+            return sorted(user for user, until in editors.items() if until > now)
 
 
 def _number(message_id: str) -> int:
@@ -230,6 +258,25 @@ class RedisBackend:
     def newer(self, message: Message, than: str) -> bool:
         return _stream_id(message.id) > _stream_id(than)
 
+    def present(self, deal_id: int, user_id: int, editing: bool, now: float) -> bool:
+        """As LocalBackend.present, in a Redis hash per deal (user id: until) that
+        every web process shares; the hash itself expires when nobody heartbeats."""
+        key = PRESENCE_KEY.format(deal_id)
+        pipe = self.client.pipeline()
+        pipe.hget(key, user_id)
+        if editing:
+            pipe.hset(key, user_id, now + PRESENCE_TTL)
+            pipe.expire(key, PRESENCE_TTL * 2)
+        else:
+            pipe.hdel(key, user_id)
+        before = pipe.execute()[0]
+        was = before is not None and float(before) > now
+        return was != editing
+
+    def editors(self, deal_id: int, now: float) -> list[int]:
+        editors = self.client.hgetall(PRESENCE_KEY.format(deal_id))
+        return sorted(int(user) for user, until in editors.items() if float(until) > now)
+
 
 hub = Hub()
 _backend: LocalBackend | RedisBackend | None = None
@@ -287,6 +334,27 @@ def _announce_changes(changed: dict[int, Event]) -> None:
     for deal_id, event in changed.items():
         # A deleted deal has no version: 0, and every page that shows it asks and drops it.
         announce(deal_id, versions.get(deal_id, 0), event.name, by_id=event.actor_id)
+
+
+def set_presence(deal_id: int, user_id: int, *, editing: bool) -> None:
+    """`user_id` opened (editing=True, also each heartbeat) or closed deal `deal_id`'s
+    move menu or edit form. Announced when that starts or ends it. Never raises: presence
+    is a courtesy, and without its store (Redis down) pages simply show nobody."""
+    try:
+        changed = backend().present(deal_id, user_id, editing, time.time())
+    except Exception:
+        log.info("live: presence of deal %s not recorded", deal_id, exc_info=True)
+        return
+    if changed:
+        announce(deal_id, 0, PRESENCE, by_id=user_id)
+
+
+def editors(deal_id: int) -> list[int]:
+    """The ids of the users who have deal `deal_id` open in a menu or form right now."""
+    try:
+        return backend().editors(deal_id, time.time())
+    except Exception:
+        return []
 
 
 @dataclass

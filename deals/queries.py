@@ -455,6 +455,41 @@ def live_card(user: User, filters: BoardFilters, deal_id: int, pipeline_id: int)
     return cards.first()
 
 
+# Each board sort as (field, descending) keys before the id; every key sorts its nulls
+# last (SORTS). What card_after compares a card's neighbours by.
+SORT_KEYS = {
+    "manual": [("position", False)],
+    "next_activity": [("next_activity_due", False)],
+    "amount": [("amount", True)],
+    "days_in_stage": [("stage_entered_at", False)],
+}
+
+
+def card_after(user: User, filters: BoardFilters, deal: Deal) -> int | None:
+    """The id of the card shown right before `deal` in its column (the board of `user`
+    under `filters`, in its sort order), or None when `deal` comes first: where a live
+    update puts a card someone else moved. One query, on the column's sort index."""
+    keys = SORT_KEYS.get(filters.sort, SORT_KEYS["manual"])
+    before = Q(pk__lt=deal.pk)
+    # Built from the last key outwards: (k1 before) or (k1 equal and (k2 before or ...)).
+    for name, descending in reversed(keys):
+        value = getattr(deal, name)
+        if value is None:
+            before = Q(**{f"{name}__isnull": False}) | (Q(**{f"{name}__isnull": True}) & before)
+        else:
+            earlier = Q(**{f"{name}__gt" if descending else f"{name}__lt": value})
+            before = earlier | (Q(**{name: value}) & before)
+    reverse = [
+        F(name).asc(nulls_first=True) if descending else F(name).desc(nulls_first=True)
+        for name, descending in keys
+    ]
+    deals = filters.apply(Deal.objects.visible_to(user)).filter(stage_id=deal.stage_id)
+    if filters.sort == "next_activity":
+        deals = with_next_activity(deals)
+    found = deals.filter(before).order_by(*reverse, "-id").values_list("pk", flat=True)[:1]
+    return next(iter(found), None)
+
+
 def column_versions(user: User, filters: BoardFilters, pipeline: Pipeline) -> dict[str, str]:
     """A version per open column of `pipeline` as `user` sees it under `filters`: it
     changes whenever a card enters, leaves or changes there. One grouped query; what a

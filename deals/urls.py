@@ -58,6 +58,8 @@ urlpatterns = [
     path("live/heads/", live_views.heads, name="live_heads"),
     path("live/versions/", live_views.versions, name="live_versions"),
     path("deals/<int:pk>/card/", live_views.card, name="live_card"),
+    path("live/presence/", live_views.presence, name="live_presence"),
+    path("deals/<int:pk>/editing/", live_views.editing, name="live_editing"),
     # The board's CSV export.
     path("board/export.csv", export_views.board_export, name="board_export"),
 ]

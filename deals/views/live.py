@@ -13,10 +13,11 @@ from django.contrib.auth.decorators import login_required
 from django.core.handlers.asgi import ASGIRequest
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import User
 from deals import live, queries
+from deals.models import Deal
 from deals.views.board import _card_context, _filters, _int, _prepare_cards
 
 # Proxies drop connections silent for a minute or so; a comment line keeps them open.
@@ -99,14 +100,17 @@ def card(request: HttpRequest, pk: int) -> HttpResponse:
     """Deal `pk`'s card as the board of ?pipeline= under the URL's filters shows it, ready
     to take its place; 404 when that board shows no such card (unseen, closed, filtered
     out), and the page removes it. ?by= names who changed it, when the viewer may see the
-    deal at all. Three queries: the card, its stalled flags, the actor."""
+    deal at all; `after` is the card it follows in its column (none: it comes first).
+    Four queries: the card, its stalled flags, the card before it, the actor."""
     pipeline_id = _int(request.GET.get("pipeline"))
-    deal = queries.live_card(request.user, _filters(request), pk, pipeline_id or 0)
+    filters = _filters(request)
+    deal = queries.live_card(request.user, filters, pk, pipeline_id or 0)
     if deal is None:
         raise Http404("No such card on this board.")
     _prepare_cards(request, [deal])
+    after = queries.card_after(request.user, filters, deal)
     actor = User.objects.filter(pk=_int(request.GET.get("by")) or 0).first()
-    context = {"deal": deal, "actor": actor, **_card_context()}
+    context = {"deal": deal, "after": after, "actor": actor, **_card_context()}
     return TemplateResponse(request, "deals/live.html#card", context)
 
 
@@ -141,3 +145,45 @@ def versions(request: HttpRequest) -> JsonResponse:
     response["ETag"] = tag
     response["Cache-Control"] = "private, no-cache"
     return response
+
+
+def _visible_deal(request: HttpRequest, pk: int | None) -> int:
+    """`pk` when the user may see that deal; 404 otherwise (unknown and unseen alike)."""
+    if not pk or not Deal.objects.visible_to(request.user).filter(pk=pk).exists():
+        raise Http404("No such deal.")
+    return pk
+
+
+@login_required
+@require_POST
+def presence(request: HttpRequest) -> HttpResponse:
+    """The page opened (editing=1, then every few seconds while open) or closed
+    (editing=0) deal=<id>'s move menu or edit form. Announced to the others' pages with
+    ids only. 204; 404 for a deal the user may not see; 400 without a deal id."""
+    pk = _int(request.POST.get("deal"))
+    if pk is None:
+        return HttpResponse("Which deal? Send deal=<id>.", status=400, content_type="text/plain")
+    live.set_presence(
+        _visible_deal(request, pk), request.user.pk, editing=request.POST.get("editing") == "1"
+    )
+    return HttpResponse(status=204)
+
+
+@login_required
+@require_GET
+def editing(request: HttpRequest, pk: int) -> HttpResponse:
+    """Who else has deal `pk` open in a menu or form ("Ana Ruiz is editing"), for a page
+    told of their presence: 404 when the user may not see the deal, so only those who may
+    learn who works on it. Two queries: the deal's visibility, the names."""
+    _visible_deal(request, pk)
+    others = [user for user in live.editors(pk) if user != request.user.pk]
+    names = (
+        [u.display_name for u in User.objects.filter(pk__in=others).order_by("pk")]
+        if others
+        else []
+    )
+    return TemplateResponse(
+        request,
+        "deals/live.html#editing",
+        {"deal_id": pk, "names": names, "ttl": live.PRESENCE_TTL},
+    )

@@ -70,6 +70,12 @@
     opener = button;
     dialog.querySelector(".dialog-deal").textContent = card.querySelector(".card-title").textContent;
     dialog.showModal();
+    editing(card, true);
+  }
+
+  // For live.js: which card's dialog is open ("Ana is editing" on the others' boards).
+  function editing(card, open) {
+    document.dispatchEvent(new CustomEvent("board:editing", { detail: { card: card, open: open } }));
   }
 
   function columnOf(card) {
@@ -354,6 +360,7 @@
   // Closing a dialog (Cancel, Escape, or on submit) hands focus back to the button that
   // opened it; a menu move's answer then moves it on (refocus).
   function onDialogClose() {
+    if (current) editing(current, false);
     var back = opener;
     current = opener = null;
     var lost = document.activeElement === document.body || this.contains(document.activeElement);

@@ -1,22 +1,44 @@
 // The live board: hears of every change to a deal (ids and a version only, over
 // Server-Sent Events) and fetches what changed through the ordinary views, so a page
-// shows only what its user may see. On the board: the card moves to its column (or
-// leaves the board), the columns' totals follow. On a deal page: the page refreshes.
-// Without the stream (Redis down, proxy trouble) the board polls its totals instead.
+// shows only what its user may see. On the board: the card moves to its column and place
+// (or leaves the board), the columns' totals follow. On a deal page: the page refreshes.
+// Someone's open move menu or edit form shows on the others' cards ("Ana Ruiz is
+// editing"), and a card the stream says is stale is refreshed before its menu submits.
+//
+// The connection is htmx's SSE extension (static/vendor/htmx-ext-sse, `sse-connect`): it
+// opens and re-opens the stream and raises `sse:<event>` on the element holding it; this
+// file decides what each event does to the page. Without the stream (Redis down, proxy
+// trouble) the board polls a version per column instead.
 (function () {
   "use strict";
 
   var POLL_MS = 10000;
   var HIGHLIGHT_MS = 4000;
-  var source = null;
+  var HEARTBEAT_MS = 10000;
+  var STREAM_URL = "/live/stream/";
+  var EVENTS = ["deal", "resync", "degraded"];
   var pollTimer = null;
   var headsTimer = null;
 
+  // Every event name of the rule book's catalogue a card can show, as a verb; one not
+  // listed here still updates the card, as "changed".
   var VERBS = {
-    "deal.moved": "moved", "deal.created": "added", "deal.updated": "updated",
-    "deal.reassigned": "reassigned", "deal.won": "won", "deal.lost": "lost",
-    "deal.deleted": "deleted",
+    "deal.created": "added", "deal.updated": "updated", "deal.moved": "moved",
+    "deal.won": "won", "deal.lost": "lost", "deal.reopened": "reopened",
+    "deal.reassigned": "reassigned", "deal.snoozed": "snoozed", "deal.unsnoozed": "woken",
+    "deal.stalled": "flagged stalled", "deal.unstalled": "no longer stalled",
+    "deal.imported": "imported", "deal.deleted": "deleted",
+    "activity.created": "given an activity", "activity.updated": "given an activity",
+    "activity.completed": "given an activity", "activity.deleted": "given an activity",
   };
+  var PRESENCE = "presence";
+
+  // This page's user: their own changes are answered by their own requests (the card, a
+  // 409 with the fresh state), which a live refresh must not overtake or undo.
+  var script = document.querySelector("script[data-live-user]");
+  var me = script ? Number(script.dataset.liveUser) : 0;
+  // The newest version the stream announced per deal: a card older than that is stale.
+  var announced = {};
 
   function boardParams(board) {
     var params = new URLSearchParams(board.dataset.query || "");
@@ -32,6 +54,78 @@
     var holder = document.createElement("template");
     holder.innerHTML = html;
     return holder.content;
+  }
+
+  function csrfToken() {
+    try {
+      return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"] || "";
+    } catch (error) {
+      return "";
+    }
+  }
+
+  // --- presence: "Ana Ruiz is editing" ---------------------------------------------------
+
+  // This page's own open menu or form: {deal, card, version, timer}.
+  var open = null;
+
+  function tell(deal, editing, leaving) {
+    var body = new FormData();
+    body.set("deal", deal);
+    body.set("editing", editing ? "1" : "0");
+    body.set("csrfmiddlewaretoken", csrfToken());
+    if (leaving && navigator.sendBeacon) {
+      navigator.sendBeacon("/live/presence/", body);
+      return;
+    }
+    fetch("/live/presence/", { method: "POST", credentials: "same-origin", body: body })
+      .catch(function () { /* presence is a courtesy */ });
+  }
+
+  function startEditing(deal, card) {
+    deal = String(deal);
+    if (open && open.deal === deal) return;
+    stopEditing();
+    open = { deal: deal, card: card, version: card ? Number(card.dataset.version) : 0 };
+    tell(deal, true);
+    open.timer = window.setInterval(function () { tell(deal, true); }, HEARTBEAT_MS);
+  }
+
+  function stopEditing(leaving) {
+    if (!open) return;
+    window.clearInterval(open.timer);
+    tell(open.deal, false, leaving);
+    open = null;
+  }
+
+  // Who else has a deal open, as its page or card should say; null when nobody.
+  var editors = {};
+
+  function showEditors(deal) {
+    var note = editors[deal];
+    var holder = document.querySelector("[data-live-deal='" + deal + "'] .deal-header") ||
+      document.getElementById("deal-" + deal);
+    if (!holder) return;
+    holder.querySelectorAll(".live-editing").forEach(function (old) { old.remove(); });
+    if (note) holder.appendChild(note.cloneNode(true));
+  }
+
+  function onPresence(deal) {
+    get("/deals/" + deal + "/editing/").then(function (response) {
+      if (!response.ok) { editors[deal] = null; showEditors(deal); return; }
+      return response.text().then(function (html) {
+        var note = fragment(html).querySelector(".live-editing");
+        editors[deal] = note && !note.hidden ? note : null;
+        showEditors(deal);
+        if (!editors[deal]) return;
+        // Nobody announces a closed laptop: ask again once the heartbeat would be late.
+        window.clearTimeout(note.expiry);
+        var ttl = Number(note.dataset.ttl || 30) * 1000;
+        note.expiry = window.setTimeout(function () {
+          if (editors[deal] === note) onPresence(deal);
+        }, ttl);
+      });
+    }).catch(function () { /* presence is a courtesy */ });
   }
 
   // --- the board ---------------------------------------------------------------------
@@ -56,6 +150,7 @@
 
   function highlight(card, text) {
     card.classList.add("live-changed");
+    card.querySelectorAll(".live-note").forEach(function (n) { n.remove(); });
     if (text) {
       var note = document.createElement("p");
       note.className = "live-note";
@@ -68,55 +163,122 @@
     }, HIGHLIGHT_MS);
   }
 
-  function place(board, data, html) {
-    var wrapper = fragment(html).querySelector("template");
-    if (!wrapper) return;
-    var card = wrapper.content.querySelector(".card");
-    var list = document.querySelector("#column-" + wrapper.dataset.stage + " .cards");
-    var old = document.getElementById(card.id);
-    if (old && list && old.parentElement === list) {
-      old.replaceWith(card);
-    } else {
-      if (old) old.remove();
-      if (!list) return; // a column this board does not show
-      list.insertBefore(card, list.firstElementChild);
-    }
-    if (window.htmx) window.htmx.process(card);
-    var who = wrapper.dataset.by;
-    highlight(card, who ? (VERBS[data.event] || "changed") + " by " + who : "");
+  // The fresh card's content into the card element already on the page, which keeps its
+  // identity: the board's open menu holds that element, and must now post its version.
+  function update(old, fresh) {
+    Array.prototype.slice.call(old.attributes).forEach(function (attribute) {
+      if (!fresh.hasAttribute(attribute.name)) old.removeAttribute(attribute.name);
+    });
+    Array.prototype.slice.call(fresh.attributes).forEach(function (attribute) {
+      old.setAttribute(attribute.name, attribute.value);
+    });
+    old.replaceChildren.apply(old, Array.prototype.slice.call(fresh.childNodes));
+    return old;
   }
 
-  // This page's user: their own changes are answered by their own requests (the card, a
-  // 409 with the fresh state), which a live refresh must not overtake or undo.
-  var script = document.querySelector("script[data-live-user]");
-  var me = script ? Number(script.dataset.liveUser) : 0;
+  // The card where the board would render it: after the card `after` names, first when
+  // it names none; not at all when its place is past what the column has loaded.
+  function position(list, card, after) {
+    if (!after) { list.insertBefore(card, list.firstElementChild); return true; }
+    var anchor = document.getElementById("deal-" + after);
+    if (anchor && anchor.parentElement === list) { anchor.after(card); return true; }
+    var more = list.querySelector(".load-more");
+    if (more) return false; // behind "Load more"
+    list.appendChild(card);
+    return true;
+  }
+
+  function remove(deal) {
+    var gone = document.getElementById("deal-" + deal);
+    if (gone) gone.remove();
+    if (open && open.deal === String(deal)) closeMenu();
+  }
+
+  // The menu of a card that left the board has nothing left to move.
+  function closeMenu() {
+    var dialog = document.getElementById("move-menu");
+    if (dialog && dialog.open) dialog.close();
+  }
+
+  function place(data, html) {
+    var wrapper = fragment(html).querySelector("template");
+    if (!wrapper) return;
+    var fresh = wrapper.content.querySelector(".card");
+    var list = document.querySelector("#column-" + wrapper.dataset.stage + " .cards");
+    var old = document.getElementById(fresh.id);
+    if (!list) { remove(data.deal); return; } // a column this board does not show
+    var card = old ? update(old, fresh) : fresh;
+    if (!position(list, card, wrapper.dataset.after)) { remove(data.deal); return; }
+    if (window.htmx) window.htmx.process(card);
+    showEditors(data.deal);
+    var who = wrapper.dataset.by;
+    var text = who ? (VERBS[data.event] || "changed") + " by " + who : "";
+    highlight(card, text);
+    if (open && open.card === card) warnMenu(text);
+  }
+
+  // The card open in this page's menu changed under it: say so in the menu, whose next
+  // submit carries the fresh version.
+  function warnMenu(text) {
+    var form = document.getElementById("move-form");
+    if (!form) return;
+    var note = form.querySelector(".live-stale");
+    if (!note) {
+      note = document.createElement("p");
+      note.className = "live-stale";
+      note.setAttribute("role", "alert");
+      form.querySelector(".actions").before(note);
+    }
+    note.textContent = (text ? text.charAt(0).toUpperCase() + text.slice(1) : "Changed") +
+      " just now. Check the stage, then move it again.";
+    open.version = Number(open.card.dataset.version);
+  }
+
+  function clearWarning() {
+    document.querySelectorAll("#move-form .live-stale").forEach(function (n) { n.remove(); });
+  }
+
+  function fetchCard(board, data) {
+    var params = boardParams(board);
+    if (data.by) params.set("by", data.by);
+    return get("/deals/" + data.deal + "/card/?" + params).then(function (response) {
+      if (response.status === 404) {
+        remove(data.deal);
+      } else if (response.ok) {
+        return response.text().then(function (html) { place(data, html); });
+      }
+    }).then(function () { scheduleHeads(board); });
+  }
 
   function onBoardEvent(board, data) {
     if (data.by && data.by === me) return;
+    if (data.event === PRESENCE) { onPresence(data.deal); return; }
     // Many deals at once (an import): the columns as a reload would show them.
     if (!data.deal) { resyncBoard(); return; }
-    var shown = document.getElementById("deal-" + data.deal);
+    announced[data.deal] = Math.max(announced[data.deal] || 0, data.version);
     // A deleted deal has no version (0) and no card to fetch: it leaves the board.
-    if (data.event === "deal.deleted") {
-      if (shown) shown.remove();
-      scheduleHeads(board);
-      return;
-    }
+    if (data.event === "deal.deleted") { remove(data.deal); scheduleHeads(board); return; }
+    var shown = document.getElementById("deal-" + data.deal);
     // The card already shows this version (our own move, answered) or a later one:
-    // nothing to fetch. Activities change a card without changing the deal's version.
-    var activity = String(data.event).indexOf("activity.") === 0;
+    // nothing to fetch. Activities and stalled flags change a card, not its version.
+    var bumpsVersion = /^deal\.(moved|updated|created|won|lost|reopened|reassigned)$/.test(data.event);
     var version = shown ? Number(shown.dataset.version) : -1;
-    if (version > data.version || (version === data.version && !activity)) return;
-    var params = boardParams(board);
-    if (data.by) params.set("by", data.by);
-    get("/deals/" + data.deal + "/card/?" + params).then(function (response) {
-      if (response.status === 404) {
-        var gone = document.getElementById("deal-" + data.deal);
-        if (gone) gone.remove();
-      } else if (response.ok) {
-        return response.text().then(function (html) { place(board, data, html); });
-      }
-    }).then(function () { scheduleHeads(board); });
+    if (version > data.version || (version === data.version && bumpsVersion)) return;
+    fetchCard(board, data);
+  }
+
+  // A move menu must not submit a version the stream already said is stale: the card is
+  // fetched first and the menu says what changed; the user then moves it again.
+  function guardMoveMenu(board) {
+    document.addEventListener("submit", function (event) {
+      if (event.target.id !== "move-form" || !open || !open.card) return;
+      var card = open.card;
+      var shown = Number(card.dataset.version);
+      if ((announced[open.deal] || 0) <= shown) { clearWarning(); return; }
+      event.preventDefault();
+      event.stopImmediatePropagation();
+      fetchCard(board, { deal: open.deal, version: announced[open.deal], event: "deal.updated" });
+    }, true);
   }
 
   // Missed more than the stream can replay: the columns as a reload would show them.
@@ -153,12 +315,39 @@
 
   // --- a deal page ---------------------------------------------------------------------
 
+  function dealPage() {
+    return document.querySelector("[data-live-deal]"); // replaced by each refresh
+  }
+
+  function refreshDeal() {
+    var page = dealPage();
+    get(window.location.pathname).then(function (response) {
+      if (response.ok) {
+        return response.text().then(function (html) {
+          if (!window.htmx) return;
+          window.htmx.swap("#workspace", html, { swapStyle: "outerHTML" }, { select: "#workspace" });
+          showEditors(dealPage().dataset.liveDeal);
+        });
+      }
+      // Deleted, or no longer this user's to see: say so instead of showing it stale.
+      if (page && (response.status === 404 || response.status === 403)) {
+        var note = document.createElement("p");
+        note.className = "flash flash-error";
+        note.setAttribute("role", "alert");
+        note.textContent = "This deal was deleted or is no longer yours to see.";
+        page.replaceChildren(note);
+      }
+    }).catch(function () { /* offline: the next event or a reload catches up */ });
+  }
+
   function onDealEvent(data) {
-    var page = document.querySelector("[data-live-deal]"); // replaced by each refresh
+    var page = dealPage();
     if (data.by && data.by === me) return;
     if (!page || String(data.deal) !== page.dataset.liveDeal) return;
+    if (data.event === PRESENCE) { onPresence(page.dataset.liveDeal); return; }
     if (data.event === "deal.deleted") {
       // Nothing left to refresh: say so where the page's flashes go, and keep the page.
+      stopEditing();
       var note = document.createElement("p");
       note.className = "flash flash-error";
       note.setAttribute("role", "alert");
@@ -171,43 +360,77 @@
     if (Number(page.dataset.version) > data.version) return;
     // Someone typing here keeps their form; they see the change after saving (or a 409).
     if (page.contains(document.activeElement) && document.activeElement.matches("input, select, textarea")) return;
-    if (!window.htmx) return;
-    window.htmx.ajax("GET", window.location.pathname,
-      { target: "#workspace", select: "#workspace", swap: "outerHTML" });
+    refreshDeal();
+  }
+
+  // The deal page's edit form is open (the Edit button swaps it in): presence.
+  function watchEditForm() {
+    var check = function () {
+      var page = dealPage();
+      var form = page && page.querySelector("form[action$='/edit/']");
+      if (form) startEditing(page.dataset.liveDeal, null);
+      else stopEditing();
+    };
+    document.body.addEventListener("htmx:afterSettle", check);
+    check();
   }
 
   // --- the stream ------------------------------------------------------------------------
 
-  function connect(onDeal, onResync, onDown, onUp) {
-    source = new EventSource("/live/stream/");
-    source.addEventListener("open", onUp);
-    source.addEventListener("deal", function (event) { onDeal(JSON.parse(event.data)); });
-    source.addEventListener("resync", onResync);
-    source.addEventListener("degraded", onDown);
-    source.addEventListener("error", function () {
-      onDown();
-      // EventSource retries by itself unless the server refused outright.
-      if (source.readyState === EventSource.CLOSED) {
-        window.setTimeout(function () { connect(onDeal, onResync, onDown, onUp); }, POLL_MS);
-      }
+  // One hidden element holds the connection; the extension raises `sse:<name>` on it for
+  // each event. A source the browser gave up on (the server answered an error) is made
+  // anew by the extension without a Last-Event-ID: what it missed meanwhile is resynced.
+  function connect(handlers) {
+    var holder = document.createElement("div");
+    holder.id = "live-stream";
+    holder.hidden = true;
+    holder.setAttribute("hx-ext", "sse");
+    holder.setAttribute("sse-connect", STREAM_URL);
+    holder.setAttribute("hx-trigger", EVENTS.map(function (name) { return "sse:" + name; }).join(", "));
+    var lost = false;
+    holder.addEventListener("sse:deal", function (event) { handlers.deal(JSON.parse(event.detail.data)); });
+    holder.addEventListener("sse:resync", handlers.resync);
+    holder.addEventListener("sse:degraded", handlers.down);
+    holder.addEventListener("htmx:sseOpen", function () {
+      handlers.up();
+      if (lost) handlers.resync();
+      lost = false;
     });
+    holder.addEventListener("htmx:sseError", function (event) {
+      handlers.down();
+      var source = event.detail.source;
+      if (source && source.readyState === EventSource.CLOSED) lost = true;
+    });
+    document.body.appendChild(holder);
+    window.htmx.process(holder);
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    if (!window.EventSource) return;
+    if (!window.EventSource || !window.htmx) return;
     var board = document.getElementById("board");
-    var page = document.querySelector("[data-live-deal]");
+    var page = dealPage();
     if (board && board.dataset.pipeline) {
-      connect(
-        function (data) { onBoardEvent(board, data); },
-        resyncBoard,
-        function () { poll(board); },
-        function () { stopPolling(); });
+      document.addEventListener("board:editing", function (event) {
+        var card = event.detail.card;
+        if (event.detail.open) startEditing(card.id.slice("deal-".length), card);
+        else { clearWarning(); stopEditing(); }
+      });
+      guardMoveMenu(board);
+      connect({
+        deal: function (data) { onBoardEvent(board, data); },
+        resync: resyncBoard,
+        down: function () { poll(board); },
+        up: stopPolling,
+      });
     } else if (page) {
-      connect(
-        onDealEvent,
-        function () { onDealEvent({ deal: page.dataset.liveDeal, version: Infinity }); },
-        function () {}, function () {});
+      watchEditForm();
+      connect({
+        deal: onDealEvent,
+        resync: refreshDeal,
+        down: function () {},
+        up: function () {},
+      });
     }
+    window.addEventListener("pagehide", function () { stopEditing(true); });
   });
 })();

@@ -162,7 +162,7 @@ def test_card_renders_for_a_teammate_with_its_column_and_actor(
 ):
     deal = DealFactory(owner=rep, stage=stages["demo"], title="Visible")
     client = client_for(teammate)
-    with django_assert_num_queries(5):  # session, user, card, flags, actor
+    with django_assert_num_queries(6):  # session, user, card, flags, card before it, actor
         response = client.get(card_url(deal, pipeline, by=rep.pk))
     html = response.content.decode()
     assert response.status_code == 200
@@ -344,3 +344,117 @@ def test_stream_says_degraded_while_the_backend_cannot_deliver(monkeypatch):
     assert live_views._status() == "event: degraded\ndata: {}\n\n"
     monkeypatch.setattr(live.hub, "healthy", True)
     assert live_views._status() == ": ping\n\n"
+
+
+# --- where a card lands: after the card before it in its column ---------------------------
+
+
+def card_after(client, deal, pipeline, **extra):
+    html = client.get(card_url(deal, pipeline, **extra)).content.decode()
+    return html.split('data-after="', 1)[1].split('"', 1)[0]
+
+
+def test_card_names_the_card_before_it_in_manual_order(client_for, rep, pipeline, stages):
+    first, middle, last = (
+        DealFactory(owner=rep, stage=stages["demo"], position=p) for p in (10, 20, 30)
+    )
+    tie = DealFactory(owner=rep, stage=stages["demo"], position=20)  # after `middle` by id
+    DealFactory(owner=rep, stage=stages["lead"], position=15)  # another column
+    client = client_for(rep)
+    assert card_after(client, first, pipeline) == ""
+    assert card_after(client, middle, pipeline) == str(first.pk)
+    assert card_after(client, tie, pipeline) == str(middle.pk)
+    assert card_after(client, last, pipeline) == str(tie.pk)
+
+
+def test_card_names_the_card_before_it_under_the_boards_sort(client_for, rep, pipeline, stages):
+    big = DealFactory(owner=rep, stage=stages["demo"], amount=Decimal("300"), position=3)
+    small = DealFactory(owner=rep, stage=stages["demo"], amount=Decimal("200"), position=1)
+    none = DealFactory(owner=rep, stage=stages["demo"], amount=None, position=2)
+    client = client_for(rep)
+    # Amount: largest first, no amount last.
+    assert card_after(client, big, pipeline, sort="amount") == ""
+    assert card_after(client, small, pipeline, sort="amount") == str(big.pk)
+    assert card_after(client, none, pipeline, sort="amount") == str(small.pk)
+    # The same cards in manual order.
+    assert card_after(client, none, pipeline) == str(small.pk)
+    assert card_after(client, big, pipeline) == str(none.pk)
+
+
+def test_card_before_is_one_the_viewer_may_see(client_for, rep, outsider, pipeline, stages):
+    mine = DealFactory(owner=rep, stage=stages["demo"], position=1)
+    DealFactory(owner=outsider, stage=stages["demo"], position=2)  # another team's
+    later = DealFactory(owner=rep, stage=stages["demo"], position=3)
+    assert card_after(client_for(rep), later, pipeline) == str(mine.pk)
+
+
+# --- presence: "Ana Ruiz is editing" ------------------------------------------------------
+
+
+def presence(client, deal, editing):
+    return client.post(reverse("live_presence"), {"deal": deal.pk, "editing": editing})
+
+
+@pytest.mark.django_db
+def test_opening_a_menu_announces_ids_only_and_heartbeats_announce_nothing(
+    heard, client_for, rep, stages
+):
+    deal = DealFactory(owner=rep, stage=stages["demo"], title="Secret title")
+    client = client_for(rep)
+    assert presence(client, deal, "1").status_code == 204
+    assert heard() == [{"deal": deal.pk, "version": 0, "event": live.PRESENCE, "by": rep.pk}]
+    assert presence(client, deal, "1").status_code == 204  # the heartbeat
+    assert heard() == []
+    assert presence(client, deal, "0").status_code == 204  # closed
+    assert heard() == [{"deal": deal.pk, "version": 0, "event": live.PRESENCE, "by": rep.pk}]
+
+
+def test_editing_names_the_others_who_have_the_deal_open(
+    local, client_for, rep, teammate, stages, django_assert_num_queries
+):
+    deal = DealFactory(owner=rep, stage=stages["demo"])
+    presence(client_for(rep), deal, "1")
+    client = client_for(teammate)
+    with django_assert_num_queries(4):  # session, user, the deal's visibility, the names
+        html = client.get(reverse("live_editing", args=[deal.pk])).content.decode()
+    assert f"{rep.display_name} is editing" in html and "hidden" not in html
+    # Nobody else: an empty, hidden note; their own presence is not news to the editor.
+    mine = client_for(rep).get(reverse("live_editing", args=[deal.pk])).content.decode()
+    assert "hidden" in mine and rep.display_name not in mine
+
+
+def test_presence_ends_without_a_heartbeat(local, rep, teammate, stages, monkeypatch):
+    deal = DealFactory(owner=rep, stage=stages["demo"])
+    now = [1000.0]
+    monkeypatch.setattr(live.time, "time", lambda: now[0])
+    live.set_presence(deal.pk, rep.pk, editing=True)
+    now[0] += live.PRESENCE_TTL - 1
+    assert live.editors(deal.pk) == [rep.pk]
+    now[0] += 2
+    assert live.editors(deal.pk) == []
+
+
+def test_presence_of_another_teams_deal_is_404_both_ways(heard, client_for, rep, outsider, stages):
+    deal = DealFactory(owner=rep, stage=stages["demo"])
+    presence(client_for(rep), deal, "1")
+    heard()
+    client = client_for(outsider)
+    assert presence(client, deal, "1").status_code == 404
+    assert heard() == []  # nothing recorded, nothing announced
+    assert client.get(reverse("live_editing", args=[deal.pk])).status_code == 404
+
+
+def test_presence_without_a_deal_is_400(local, client_for, rep):
+    response = client_for(rep).post(reverse("live_presence"), {"editing": "1"})
+    assert response.status_code == 400
+
+
+def test_presence_is_kept_in_redis_for_every_process(redis_backend, rep, monkeypatch):
+    monkeypatch.setattr(live, "PRESENCE_KEY", f"test:presence:{id(redis_backend)}:{{}}")
+    assert redis_backend.present(7, rep.pk, True, 1000.0) is True
+    assert redis_backend.present(7, rep.pk, True, 1010.0) is False  # a heartbeat
+    assert redis_backend.editors(7, 1020.0) == [rep.pk]
+    assert redis_backend.editors(7, 1010.0 + live.PRESENCE_TTL + 1) == []
+    assert redis_backend.present(7, rep.pk, False, 1020.0) is True
+    assert redis_backend.editors(7, 1020.0) == []
+    redis_backend.client.delete(live.PRESENCE_KEY.format(7))
