@@ -1,4 +1,4 @@
-"""`python -m bench`: generate data at each size, measure B0-B5, write the results.
+"""`python -m bench`: generate data at each size, measure B0-B7, write the results.
 
     python -m bench --sizes 10000,100000,1000000     # make bench  -> bench/results/latest.*
     python -m bench --quick                          # make bench-quick -> var/bench/quick.*
@@ -41,13 +41,14 @@ class Profile:
     b3_seconds: float
     naive_sample: int
     dashboard_runs: int
+    live_moves: int  # B7: moves per throughput pass (without, then with the streams)
 
 
-FULL = Profile(200, 30, 200, 16, 4000, 30, 200, 3)
-QUICK = Profile(100, 10, 100, 16, 600, 15, 50, 2)
+FULL = Profile(200, 30, 200, 16, 4000, 30, 200, 3, 300)
+QUICK = Profile(100, 10, 100, 16, 600, 15, 50, 2, 100)
 # Above 100k deals a board or a move costs seconds on a 2-core machine: fewer runs keep
 # the 1M step within about half an hour (p99 of 60 moves is their second slowest).
-LARGE = Profile(100, 3, 60, 16, 4000, 30, 100, 1)
+LARGE = Profile(100, 3, 60, 16, 4000, 30, 100, 1, 100)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,6 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--database", default="bench")
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1))
     parser.add_argument("--seed", type=float, default=0.42)
+    parser.add_argument(
+        "--streams", type=int, default=500, help="B7: open live streams (quick: 100)"
+    )
     parser.add_argument("--out", type=Path, help="results directory")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument(
@@ -125,6 +129,7 @@ def measure_size(
         b4_jobs,
         b5_dashboard,
         b6_api,
+        b7_live,
         datagen,
     )
 
@@ -210,6 +215,20 @@ def measure_size(
             raise AssertionError(f"integrity check failed: {result['integrity']}")
 
     run.step("B3 concurrent moves", concurrent)
+
+    def live_streams() -> None:
+        streams = min(args.streams, 100) if args.quick else args.streams
+        run.out["b7"] = result = b7_live.measure(
+            rep, data, streams=streams, moves=profile.live_moves
+        )
+        log(
+            f"    {result['streams']} streams, {result['kb_per_stream']} KB each; delivery "
+            f"p50 {result['delivery_p50_ms']} ms, p95 {result['delivery_p95_ms']} ms, all "
+            f"{result['all_streams_p50_ms']} ms; moves/s {result['moves_per_s_without_streams']}"
+            f" -> {result['moves_per_s_with_streams']} ({result['slower_pct']} % slower)"
+        )
+
+    run.step("B7 live", live_streams)
 
     def dashboard() -> None:
         # At the largest size a panel takes minutes for an admin: one cold run each, and

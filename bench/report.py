@@ -170,6 +170,13 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         0,
         unit="errors",
     )
+    add(
+        "moves ≤ 10 % slower with ≥ 500 live streams open (issue 19)",
+        10_000,
+        ("b7", "slower_pct"),
+        10,
+        unit="%",
+    )
     for job in ("stalled", "forecast"):
         label = "stalled check" if job == "stalled" else "forecast recompute"
         add(f"{label} ≤ 2 s at 1M deals", 1_000_000, ("b4", job, "first_s"), 2, unit="s")
@@ -456,6 +463,41 @@ def markdown(results: dict[str, Any]) -> str:
             ["deals", "user", "deals in scope", *header, "whole page"],
             body,
         )
+
+    body = []
+    for size, run in sizes:
+        b = run.get("b7")
+        if b:
+            body.append(
+                [
+                    _size_label(int(size)),
+                    b["streams"],
+                    f"{b['kb_per_stream']:,.0f} KB",
+                    _ms(b["delivery_p50_ms"]),
+                    _ms(b["delivery_p95_ms"]),
+                    _ms(b["all_streams_p50_ms"]),
+                    b["missed"],
+                    f"{b['moves_per_s_without_streams']:,.1f}",
+                    f"{b['moves_per_s_with_streams']:,.1f}",
+                    f"{b['slower_pct']} %",
+                ]
+            )
+    table(
+        "B7 live streams (one uvicorn process)",
+        [
+            "deals",
+            "streams",
+            "memory per stream",
+            "delivery p50",
+            "p95",
+            "all streams (p50 of moves)",
+            "missed",
+            "moves/s without",
+            "with streams",
+            "slower",
+        ],
+        body,
+    )
 
     lines.extend(
         ["## Targets (issue 7)", "", "| target | measured | where | status |", "|---|---|---|---|"]
