@@ -54,26 +54,30 @@ class Server:
         self.workers = workers
         self.process: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> Server:
+    def command(self) -> list[str]:
         gunicorn = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "gunicorn"
         if not gunicorn.exists():
             gunicorn = ROOT / ".venv" / "bin" / "gunicorn"
+        return [
+            str(gunicorn),
+            "pipeline_crm.wsgi:application",
+            "--bind",
+            f"{self.host}:{self.port}",
+            "--workers",
+            str(self.workers),
+            "--chdir",
+            str(ROOT),
+            "--log-level",
+            "warning",
+            "--no-control-socket",
+            "--graceful-timeout",
+            "5",
+        ]
+
+    def __enter__(self) -> Server:
         self.process = subprocess.Popen(
-            [
-                str(gunicorn),
-                "pipeline_crm.wsgi:application",
-                "--bind",
-                f"{self.host}:{self.port}",
-                "--workers",
-                str(self.workers),
-                "--chdir",
-                str(ROOT),
-                "--log-level",
-                "warning",
-                "--no-control-socket",
-                "--graceful-timeout",
-                "5",
-            ],
+            self.command(),
+            cwd=ROOT,
             env=os.environ.copy(),
             start_new_session=True,
         )

@@ -21,8 +21,6 @@ import asyncio
 import json
 import os
 import secrets
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,7 +29,7 @@ from urllib.parse import urlencode
 
 from bench import stats
 from bench.b2_move import rep_open_deals
-from bench.b3_concurrent import free_port, session_cookie
+from bench.b3_concurrent import Server, session_cookie
 from bench.datagen import Dataset
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,42 +45,18 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
-class Uvicorn:
-    """One uvicorn process serving the ASGI app, in its own process group."""
+class Uvicorn(Server):
+    """One uvicorn process serving the ASGI app (not gunicorn's several WSGI workers)."""
 
     def __init__(self) -> None:
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__(workers=1)
 
-    def __enter__(self) -> Uvicorn:
-        self.process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "uvicorn", "pipeline_crm.asgi:application"),
-                *("--port", str(self.port), "--log-level", "warning", "--backlog", "4096"),
-                "--no-access-log",
-            ],
-            cwd=ROOT,
-            env=os.environ.copy(),
-            start_new_session=True,
-        )
-        from bench.b0_floors import wait_for
-
-        try:
-            wait_for("127.0.0.1", self.port)
-        except Exception:
-            self.__exit__()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+    def command(self) -> list[str]:
+        return [
+            *(sys.executable, "-m", "uvicorn", "pipeline_crm.asgi:application"),
+            *("--host", self.host, "--port", str(self.port), "--log-level", "warning"),
+            *("--backlog", "4096", "--no-access-log"),
+        ]
 
 
 class Stream:
