@@ -9,8 +9,10 @@ import json
 import threading
 from collections.abc import AsyncIterator, Iterator
 
+from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
 from django.core.handlers.asgi import ASGIRequest
+from django.db import connections
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_POST
@@ -57,7 +59,19 @@ def _status() -> str:
     return ": ping\n\n" if live.hub.healthy else "event: degraded\ndata: {}\n\n"
 
 
+def _release_database() -> None:
+    """Hand this request's database connection back now, not when the stream ends: the
+    stream never queries, and a connection (or a pool slot: DB_POOL_SIZE) held per open
+    board would run out at a few dozen boards. Django closes it only once the response is
+    closed, which for a stream is when the page goes away."""
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:  # a test's transaction is not ours to end
+            connection.close()
+
+
 async def _async_frames(subscription: live.Subscription) -> AsyncIterator[str]:
+    # In the request's own thread, where the view ran and its connection lives.
+    await sync_to_async(_release_database)()
     loop = asyncio.get_running_loop()
     woken = asyncio.Event()
     replay = subscription.open(wake=lambda: loop.call_soon_threadsafe(woken.set))
@@ -78,6 +92,7 @@ async def _async_frames(subscription: live.Subscription) -> AsyncIterator[str]:
 
 
 def _frames(subscription: live.Subscription) -> Iterator[str]:
+    _release_database()
     woken = threading.Event()
     replay = subscription.open(wake=woken.set)
     try:

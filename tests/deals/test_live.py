@@ -211,6 +211,20 @@ def test_stream_requires_login(client):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_stream_gives_its_database_connection_back_as_it_starts(local, client_for, rep):
+    """An open board must not hold a connection (or a pool slot) for as long as it stays
+    open: Django would close it only when the response closes, at the end of the stream."""
+    from django.db import connection
+
+    response = client_for(rep).get(reverse("live_stream"))
+    assert connection.connection is not None  # the view read the session and the user
+    chunks = iter(response.streaming_content)
+    assert next(chunks).decode().startswith("retry: ")
+    assert connection.connection is None
+    response.close()
+
+
+@pytest.mark.django_db(transaction=True)
 def test_stream_replays_from_last_event_id_then_streams(local, rep, async_client):
     async_client.force_login(rep)
     announce(2)
