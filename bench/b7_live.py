@@ -38,6 +38,12 @@ THROUGHPUT_MOVES = 300
 CLIENTS = 4
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS"):
@@ -60,7 +66,10 @@ class Uvicorn(Server):
 
 
 class Stream:
-    """One open /live/stream/: records when each (deal, version) announcement arrived."""
+    """One open /live/stream/: records when each (deal, version) announcement arrived
+    (while `recording`; otherwise it only drains what arrives, as cheaply as it can)."""
+
+    recording = True
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
@@ -71,6 +80,8 @@ class Stream:
     async def _read(self) -> None:
         buffer = b""
         while chunk := await self.reader.read(65536):
+            if not Stream.recording:
+                continue
             now = time.perf_counter()
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
@@ -163,7 +174,18 @@ async def _measure(
     cookie = f"sessionid={session}"
     # Warm up the process (imports, first queries) before anything is measured.
     await mover.throughput(20, 2)
-    without = await mover.throughput(moves, CLIENTS)
+
+    async def timed() -> tuple[float, float, float]:
+        """Moves/s, and the server's and this client's CPU ms per move."""
+        server_cpu, client_cpu = cpu_s(pid), time.process_time()
+        rate = await mover.throughput(moves, CLIENTS)
+        return (
+            rate,
+            (cpu_s(pid) - server_cpu) * 1000 / moves,
+            (time.process_time() - client_cpu) * 1000 / moves,
+        )
+
+    without, server_without, client_without = await timed()
 
     before = rss_kb(pid)
     started = time.perf_counter()
@@ -193,7 +215,9 @@ async def _measure(
         last.append(max(arrived, default=10.0))
         await asyncio.sleep(0.2)
 
-    with_streams = await mover.throughput(moves, CLIENTS)
+    Stream.recording = False
+    with_streams, server_with, client_with = await timed()
+    Stream.recording = True
     for stream in opened:
         stream.close()
 
@@ -213,6 +237,10 @@ async def _measure(
         "moves_per_s_without_streams": round(without, 1),
         "moves_per_s_with_streams": round(with_streams, 1),
         "slower_pct": round((1 - with_streams / without) * 100, 1) if without else None,
+        # Where the difference goes: the server's fan-out, and this client reading
+        # every frame of every stream on the same cores.
+        "server_cpu_ms_per_move": [round(server_without, 2), round(server_with, 2)],
+        "client_cpu_ms_per_move": [round(client_without, 2), round(client_with, 2)],
         "clients": CLIENTS,
         "throughput_moves": moves,
         "statuses": {str(k): v for k, v in sorted(mover.statuses.items())},

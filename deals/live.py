@@ -26,6 +26,7 @@ the page refreshes its columns instead of missing changes silently.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -88,33 +89,56 @@ Deliver = Callable[[Message], None]
 
 
 class Hub:
-    """The process's listeners; `broadcast` may be called from any thread."""
+    """The process's listeners; `broadcast` may be called from any thread.
+
+    Streams served by an event loop (ASGI) are grouped by their loop: one broadcast is
+    one hand-over to each loop (a single wake-up of its thread), which then feeds its
+    streams in one go. With hundreds of open boards that is what keeps an announcement
+    from costing a cross-thread wake-up per board. Other listeners (runserver's threads,
+    tests) are called directly.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._listeners: set[Deliver] = set()
+        self._loops: dict[asyncio.AbstractEventLoop, set[Deliver]] = {}
         # False while the backend cannot deliver (Redis down): pages poll meanwhile.
         self.healthy = True
 
-    def add(self, deliver: Deliver) -> None:
+    def add(self, deliver: Deliver, loop: asyncio.AbstractEventLoop | None = None) -> None:
         with self._lock:
-            self._listeners.add(deliver)
+            if loop is None:
+                self._listeners.add(deliver)
+            else:
+                self._loops.setdefault(loop, set()).add(deliver)
 
     def discard(self, deliver: Deliver) -> None:
         with self._lock:
             self._listeners.discard(deliver)
+            for loop, group in list(self._loops.items()):
+                group.discard(deliver)
+                if not group:
+                    del self._loops[loop]
 
     def __len__(self) -> int:
-        return len(self._listeners)
+        return len(self._listeners) + sum(len(group) for group in self._loops.values())
 
     def broadcast(self, message: Message) -> None:
         with self._lock:
             listeners = list(self._listeners)
-        for deliver in listeners:
-            try:
-                deliver(message)
-            except Exception:  # one closed listener must not starve the others
-                log.debug("live: a listener failed", exc_info=True)
+            groups = [(loop, list(group)) for loop, group in self._loops.items()]
+        _deliver_all(listeners, message)
+        for loop, group in groups:
+            with contextlib.suppress(RuntimeError):  # a loop that has closed meanwhile
+                loop.call_soon_threadsafe(_deliver_all, group, message)
+
+
+def _deliver_all(listeners: list[Deliver], message: Message) -> None:
+    for deliver in listeners:
+        try:
+            deliver(message)
+        except Exception:  # one closed listener must not starve the others
+            log.debug("live: a listener failed", exc_info=True)
 
 
 class LocalBackend:
@@ -376,12 +400,17 @@ class Subscription:
         if self._wake is not None:
             self._wake()
 
-    def open(self, wake: Callable[[], None] | None = None) -> list[Message]:
-        """Start listening; the replay (or a resync) for a reconnecting client."""
+    def open(
+        self,
+        wake: Callable[[], None] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> list[Message]:
+        """Start listening; the replay (or a resync) for a reconnecting client. With
+        `loop`, messages are delivered (and `wake` called) in that loop's thread."""
         self._wake = wake
         source = backend()
         source.start()
-        hub.add(self.deliver)
+        hub.add(self.deliver, loop)
         if not self.last_id:
             return []
         try:

@@ -72,9 +72,8 @@ def _release_database() -> None:
 async def _async_frames(subscription: live.Subscription) -> AsyncIterator[str]:
     # In the request's own thread, where the view ran and its connection lives.
     await sync_to_async(_release_database)()
-    loop = asyncio.get_running_loop()
     woken = asyncio.Event()
-    replay = subscription.open(wake=lambda: loop.call_soon_threadsafe(woken.set))
+    replay = subscription.open(wake=woken.set, loop=asyncio.get_running_loop())
     try:
         yield _opening(replay)
         while True:
