@@ -19,5 +19,10 @@ FLAG_EVENTS = [
 
 @events.consumer("stalled_flags", events=FLAG_EVENTS)
 def refresh_stalled_flags(batch: list[Event]) -> None:
-    """Bring the stalled flags of the deals in `batch` up to date (one set-based refresh)."""
-    stalled.refresh_flags(deal_ids=sorted({e.deal_id for e in batch if e.deal_id}))
+    """Bring the stalled flags of the deals in `batch` up to date (one set-based refresh).
+
+    An import's events are left to the import: it refreshes every flag once, set-based,
+    when it finishes (or is undone), instead of once per batch of its events here."""
+    deal_ids = {e.deal_id for e in batch if e.deal_id and "import" not in e.payload}
+    if deal_ids:
+        stalled.refresh_flags(deal_ids=sorted(deal_ids))

@@ -39,6 +39,9 @@ the event was written):
 - activity.created, activity.updated, activity.completed, activity.deleted: activity_id,
   type
 
+Events an import writes (or undoes) have source "import" and also carry `import` (the
+job's id) and `automations` (whether the importer asked automations to run for them).
+
 Names never carry field values a subscriber may not see: only the deal's own fields,
 which anyone who may see the deal may see; consumers check visibility by `deal_id`.
 """
@@ -47,7 +50,9 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -103,12 +108,28 @@ def consumers() -> list[Consumer]:
     return sorted(_consumers.values(), key=lambda c: c.name)
 
 
+_tags: ContextVar[dict[str, Any] | None] = ContextVar("event_tags", default=None)
+
+
+@contextmanager
+def tagged(**tags: Any) -> Iterator[None]:
+    """Add `tags` to the payload of every event made inside the block, whichever action
+    makes it: an import's batch tags its events with the job and its automations choice
+    (`{"import": 12, "automations": False}`), also those of the deal actions it calls."""
+    token = _tags.set({**(_tags.get() or {}), **tags})
+    try:
+        yield
+    finally:
+        _tags.reset(token)
+
+
 def event(
     name: str, *, by: User | None, source: str, deal: Deal | None = None, **payload: Any
 ) -> Event:
     """An event about to be published (not saved yet); `deal` adds deal_id and owner_id."""
     if deal is not None:
         payload = {"deal_id": deal.pk, "owner_id": deal.owner_id, **payload}
+    payload = {**payload, **(_tags.get() or {})}
     return Event(
         name=name,
         actor=by if by is not None and by.pk else None,

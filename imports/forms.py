@@ -152,6 +152,13 @@ class MappingForm(forms.Form):
                     help_text="Empty: such rows are reported and not imported. The reason "
                     "is recorded on each overridden stage change.",
                 )
+            self.fields["run_automations"] = forms.BooleanField(
+                label="Run automations for the imported deals",
+                required=False,
+                initial=job.run_automations,
+                help_text="Off: automations ignore what this import creates, moves or "
+                "closes (webhooks still hear of it).",
+            )
         if job.kind in (ImportKind.DEALS, ImportKind.ACTIVITIES):
             user_choices = [("", "— unknown (row fails) —"), *_user_choices(user)]
             for index, (value, count) in enumerate(preview.unknown_owners):

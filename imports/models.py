@@ -7,6 +7,7 @@ models to this app changed no table (migrations imports 0001 / deals 0006).
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage
@@ -73,6 +74,11 @@ class ImportJob(models.Model):
     override_reason = models.CharField(
         max_length=500, blank=True, help_text="Import rows that fail an entry criterion anyway"
     )
+    run_automations = models.BooleanField(
+        default=False,
+        help_text="Automations act on the imported deals' events (off: an import of old "
+        "deals does not fire a rule per deal)",
+    )
     status = models.CharField(
         max_length=10, choices=ImportStatus.choices, default=ImportStatus.UPLOADED
     )
@@ -103,6 +109,11 @@ class ImportJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} from {self.original_name}"
+
+    def event_tags(self) -> dict[str, Any]:
+        """What every event of this import (and of its undo) carries in its payload,
+        besides source "import" (see deals/events.py)."""
+        return {"import": self.pk, "automations": self.run_automations}
 
     @property
     def is_finished(self) -> bool:

@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from common import outbox
 from common.exports import safe_row
+from deals import events
 from deals.models import Notification
 from imports.activities import ActivityWriter
 from imports.mapping import Mapping
@@ -296,10 +297,11 @@ def _write_batch(
         if current != (ImportStatus.RUNNING, expected):
             raise Stopped
         recorder = Recorder(job)
-        if isinstance(writer, OrganizationWriter):
-            outcomes = writer.write(batch, recorder, _org_cache(writer))
-        else:
-            outcomes = writer.write(batch, recorder)
+        with events.tagged(**job.event_tags()):
+            if isinstance(writer, OrganizationWriter):
+                outcomes = writer.write(batch, recorder, _org_cache(writer))
+            else:
+                outcomes = writer.write(batch, recorder)
         recorder.flush()
         tally.add(outcomes)
         counts = {name: 0 for name in ("created", "updated", "unchanged", "skipped", "failed")}

@@ -275,11 +275,14 @@ def update_mapping(
     mapping: Mapping,
     pipeline: Pipeline | None,
     override_reason: str = "",
+    run_automations: bool = False,
 ) -> ImportJob:
     """Change a job's column, stage and owner mapping and options before it runs.
 
     Creating missing users and teams is an admin's decision (DESIGN: users and teams are
     configured by admins); an override reason is kept only from someone who may override.
+    `run_automations` (deal imports, off by default) lets automations act on the events
+    the import publishes; they carry the choice in their payload.
     """
     _editable(job, by)
     if not by.is_admin:
@@ -289,8 +292,9 @@ def update_mapping(
         mapping.engaged_stage = None
     job.pipeline = pipeline if job.kind == ImportKind.DEALS else None
     job.override_reason = override_reason.strip()[:500] if by.can_override_gate else ""
+    job.run_automations = run_automations and job.kind == ImportKind.DEALS
     job.mapping = mapping.to_json()
-    job.save(update_fields=["pipeline", "override_reason", "mapping"])
+    job.save(update_fields=["pipeline", "override_reason", "run_automations", "mapping"])
     current_scan(job)
     return job
 

@@ -23,7 +23,8 @@ from django.utils import timezone
 
 from accounts.models import Team
 from contacts.models import Organization, Person
-from deals.models import Activity, Deal, GateEvent, StageChange
+from deals import events
+from deals.models import Activity, Deal, EventSource, GateEvent, StageChange
 from imports.models import ImportAction, ImportedRecord, ImportJob, ImportStatus
 from imports.records import ACTIVITY, DEAL, ORGANIZATION, PERSON, TEAM, USER
 from imports.services import ImportRefused, NotAllowed, may_import
@@ -112,6 +113,7 @@ def undo_import(job: ImportJob, *, by: User) -> dict[str, int]:
         _revert_contacts(locked)
         removed = 0
         for chunk in _chunks(_ids(locked, DEAL, ImportAction.CREATED)):
+            _publish_deleted(locked, chunk, by=by)
             # History first: StageChange protects its deal (see the module docstring).
             # Rows derived from a deal (the dashboard's summaries) go with it by cascade.
             StageChange.objects.filter(deal_id__in=chunk).delete()
@@ -151,6 +153,29 @@ def undo_import(job: ImportJob, *, by: User) -> dict[str, int]:
         for task in FOLLOW_UPS:
             outbox.enqueue(task)
     return result
+
+
+def _publish_deleted(job: ImportJob, deal_ids: list[int], *, by: User) -> None:
+    """deal.deleted for a chunk of the deals the undo removes, in one INSERT, with the
+    ids only (as `delete_deal` publishes them) and the import's tags."""
+    rows = Deal.objects.filter(pk__in=deal_ids).values_list(
+        "pk", "owner_id", "stage_id", "pipeline_id"
+    )
+    with events.tagged(**job.event_tags()):
+        events.publish(
+            *(
+                events.event(
+                    "deal.deleted",
+                    by=by,
+                    source=EventSource.IMPORT,
+                    deal_id=pk,
+                    owner_id=owner_id,
+                    stage_id=stage_id,
+                    pipeline_id=pipeline_id,
+                )
+                for pk, owner_id, stage_id, pipeline_id in rows
+            )
+        )
 
 
 def _delete_all_or_each(model: Any, ids: list[int]) -> int:

@@ -102,6 +102,7 @@ def preview(request: HttpRequest, pk: int) -> HttpResponse:
                 mapping=form.mapping(),
                 pipeline=form.cleaned_data.get("pipeline"),
                 override_reason=form.cleaned_data.get("override_reason", ""),
+                run_automations=bool(form.cleaned_data.get("run_automations")),
             )
             if form.cleaned_data["save_as"]:
                 saved = services.save_mapping(

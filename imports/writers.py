@@ -24,9 +24,12 @@ from django.utils.text import slugify
 
 from accounts.models import Role, Team
 from contacts.models import Organization, Person
+from deals import events as deal_events
 from deals import services
 from deals.models import (
     Deal,
+    Event,
+    EventSource,
     GateEvent,
     GateOutcome,
     MoveSource,
@@ -40,10 +43,12 @@ from imports.organizations import OrganizationCache, PersonCache
 from imports.records import DEAL, TEAM, USER, Outcome, Recorder, as_json, outcome_of
 from imports.rows import DealContext, DealRecord, Problem
 from imports.source import Row
+from stages.models import StageKind
 
 if TYPE_CHECKING:
     from accounts.models import User
     from imports.models import ImportJob
+    from stages.models import Stage
 
 
 # -- users and teams (the sample set's sales teams) ---------------------------------------
@@ -347,6 +352,8 @@ class DealWriter:
         # Their stalled flags are announced once, to the importer (see QuietDeal).
         QuietDeal.objects.bulk_create([QuietDeal(deal_id=deal_id) for deal_id in deal_ids])
         bulk.insert(GateEvent, events, returning=False)
+        final_stages = [r.steps[-1].stage for r in records]
+        deal_events.publish(*_created_events(deals, deal_ids, final_stages, by=self.by))
         return list(zip(records, deal_ids, strict=True))
 
     def update(self, record: DealRecord, found: SimpleNamespace, recorder: Recorder) -> Outcome:
@@ -413,7 +420,11 @@ class DealWriter:
                 RewrittenHistory.mark([deal.pk])
             if owner_changes:
                 deal = services.reassign_deal(
-                    deal, new_owner=record.owner, by=self.by, expected_version=deal.version
+                    deal,
+                    new_owner=record.owner,
+                    by=self.by,
+                    expected_version=deal.version,
+                    source=MoveSource.IMPORT,
                 )
             if diff:
                 relations = Organization.objects.in_bulk(
@@ -460,3 +471,29 @@ class DealWriter:
             return Outcome(record.line, record.external_id, "failed", deal.pk, record.problems)
         recorder.updated(DEAL, deal.pk, before)
         return Outcome(record.line, record.external_id, "updated", deal.pk, record.problems)
+
+
+CLOSING_EVENTS = {StageKind.WON: "deal.won", StageKind.LOST: "deal.lost"}
+
+
+def _created_events(
+    deals: list[dict[str, Any]], deal_ids: list[int], stages: list[Stage], *, by: User
+) -> list[Event]:
+    """What `create_deal` publishes, for a batch of deals written in bulk: deal.created for
+    each (and deal.won or deal.lost for one imported closed), in one INSERT. The runner's
+    `events.tagged` adds the job and its automations choice to every payload."""
+    made = []
+    for row, deal_id, stage in zip(deals, deal_ids, stages, strict=True):
+        ids = {"deal_id": deal_id, "owner_id": row["owner_id"], "stage_id": row["stage_id"]}
+        made.append(
+            deal_events.event(
+                "deal.created",
+                by=by,
+                source=EventSource.IMPORT,
+                pipeline_id=row["pipeline_id"],
+                **ids,
+            )
+        )
+        if outcome := CLOSING_EVENTS.get(stage.kind):
+            made.append(deal_events.event(outcome, by=by, source=EventSource.IMPORT, **ids))
+    return made

@@ -22,7 +22,9 @@ def refresh_forecasts(batch: list[Event]) -> None:
     """Recompute the forecast of every owner the batch touched: after a reassignment both
     the previous owner (the deal leaves their numbers) and the new one."""
     owners = set()
-    for each in batch:
+    # An import's events are left to the import, which recomputes every forecast once
+    # when it finishes (or is undone).
+    for each in (e for e in batch if "import" not in e.payload):
         owners.add(each.payload.get("owner_id"))
         owners.add(each.payload.get("previous_owner_id"))
     for owner in sorted(o for o in owners if o is not None):
