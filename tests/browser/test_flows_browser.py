@@ -161,3 +161,24 @@ def test_on_a_phone_the_audit_filters_show_without_a_toggle(browser, live_server
     assert page.get_by_role("form", name="Filter events").is_visible()
     assert page.get_by_label("Kind").is_visible()
     page.context.close()
+
+
+def test_deal_page_reads_well_stage_days_spaced_and_checkbox_beside_its_label(
+    login, live_server, rep, stages
+):
+    deal = DealFactory(owner=rep, stage=stages["lead"], title="Tidy page")
+    page = login(rep)
+    page.goto(f"{live_server.url}/deals/{deal.pk}/")
+    # A space between the stage and its days ("Lead in · 0 days", not "Lead in· 0 days").
+    gap = page.evaluate(
+        """() => { const li = document.querySelector('.stage-path li.current');
+        const range = document.createRange(); range.selectNodeContents(li.firstChild);
+        const name = [...li.childNodes].find(n => n.nodeType === 3 && n.textContent.trim());
+        range.selectNodeContents(name);
+        return li.querySelector('.stage-days').getBoundingClientRect().left
+            - range.getBoundingClientRect().right; }"""
+    )
+    assert gap >= 3
+    box = page.get_by_label("Already done").bounding_box()
+    label = page.get_by_text("Already done").bounding_box()
+    assert abs((box["y"] + box["height"] / 2) - (label["y"] + label["height"] / 2)) < 6
