@@ -5,6 +5,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from common import formats
+
 
 class Pipeline(models.Model):
     name = models.CharField(max_length=100)
@@ -174,7 +176,8 @@ class EntryCriterion(models.Model):
             case CriterionKind.FIELD_REQUIRED:
                 return REQUIRABLE_FIELDS.get(self.field_name, f"Fill in {self.field_name}")
             case CriterionKind.AMOUNT_AT_LEAST:
-                return f"Amount must be at least {self.amount:,.2f}"
+                # The app's money format; no symbol, as deals in any currency compare.
+                return f"Amount must be at least {formats.money(self.amount)}"
             case CriterionKind.ACTIVITY_DONE:
                 return f"Log a completed {ActivityType(self.activity_type).label.lower()}"
             case CriterionKind.CONTACT_ROLE:

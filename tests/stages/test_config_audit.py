@@ -88,7 +88,7 @@ def test_changing_a_criterion_records_before_and_after(admin_user, stages):
     change = only_change()
     assert change.summary == (
         "changed criterion on Proposal: "
-        "'Amount must be at least 1,000.00' → 'Amount must be at least 5,000.00'"
+        "'Amount must be at least 1,000' → 'Amount must be at least 5,000'"
     )
     assert change.changes == {"amount": ["1000.00", "5000.00"]}
 
