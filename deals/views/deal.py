@@ -340,10 +340,14 @@ def my_activities(request: HttpRequest) -> HttpResponse:
     return TemplateResponse(request, "deals/my_activities.html", context)
 
 
+def _live_stages() -> Any:
+    return Stage.objects.filter(is_archived=False, pipeline__is_archived=False)
+
+
 def _new_deal_stage(request: HttpRequest) -> Stage | None:
     """The stage asked for (the column's), else the first open stage; never an archived one."""
     asked = request.GET.get("stage") or request.POST.get("stage")
-    live = Stage.objects.filter(is_archived=False, pipeline__is_archived=False)
+    live = _live_stages()
     return (
         live.filter(pk=parse_number(asked, name="stage")).first()
         or live.filter(kind=StageKind.OPEN).order_by("pipeline__position", "position").first()
@@ -376,11 +380,13 @@ def new_deal(request: HttpRequest) -> HttpResponse:
 
     From the board (htmx) it is the column's inline quick add (`quick_add`); otherwise the
     new-deal page."""
+    if request.htmx:
+        # A column's own stage, or nothing: an unknown or archived one is not swapped.
+        asked = parse_number(request.GET.get("stage") or request.POST.get("stage"), name="stage")
+        return quick_add(request, get_object_or_404(_live_stages(), pk=asked))
     stage = _new_deal_stage(request)
     if stage is None:
         return redirect("board")
-    if request.htmx:
-        return quick_add(request, stage)
     form = NewDealForm(request.POST or None, initial={"currency": "USD"}, stage=stage)
     context = {"form": form, "stage": stage}
     if request.method == "POST" and form.is_valid():

@@ -184,3 +184,15 @@ def test_quick_add_create_query_count_does_not_grow_with_deals(
 
 
 QUICK_CREATE_QUERIES = 14
+
+
+def test_quick_add_for_an_unknown_or_archived_stage_is_404(client_for, rep, stages):
+    stages["proposal"].is_archived = True
+    stages["proposal"].save()
+    client = client_for(rep)
+    assert client.get(quick_url(stages["proposal"]), **HTMX).status_code == 404
+    response = client.post(
+        f"{reverse('deal_new')}?stage=999999", {"title": "Lost", "currency": "USD"}, **HTMX
+    )
+    assert response.status_code == 404
+    assert not Deal.objects.filter(title="Lost").exists()
