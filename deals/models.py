@@ -298,7 +298,9 @@ class RewrittenHistory(models.Model):
     would never reach them. Whoever writes such history adds a row here in the same
     transaction; the summaries recompute these deals from their whole history before
     they are read (and in their periodic refresh), then delete the rows. Moves, written
-    at the current time, need no row. Plain columns: the deal may be gone already.
+    at the current time, need no row. Deleting a deal's history (an import's undo, the
+    only delete) must add one too: the summaries' rows do not cascade, they leave when
+    the deal is recomputed (to nothing). Plain columns: the deal may be gone already.
     """
 
     deal_id = models.BigIntegerField()

@@ -24,7 +24,7 @@ from django.utils import timezone
 from accounts.models import Team
 from contacts.models import Organization, Person
 from deals import events
-from deals.models import Activity, Deal, EventSource, GateEvent, StageChange
+from deals.models import Activity, Deal, EventSource, GateEvent, RewrittenHistory, StageChange
 from imports.models import ImportAction, ImportedRecord, ImportJob, ImportStatus
 from imports.records import ACTIVITY, DEAL, ORGANIZATION, PERSON, TEAM, USER
 from imports.services import ImportRefused, NotAllowed, may_import
@@ -115,7 +115,9 @@ def undo_import(job: ImportJob, *, by: User) -> dict[str, int]:
         for chunk in _chunks(_ids(locked, DEAL, ImportAction.CREATED)):
             _publish_deleted(locked, chunk, by=by)
             # History first: StageChange protects its deal (see the module docstring).
-            # Rows derived from a deal (the dashboard's summaries) go with it by cascade.
+            # Summaries derived from the history drop these deals' rows when they next
+            # catch up, before anyone reads them (RewrittenHistory).
+            RewrittenHistory.mark(chunk)
             StageChange.objects.filter(deal_id__in=chunk).delete()
             GateEvent.objects.filter(deal_id__in=chunk).delete()
             removed += Deal.objects.filter(pk__in=chunk).delete()[1].get("deals.Deal", 0)

@@ -188,9 +188,11 @@ class FromHistory(models.Model):
 
     No database constraints: checking three foreign keys per row tripled the time of a
     first refresh. History is never deleted and protects its deals and stages, except
-    when an import's undo deletes the deals it created: `deal`'s CASCADE (done by
-    Django's delete, one statement per batch) removes these rows with their deal, so the
-    deleting code needs to know nothing about reports.
+    when an import's undo deletes the deals it created. It marks them
+    (`deals.RewrittenHistory`) in the same transaction, and the summaries' catch-up
+    removes their rows, before any panel reads them: a stay's row must leave through
+    it, because `StageDay` counts it too (so no cascade here: Django's delete would
+    remove the row and leave the count).
     """
 
     change = models.OneToOneField(
@@ -202,7 +204,7 @@ class FromHistory(models.Model):
     )
     deal = models.ForeignKey(
         "deals.Deal",
-        on_delete=models.CASCADE,
+        on_delete=models.DO_NOTHING,
         db_constraint=False,
         db_index=False,
         related_name="+",
@@ -245,6 +247,15 @@ class StageStay(FromHistory):
             ),
             # A manager's dashboard probes by deal (visible_to), then by period.
             models.Index(fields=["deal", "exited_at"], name="stage_stay_deal_exited"),
+            # The stays `StageDay` does not count, read one by one by the admin's flow:
+            # those in won or lost stages (few: reopened deals) and those that ended
+            # before they began (bad clocks; a partial index holds only them).
+            models.Index(fields=["stage", "exited_at"], name="stage_stay_stage_exited"),
+            models.Index(
+                fields=["exited_at"],
+                condition=models.Q(entered_at__gt=models.F("exited_at")),
+                name="stage_stay_inverted",
+            ),
         ]
 
 
@@ -287,6 +298,34 @@ class StageEntry(FromHistory):
         ]
 
 
+class StageDay(models.Model):
+    """Per stage and day (in `StageStayMark.days_zone`): how many stays in `StageStay`
+    began (`entered`) and ended (`exited`) that day — the admin's cumulative flow over
+    years without reading every stay (`history.cumulative_flow`).
+
+    Counts only stays with an entry no later than their exit (others, which only bad
+    clocks make, are read from `StageStay` itself). Kept by `reports.dashboard.stays` in
+    the same statements' transaction as every `StageStay` insert and delete, so it
+    always counts exactly the stored stays.
+    """
+
+    stage = models.ForeignKey(
+        "stages.Stage",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    day = models.DateField()
+    entered = models.IntegerField(default=0)
+    exited = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["stage", "day"], name="stage_day_unique"),
+        ]
+
+
 class StageStayMark(models.Model):
     """How far `StageStay` and `StageEntry` are complete: every stay that ended and every
     entry made before `covered_until` is in them. One row (pk 1), written by the refresh in
@@ -295,3 +334,5 @@ class StageStayMark(models.Model):
 
     covered_until = models.DateTimeField()
     stages_key = models.CharField(max_length=64, blank=True, default="")
+    # The time zone `StageDay` cut days in; another zone's days are not read.
+    days_zone = models.CharField(max_length=64, blank=True, default="")

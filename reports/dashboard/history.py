@@ -12,6 +12,7 @@ mark, and derive only the later ones from the history.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -21,7 +22,7 @@ from django.utils import timezone
 
 from deals.models import Deal, StageChange
 from reports.dashboard.filters import DashboardScope, Period
-from reports.models import StageEntry, StageStay
+from reports.models import StageDay, StageEntry, StageStay
 from stages.models import Stage, StageKind
 
 HISTORY = StageChange._meta.db_table
@@ -118,7 +119,12 @@ def stays_ending(where: str) -> str:
 
 
 def _exits_ctes(
-    member: str, period: Period, stays_until: datetime | None, *, until: bool
+    member: str,
+    period: Period,
+    stays_until: datetime | None,
+    *,
+    until: bool,
+    uncounted: Sequence[int] | None = None,
 ) -> tuple[str, list[Any]]:
     """`since` and `exits` CTEs: every stay in a stage that ended since the period began.
 
@@ -127,7 +133,10 @@ def _exits_ctes(
     later ones are derived from the history here, from the mark or the period's start,
     whichever is later. The two parts meet at the mark, so each stay counts once and the
     figures never wait for the job. With `until` only stays that ended before the
-    period's end are read. Returns the SQL and its parameters.
+    period's end are read. With `uncounted` (the ids of the pipeline's won and lost
+    stages) only the stored stays the caller does not read from `StageDay` are read:
+    those in these stages, and those that ended before they began. Returns the SQL and
+    its parameters.
     """
     start, end = _dt(period.start), _dt(period.end)
     ended = [end] if until else []
@@ -147,7 +156,22 @@ def _exits_ctes(
         SELECT stage_id, entry_at, exit_at, {days_between("entry_at", "exit_at")} AS days
         FROM since WHERE stage_id IS NOT NULL"""
     params = [live_from, *ended]
-    if summary:
+    if summary and uncounted is not None:
+        # Two branches, each through its own index: stays in the closed stages (few;
+        # their ids written out, so the planner sees how few from its statistics), and
+        # stays in open stages that ended before they began (the partial index).
+        closed = ", ".join(str(int(pk)) for pk in uncounted) or "NULL"
+        sql += f"""
+        UNION ALL
+        SELECT st.stage_id, st.entered_at, st.exited_at, st.days
+        FROM {STAY} st
+        WHERE st.stage_id IN ({closed}) AND st.exited_at >= %s AND st.exited_at < %s
+        UNION ALL
+        SELECT st.stage_id, st.entered_at, st.exited_at, st.days
+        FROM {STAY} st JOIN {STAGE} k ON k.id = st.stage_id AND k.kind = '{StageKind.OPEN}'
+        WHERE st.entered_at > st.exited_at AND st.exited_at >= %s AND st.exited_at < %s"""
+        params += [start, live_from, start, live_from]
+    elif summary:
         sql += f"""
         UNION ALL
         SELECT st.stage_id, st.entered_at, st.exited_at, st.days
@@ -381,7 +405,10 @@ def time_in_stage(
 
 
 def cumulative_flow(
-    scope: DashboardScope, *, stays_until: datetime | None = None
+    scope: DashboardScope,
+    *,
+    stays_until: datetime | None = None,
+    counted_except: Sequence[int] | None = None,
 ) -> dict[int, dict[date, int]]:
     """Deals in each stage at the end of each day of the period (up to today).
 
@@ -389,14 +416,34 @@ def cumulative_flow(
     deals that entered them within the period, so they grow as deals close.
     Returns, per stage, the count on each day where it changed (carry it forward).
     `stays_until`: the completed-stays summary's mark (see `_exits_ctes`).
+    `counted_except`: given when `StageDay` counts the stored stays in the current time
+    zone, the ids of the pipeline's won and lost stages. Then, when every deal counts
+    (an admin, unfiltered), the open stages' stored stays are read from those per-day
+    counts (`_counted_events`) instead of one by one.
     """
     last_day = min(scope.period.last_day, scope.today)
     cte, params, member = _scope_cte(scope)
     tz = timezone.get_current_timezone_name()
     entry_day, entry_params = connection.ops.datetime_cast_date_sql("sp.entry_at", (), tz)
     exit_day, exit_params = connection.ops.datetime_cast_date_sql("sp.exit_at", (), tz)
-    exits, stay_params = _exits_ctes(member, scope.period, stays_until, until=False)
+    counted = (
+        counted_except is not None
+        and member == "1 = 1"
+        and stays_until is not None
+        and stays_until > scope.period.start
+    )
+    exits, stay_params = _exits_ctes(
+        member,
+        scope.period,
+        stays_until,
+        until=False,
+        uncounted=counted_except if counted else None,
+    )
     params += stay_params
+    counted_sql, counted_params = _counted_events(scope, last_day) if counted else ("", [])
+    # Read twice below (entries, exits): PostgreSQL would otherwise store every span
+    # first; inlined, the exits' copy drops the current stays (no exit) at planning.
+    inline = "NOT MATERIALIZED " if connection.vendor == "postgresql" else ""
     sql = f"""
     WITH {cte}, {exits},
     stays AS (
@@ -407,7 +454,7 @@ def cumulative_flow(
         FROM {DEAL_TABLE} d
         WHERE {member.format(deal="d.id")}
     ),
-    spans AS (
+    spans AS {inline}(
         SELECT st.stage_id, st.entry_at, st.exit_at
         FROM stays st JOIN {STAGE} s ON s.id = st.stage_id
         WHERE s.pipeline_id = %s AND st.entry_at < %s
@@ -424,7 +471,7 @@ def cumulative_flow(
         SELECT stage_id, {exit_day}, -COUNT(*)
         FROM spans sp
         WHERE exit_at IS NOT NULL AND exit_at < %s
-        GROUP BY 1, 2
+        GROUP BY 1, 2{counted_sql}
     )
     SELECT stage_id, on_day, SUM(SUM(delta)) OVER (PARTITION BY stage_id ORDER BY on_day)
     FROM events
@@ -442,11 +489,60 @@ def cumulative_flow(
         _dt(scope.period.start),
         *exit_params,
         _dt(cutoff),
+        *counted_params,
     ]
     flow: dict[int, dict[date, int]] = {}
     for stage_id, day, count in _fetch(sql, params):
         flow.setdefault(stage_id, {})[as_date(day)] = int(count)
     return flow
+
+
+def _counted_events(scope: DashboardScope, last_day: date) -> tuple[str, list[Any]]:
+    """`UNION ALL` branches of the flow's events from `StageDay`, for the stored stays
+    of the pipeline's open stages (those it counts), from the first day S to `last_day`
+    L. A stay is in the flow when it ended on S or later and began by L: on S it adds
+    those that began by then less those that had ended before (a counted stay never
+    ends before it begins, so those began before S too); after S, each day adds those
+    that began and, from S on, takes away those that ended.
+    """
+    first = scope.period.first_day
+    on_first = "CAST(%s AS date)" if connection.vendor == "postgresql" else "%s"
+    open_stages = f"JOIN {STAGE} s ON s.id = sd.stage_id AND s.pipeline_id = %s AND s.kind = %s"
+    day_table = StageDay._meta.db_table
+    sql = f"""
+        UNION ALL
+        SELECT sd.stage_id, {on_first},
+               SUM(sd.entered) - SUM(CASE WHEN sd.day < %s THEN sd.exited ELSE 0 END)
+        FROM {day_table} sd {open_stages}
+        WHERE sd.day <= %s
+        GROUP BY sd.stage_id
+        UNION ALL
+        SELECT sd.stage_id, sd.day, SUM(sd.entered)
+        FROM {day_table} sd {open_stages}
+        WHERE sd.day > %s AND sd.day <= %s
+        GROUP BY 1, 2
+        UNION ALL
+        SELECT sd.stage_id, sd.day, -SUM(sd.exited)
+        FROM {day_table} sd {open_stages}
+        WHERE sd.day >= %s AND sd.day <= %s
+        GROUP BY 1, 2"""
+    pipeline, kind = scope.pipeline.pk, StageKind.OPEN
+    params = [
+        _day(first),
+        _day(first),
+        pipeline,
+        kind,
+        _day(first),
+        pipeline,
+        kind,
+        _day(first),
+        _day(last_day),
+        pipeline,
+        kind,
+        _day(first),
+        _day(last_day),
+    ]
+    return sql, params
 
 
 # --- sales cycle --------------------------------------------------------------------------

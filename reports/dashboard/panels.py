@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 
 from reports.dashboard import backtest, charts, history, queries, stays
 from reports.dashboard.filters import DashboardScope
@@ -81,6 +82,17 @@ class Dashboard:
         if not self.summaries or not self.stages:
             return None
         return self.stages[0].stays_until
+
+    @cached_property
+    def days_counted(self) -> bool:
+        """Whether `StageDay` counts the stored stays in the current time zone."""
+        if not self.summaries or not self.stages:
+            return False
+        return self.stages[0].days_zone == timezone.get_current_timezone_name()
+
+    @cached_property
+    def closed_stage_ids(self) -> list[int]:
+        return [stage.pk for stage in self.stages if stage.kind != StageKind.OPEN]
 
     @cached_property
     def entries_until(self) -> datetime | None:
@@ -483,7 +495,15 @@ class Dashboard:
         last = min(scope.period.last_day, scope.today)
         span = (last - scope.period.first_day).days + 1
         day_list = [scope.period.first_day + timedelta(days=i) for i in range(max(span, 0))]
-        flow = history.cumulative_flow(scope, stays_until=self.stays_until) if day_list else {}
+        flow = (
+            history.cumulative_flow(
+                scope,
+                stays_until=self.stays_until,
+                counted_except=self.closed_stage_ids if self.days_counted else None,
+            )
+            if day_list
+            else {}
+        )
         ordered = self.open_stages + [s for s in self.stages if s.kind != StageKind.OPEN]
         series = [(stage.name, _carry(flow.get(stage.pk, {}), day_list)) for stage in ordered]
         rows: list[list[Cell]] = [

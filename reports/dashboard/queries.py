@@ -346,6 +346,7 @@ def stages_of(scope: DashboardScope) -> list[Stage]:
         Stage.objects.annotate(
             stays_until=Subquery(mark.values("covered_until")),
             stages_key=Subquery(mark.values("stages_key")),
+            days_zone=Subquery(mark.values("days_zone")),
             rewritten=Exists(RewrittenHistory.objects.all()),
         ).order_by("position", "id")
     )

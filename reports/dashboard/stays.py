@@ -46,7 +46,7 @@ from reports.dashboard.history import (
     reach,
     stays_ending,
 )
-from reports.models import StageStayMark
+from reports.models import StageDay, StageStayMark
 from stages.models import Stage, StageKind
 
 # The mark never passes a time at which a transaction still open could be writing (see
@@ -105,6 +105,16 @@ def refresh(*, now: datetime | None = None) -> StaysRefreshed:
         with connection.cursor() as cursor:
             cursor.execute(sql, [connection.ops.adapt_datetimefield_value(p) for p in params])
             added = max(cursor.rowcount, 0)
+            zone = timezone.get_current_timezone_name()
+            recount = first or mark.days_zone != zone
+            if not recount:
+                # The stays stored now are those that ended since the previous mark.
+                _count_days(
+                    cursor,
+                    "st.exited_at >= %s AND st.exited_at < %s",
+                    [mark.covered_until, cutoff],
+                    sign=1,
+                )
             key = stages_key(
                 Stage.objects.order_by("id").values_list("id", "pipeline_id", "position", "kind")
             )
@@ -114,12 +124,16 @@ def refresh(*, now: datetime | None = None) -> StaysRefreshed:
             else:
                 _add_entries(cursor, where, params, first=False)
             if claimed and not first:
-                _recompute_claimed(cursor, cutoff)
+                _recompute_claimed(cursor, cutoff, days=not recount)
             _release_claimed(cursor, claimed)
-        if first or cutoff != mark.covered_until or mark.stages_key != key:
+            if recount:
+                cursor.execute(f"DELETE FROM {DAY}")
+                _count_days(cursor, "1 = 1", [], sign=1)
+        if first or recount or cutoff != mark.covered_until or mark.stages_key != key:
             mark.covered_until = cutoff
             mark.stages_key = key
-            mark.save(update_fields=["covered_until", "stages_key"])
+            mark.days_zone = zone
+            mark.save(update_fields=["covered_until", "stages_key", "days_zone"])
     return StaysRefreshed(added=added, covered_until=mark.covered_until)
 
 
@@ -169,8 +183,14 @@ def catch_up() -> int:
         with connection.cursor() as cursor:
             claimed = _claim_rewritten(cursor)
             if claimed:
-                _recompute_claimed(cursor, mark.covered_until)
+                # Days counted in another time zone are not kept: the next refresh
+                # counts them again (and until then the dashboard does not read them).
+                days = mark.days_zone == timezone.get_current_timezone_name()
+                _recompute_claimed(cursor, mark.covered_until, days=days)
                 _release_claimed(cursor, claimed)
+                if not days and mark.days_zone:
+                    mark.days_zone = ""
+                    mark.save(update_fields=["days_zone"])
     return claimed
 
 
@@ -190,11 +210,13 @@ def _release_claimed(cursor: Any, claimed: int) -> None:
         cursor.execute(f"DELETE FROM {REWRITTEN} WHERE claimed = TRUE")
 
 
-def _recompute_claimed(cursor: Any, until: datetime) -> None:
+def _recompute_claimed(cursor: Any, until: datetime, *, days: bool) -> None:
     """Replace the claimed deals' stays and entries by those of their whole history
     before `until`. A deal's rows depend on its own history only (its previous change,
     its later changes) and on the stages' order, so this is exact for each of them; a
     deal that is gone simply loses its rows."""
+    if days:
+        _count_days(cursor, f"st.deal_id IN {CLAIMED}", [], sign=-1)
     cursor.execute(f"DELETE FROM {STAY} WHERE deal_id IN {CLAIMED}")
     cursor.execute(f"DELETE FROM {ENTRY} WHERE deal_id IN {CLAIMED}")
     where = f"x.deal_id IN {CLAIMED} AND x.at < %s"
@@ -206,7 +228,38 @@ def _recompute_claimed(cursor: Any, until: datetime) -> None:
     WHERE t.stage_id IS NOT NULL
     """
     cursor.execute(sql, [connection.ops.adapt_datetimefield_value(until)])
+    if days:
+        _count_days(cursor, f"st.deal_id IN {CLAIMED}", [], sign=1)
     _add_entries(cursor, where, [until], first=True)
+
+
+DAY = StageDay._meta.db_table
+
+
+def _count_days(cursor: Any, where: str, params: list[Any], *, sign: int) -> None:
+    """Add (`sign` 1) or take away (-1) the stored stays meeting `where` (alias `st`) in
+    `StageDay`: per stage, the days they began and ended, in the current time zone.
+    Stays without an entry, or that ended before they began, are not counted."""
+    tz = timezone.get_current_timezone_name()
+    entry_day, entry_params = connection.ops.datetime_cast_date_sql("st.entered_at", (), tz)
+    exit_day, exit_params = connection.ops.datetime_cast_date_sql("st.exited_at", (), tz)
+    counted = f"({where}) AND st.entered_at IS NOT NULL AND st.entered_at <= st.exited_at"
+    sql = f"""
+    INSERT INTO {DAY} (stage_id, day, entered, exited)
+    SELECT stage_id, day, SUM(entered), SUM(exited) FROM (
+        SELECT st.stage_id, {entry_day} AS day, {sign} AS entered, 0 AS exited
+        FROM {STAY} st WHERE {counted}
+        UNION ALL
+        SELECT st.stage_id, {exit_day}, 0, {sign}
+        FROM {STAY} st WHERE {counted}
+    ) e
+    WHERE 1 = 1
+    GROUP BY stage_id, day
+    ON CONFLICT (stage_id, day) DO UPDATE
+    SET entered = {DAY}.entered + excluded.entered, exited = {DAY}.exited + excluded.exited
+    """
+    adapted = [connection.ops.adapt_datetimefield_value(p) for p in params]
+    cursor.execute(sql, [*entry_params, *adapted, *exit_params, *adapted])
 
 
 def stages_key(stages: Iterable[tuple[int, int, int, str]]) -> str:

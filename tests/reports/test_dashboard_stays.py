@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from deals.models import StageChange
+from deals.models import RewrittenHistory, StageChange
 from reports.dashboard import stays
 from reports.dashboard.panels import Dashboard
-from reports.models import StageEntry, StageStay, StageStayMark
+from reports.models import StageDay, StageEntry, StageStay, StageStayMark
 from reports.tasks import refresh_stage_stays
 from stages.models import Stage
 from tests.reports.dashboard_data import NOW, at, build_history, make_deal, march, scope_for
@@ -237,9 +237,30 @@ def test_the_funnel_ignores_the_summary_once_the_stages_change(history, manager,
     assert funnel_rows(manager, pipeline) == rows
 
 
-def test_deleting_a_deal_deletes_its_stored_stays_and_entries_and_no_others(history):
-    """The summaries follow their deal by cascade, so code that deletes deals (an import's
-    undo) need not know about reports."""
+def day_counts():
+    """`StageDay` as it should be: each stored stay's entry and exit day (UTC here)."""
+    counts = {}
+    for stay in StageStay.objects.exclude(entered_at=None):
+        if stay.entered_at <= stay.exited_at:
+            for day, column in ((stay.entered_at.date(), 0), (stay.exited_at.date(), 1)):
+                pair = counts.setdefault((stay.stage_id, day), [0, 0])
+                pair[column] += 1
+    return counts
+
+
+def stored_day_counts():
+    return {
+        (row.stage_id, row.day): [row.entered, row.exited]
+        for row in StageDay.objects.all()
+        if row.entered or row.exited
+    }
+
+
+def test_a_deleted_deal_loses_its_stored_rows_and_day_counts_when_the_summaries_catch_up(
+    history,
+):
+    """An import's undo deletes deals and marks them; the catch-up (before any panel
+    reads) takes their stays out of `StageDay` and removes their rows, and no others."""
     stays.refresh(now=NOW)
     gone, kept = history.deals["A"], history.deals["C"]
     others = (
@@ -247,11 +268,32 @@ def test_deleting_a_deal_deletes_its_stored_stays_and_entries_and_no_others(hist
         StageEntry.objects.exclude(deal=gone).count(),
     )
     assert stored(gone) and entries(gone)
+    assert stored_day_counts() == day_counts()
 
+    RewrittenHistory.mark([gone.pk])
     StageChange.objects.filter(deal=gone).delete()
     gone.delete()
+    stays.catch_up()
 
     assert not StageStay.objects.filter(deal_id=gone.pk).exists()
     assert not StageEntry.objects.filter(deal_id=gone.pk).exists()
     assert (StageStay.objects.count(), StageEntry.objects.count()) == others
     assert stored(kept) and entries(kept)
+    assert stored_day_counts() == day_counts()
+
+
+def test_day_counts_follow_every_refresh_and_catch_up(history, rep, stages):
+    stays.refresh(now=march(12))
+    assert stored_day_counts() == day_counts()
+    stays.refresh(now=NOW)
+    assert stored_day_counts() == day_counts()
+    late = make_deal(rep, [(stages["lead"], march(2)), (stages["demo"], march(4))], title="late")
+    RewrittenHistory.mark([late.pk])
+    stays.catch_up()
+    assert stored(late) == [("Lead in", march(2), march(4))]
+    assert stored_day_counts() == day_counts()
+    # Counted in another zone, they are counted again by the next refresh.
+    StageDay.objects.all().delete()
+    StageStayMark.objects.update(days_zone="Asia/Tokyo")
+    stays.refresh(now=NOW)
+    assert stored_day_counts() == day_counts()
