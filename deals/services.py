@@ -18,7 +18,15 @@ from accounts import audit
 from accounts.models import AuditKind
 from common.errors import BadInput, DomainError, NotAllowed, NotVisible, RuleFailed, StaleVersion
 from deals import events, notifications
-from deals.models import Deal, Event, GateEvent, GateOutcome, MoveSource, StageChange
+from deals.models import (
+    Deal,
+    Event,
+    GateEvent,
+    GateOutcome,
+    MoveSource,
+    RewrittenHistory,
+    StageChange,
+)
 from stages import gate
 from stages.models import Stage, StageKind
 
@@ -853,8 +861,10 @@ def delete_deal(
     deal. A stale `expected_version` is refused (VersionConflict). The audit log keeps
     what was deleted (title, owner, amount), since the deal's own history goes with it:
     its stage changes are deleted explicitly (StageChange protects its deal); activities,
-    flags, notices, ticks and summary rows go by cascade. Publishes deal.deleted (ids
-    only) after commit: the owner's forecast is recomputed, webhooks and boards hear it.
+    flags, notices and ticks go by cascade. The deal is marked as history rewritten, so
+    the dashboard's summaries drop its rows (and their per-day counts) before they are
+    next read. Publishes deal.deleted (ids only) after commit: the owner's forecast is
+    recomputed, webhooks and boards hear it.
     """
     if not may_delete_deals(by):
         if Deal.objects.visible_to(by).filter(pk=deal.pk).exists():
@@ -876,6 +886,7 @@ def delete_deal(
             stage_id=locked.stage_id,
             pipeline_id=locked.pipeline_id,
         )
+        RewrittenHistory.mark([locked.pk])
         StageChange.objects.filter(deal=locked).delete()
         locked.delete()
         events.publish(gone)

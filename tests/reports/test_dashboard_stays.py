@@ -8,8 +8,9 @@ from __future__ import annotations
 import pytest
 
 from deals.models import RewrittenHistory, StageChange
+from deals.services import delete_deal
 from reports.dashboard import stays
-from reports.dashboard.panels import Dashboard
+from reports.dashboard.panels import PANELS, Dashboard
 from reports.models import StageDay, StageEntry, StageStay, StageStayMark
 from reports.tasks import refresh_stage_stays
 from stages.models import Stage
@@ -296,4 +297,22 @@ def test_day_counts_follow_every_refresh_and_catch_up(history, rep, stages):
     StageDay.objects.all().delete()
     StageStayMark.objects.update(days_zone="Asia/Tokyo")
     stays.refresh(now=NOW)
+    assert stored_day_counts() == day_counts()
+
+
+def test_a_deal_deleted_through_the_service_leaves_no_stored_rows_behind(
+    history, admin_user, pipeline
+):
+    """`delete_deal` marks the deal, so the admin's panels (which count every stored row)
+    drop its stays and their day counts before reading."""
+    stays.refresh(now=NOW)
+    gone = history.deals["A"]
+    delete_deal(gone, by=admin_user, expected_version=gone.version)
+    scope = scope_for(admin_user, pipeline)
+    for slug in PANELS:
+        assert (
+            Dashboard(scope).panel(slug).csv_rows
+            == Dashboard(scope, summaries=False).panel(slug).csv_rows
+        ), slug
+    assert not StageStay.objects.filter(deal_id=gone.pk).exists()
     assert stored_day_counts() == day_counts()
