@@ -210,6 +210,29 @@ def _percentiles(sample: str, source: str) -> str:
     GROUP BY stage_id"""
 
 
+def _percentiles_of_stages(sample: str, source: str, stage_ids: Sequence[int]) -> str:
+    """What `_percentiles` gives, on PostgreSQL, for the stages `stage_ids` only: one
+    pass over `source` with each stage's aggregates FILTERed, instead of sorting every
+    row by stage first (at 900,000 stays that sort spilled to disk and cost more than
+    the percentiles). Each stage's two percentiles come from one sort of its days
+    (`percentile_cont` over an array of fractions); stages without rows are left out,
+    as GROUP BY leaves them."""
+    columns, values = [], []
+    for i, pk in enumerate(int(pk) for pk in stage_ids):
+        only = f"FILTER (WHERE stage_id = {pk})"
+        columns += [
+            f"COUNT(*) {only} AS n{i}",
+            f"percentile_cont(ARRAY[0.5, 0.75]) WITHIN GROUP (ORDER BY days) {only} AS q{i}",
+            f"MAX(days) {only} AS m{i}",
+        ]
+        values.append(f"({pk}, a.n{i}, a.q{i}, a.m{i})")
+    return f"""
+    SELECT '{sample}', v.stage_id, v.n, v.q[1], v.q[2], v.longest
+    FROM (SELECT {", ".join(columns)} FROM {source}) a
+    CROSS JOIN LATERAL (VALUES {", ".join(values)}) v(stage_id, n, q, longest)
+    WHERE v.n > 0"""
+
+
 def _fetch(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -359,14 +382,24 @@ class StageTimes:
 
 
 def time_in_stage(
-    scope: DashboardScope, *, stays_until: datetime | None = None
+    scope: DashboardScope,
+    *,
+    stays_until: datetime | None = None,
+    stage_ids: Sequence[int] = (),
 ) -> tuple[list[StageTimes], list[StageTimes]]:
     """(completed stays, deals still waiting), per open stage, in days.
 
     Completed stays are those that ended (the deal's next change) within the period:
     exit - entry. Waiting deals are the open deals in the stage now: now - entry.
     `stays_until`: the completed-stays summary's mark (see `_exits_ctes`).
+    `stage_ids`: the pipeline's open stages, when known; PostgreSQL then computes the
+    percentiles stage by stage in one pass (`_percentiles_of_stages`).
     """
+    if connection.vendor == "postgresql" and stage_ids:
+        done_sql = _percentiles_of_stages("done", "done", stage_ids)
+        open_sql = _percentiles_of_stages("open", "waiting", stage_ids)
+    else:
+        done_sql, open_sql = _percentiles("done", "done"), _percentiles("open", "waiting")
     cte, params, member = _scope_cte(scope)
     exits, stay_params = _exits_ctes(member, scope.period, stays_until, until=True)
     params += stay_params
@@ -382,9 +415,9 @@ def time_in_stage(
         FROM {DEAL_TABLE} d JOIN {STAGE} s ON s.id = d.stage_id
         WHERE {member.format(deal="d.id")} AND d.pipeline_id = %s AND s.kind = %s
     )
-    {_percentiles("done", "done")}
+    {done_sql}
     UNION ALL
-    {_percentiles("open", "waiting")}
+    {open_sql}
     """
     params += [
         scope.pipeline.pk,

@@ -108,7 +108,11 @@ class Dashboard:
 
     @cached_property
     def times(self) -> tuple[dict[int, history.StageTimes], dict[int, history.StageTimes]]:
-        done, waiting = history.time_in_stage(self.scope, stays_until=self.stays_until)
+        done, waiting = history.time_in_stage(
+            self.scope,
+            stays_until=self.stays_until,
+            stage_ids=[stage.pk for stage in self.open_stages],
+        )
         return {t.stage_id: t for t in done}, {t.stage_id: t for t in waiting}
 
     # --- panels -----------------------------------------------------------------------------
