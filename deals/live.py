@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import queue
@@ -53,6 +54,10 @@ BULK_LIMIT = 50
 BULK = "deals.bulk"
 STREAM_KEY = "live:deals"
 RESYNC = "resync"
+# Heartbeats: a comment line that keeps proxies from closing an idle stream, or, while
+# the backend cannot deliver (Redis down), "degraded", on which pages poll instead.
+PING = "ping"
+DEGRADED = "degraded"
 # Someone opened or closed a deal's move menu or edit form ("Ana is editing"): announced
 # like a change, with the deal's id and the editor's id only; pages ask who it is
 # (deals/views/live.py presence) through the policy. Open without a heartbeat for
@@ -83,6 +88,11 @@ class Message:
     id: str
     data: str
     kind: str = "deal"
+
+    @functools.cached_property
+    def encoded(self) -> bytes:
+        """The SSE frame as bytes, built once however many streams send it."""
+        return frame(self).encode()
 
 
 Deliver = Callable[[Message], None]
@@ -122,6 +132,14 @@ class Hub:
 
     def __len__(self) -> int:
         return len(self._listeners) + sum(len(group) for group in self._loops.values())
+
+    def beat(self, loop: asyncio.AbstractEventLoop, message: Message) -> bool:
+        """Hand `message` (a heartbeat) to the streams of `loop`, from that loop's own
+        thread; False when it has none left."""
+        with self._lock:
+            group = list(self._loops.get(loop, ()))
+        _deliver_all(group, message)
+        return bool(group)
 
     def broadcast(self, message: Message) -> None:
         with self._lock:
@@ -394,6 +412,7 @@ class Subscription:
     def __post_init__(self) -> None:
         self.queue: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self._wake: Callable[[], None] | None = None
+        self._overlap = True
 
     def deliver(self, message: Message) -> None:
         self.queue.put(message)
@@ -425,15 +444,21 @@ class Subscription:
         return missed
 
     def pending(self) -> list[Message]:
-        """Live messages received since the last call, without the replayed ones."""
+        """Live messages received since the last call, without the replayed ones (only
+        those queued before the replay was read can be; once a newer one came, none)."""
         messages = []
         while True:
             try:
                 message = self.queue.get_nowait()
             except queue.Empty:
                 return messages
-            if self.last_id and not _newer(message, self.last_id):
+            if not message.id:  # a heartbeat: not part of the stream's order
+                messages.append(message)
                 continue
+            if self._overlap:
+                if self.last_id and not _newer(message, self.last_id):
+                    continue
+                self._overlap = False
             self.last_id = message.id
             messages.append(message)
 
@@ -452,4 +477,8 @@ def frame(message: Message) -> str:
     """The message as an SSE frame."""
     if message.kind == RESYNC:
         return "event: resync\ndata: {}\n\n"
+    if message.kind == PING:
+        return ": ping\n\n"
+    if message.kind == DEGRADED:
+        return "event: degraded\ndata: {}\n\n"
     return f"id: {message.id}\nevent: {message.kind}\ndata: {message.data}\n\n"

@@ -56,7 +56,31 @@ def _opening(replay: list[live.Message]) -> str:
 
 def _status() -> str:
     """While the backend cannot deliver, the page polls (and says so once per beat)."""
-    return ": ping\n\n" if live.hub.healthy else "event: degraded\ndata: {}\n\n"
+    return live.frame(_heartbeat())
+
+
+def _heartbeat() -> live.Message:
+    return live.Message("", "", live.PING if live.hub.healthy else live.DEGRADED)
+
+
+# One heartbeat task per event loop for all of its streams (rather than a timeout per
+# stream, re-armed at every event): every HEARTBEAT_SECONDS it hands each stream a beat.
+_tickers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
+
+
+async def _tick(loop: asyncio.AbstractEventLoop) -> None:
+    try:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            if not live.hub.beat(loop, _heartbeat()):
+                return  # no stream left on this loop; the next one starts it again
+    finally:
+        _tickers.pop(loop, None)
+
+
+def _ensure_ticker(loop: asyncio.AbstractEventLoop) -> None:
+    if loop not in _tickers:
+        _tickers[loop] = loop.create_task(_tick(loop))
 
 
 def _release_database() -> None:
@@ -69,21 +93,21 @@ def _release_database() -> None:
             connection.close()
 
 
-async def _async_frames(subscription: live.Subscription) -> AsyncIterator[str]:
+async def _async_frames(subscription: live.Subscription) -> AsyncIterator[bytes]:
     # In the request's own thread, where the view ran and its connection lives.
     await sync_to_async(_release_database)()
+    loop = asyncio.get_running_loop()
     woken = asyncio.Event()
-    replay = subscription.open(wake=woken.set, loop=asyncio.get_running_loop())
+    replay = subscription.open(wake=woken.set, loop=loop)
+    _ensure_ticker(loop)
     try:
-        yield _opening(replay)
+        yield _opening(replay).encode()
         while True:
-            try:
-                await asyncio.wait_for(woken.wait(), HEARTBEAT_SECONDS)
-            except TimeoutError:
-                yield _status()
-                continue
+            await woken.wait()
             woken.clear()
-            frames = "".join(live.frame(m) for m in subscription.pending())
+            # Bytes, encoded once per message for every stream: a str would be encoded
+            # again by each response.
+            frames = b"".join(m.encoded for m in subscription.pending())
             if frames:
                 yield frames
     finally:

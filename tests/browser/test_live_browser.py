@@ -275,3 +275,20 @@ def test_a_deleted_deal_leaves_the_board(board_for, rep, teammate, stages):
     live.announce(deal.pk, 0, "deal.deleted", by_id=rep.pk)
 
     b.locator(f"#deal-{deal.pk}").wait_for(state="detached", timeout=SEEN_WITHIN_MS)
+
+
+def test_the_stalled_job_flags_a_card_on_an_open_board(board_for, rep, teammate, stages):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from deals.stalled import refresh_flags
+
+    deal = DealFactory(owner=rep, stage=stages["demo"], title="Quiet one")
+    b = board_for(teammate)
+    assert b.locator(f"#deal-{deal.pk} .stalled-mark").count() == 0
+
+    # Two months on, the job's rules fire for it (its own transaction, source "job").
+    refresh_flags(now=timezone.now() + timedelta(days=60), deal_ids=[deal.pk])
+
+    b.locator(f"#deal-{deal.pk} .stalled-mark").wait_for(timeout=SEEN_WITHIN_MS)

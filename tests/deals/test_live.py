@@ -245,6 +245,43 @@ def test_stream_replays_from_last_event_id_then_streams(local, rep, async_client
         raise failures[0]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_an_idle_stream_beats_and_says_degraded_while_the_backend_cannot_deliver(
+    local, rep, async_client, monkeypatch
+):
+    from deals.views import live as live_views
+
+    monkeypatch.setattr(live_views, "HEARTBEAT_SECONDS", 0.05)
+    async_client.force_login(rep)
+
+    async def beats():
+        response = await async_client.get(reverse("live_stream"))
+        chunks = aiter(response.streaming_content)
+        assert (await anext(chunks)).startswith(b"retry: ")
+        assert await anext(chunks) == b": ping\n\n"
+        live.hub.healthy = False
+        try:
+            assert await anext(chunks) == b"event: degraded\ndata: {}\n\n"
+        finally:
+            live.hub.healthy = True
+        await chunks.aclose()
+
+    failures = []
+
+    def run():
+        try:
+            asyncio.run(beats())
+        except BaseException as error:  # handed back to the test's thread
+            failures.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    if failures:
+        raise failures[0]
+
+
 async def _stream_replays_then_streams(local, rep, async_client):
     response = await async_client.get(
         reverse("live_stream"), headers={"Last-Event-ID": f"{local.boot}-1"}
@@ -472,3 +509,15 @@ def test_presence_is_kept_in_redis_for_every_process(redis_backend, rep, monkeyp
     assert redis_backend.present(7, rep.pk, False, 1020.0) is True
     assert redis_backend.editors(7, 1020.0) == []
     redis_backend.client.delete(live.PRESENCE_KEY.format(7))
+
+
+def test_the_page_script_names_every_event_of_the_catalogue():
+    """Every event a deal can have (the catalogue webhooks subscribe to) has its words in
+    live.js ("moved by Ana Ruiz"); a new event added without them would say "changed"."""
+    from pathlib import Path
+
+    from webhooks.services import EVENT_TYPES
+
+    script = Path(__file__).resolve().parents[2].joinpath("static/js/live.js").read_text()
+    verbs = script[script.index("var VERBS") : script.index("};", script.index("var VERBS"))]
+    assert [name for name in EVENT_TYPES if f'"{name}":' not in verbs] == []
