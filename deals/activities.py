@@ -19,11 +19,13 @@ if TYPE_CHECKING:
     from deals.models import Event
 
 
-def _event(name: str, activity: Activity, deal: Deal, *, by: User) -> Event:
+def _event(
+    name: str, activity: Activity, deal: Deal, *, by: User, source: str = EventSource.FORM
+) -> Event:
     return events.event(
         name,
         by=by,
-        source=EventSource.FORM,
+        source=source,
         deal=deal,
         activity_id=activity.pk,
         type=activity.type,
@@ -47,14 +49,17 @@ def log_activity(
     done: bool = False,
     note: str = "",
     person: Person | None = None,
+    owner: User | None = None,
+    source: str = EventSource.FORM,
 ) -> Activity:
-    """Log a completed activity or schedule one, on a deal the user may edit."""
+    """Log a completed activity or schedule one, on a deal the user may edit; `owner`
+    (whose activity it is) defaults to `by` (an automation assigns it to someone)."""
     _editable_deal(deal.pk, by)
     now = timezone.now()
     with transaction.atomic():
         activity = Activity.objects.create(
             deal=deal,
-            owner=by,
+            owner=owner or by,
             type=type,
             subject=subject,
             note=note,
@@ -64,7 +69,7 @@ def log_activity(
             done_at=now if done else None,
         )
         # Logging activity can clear "no recent activity"/"no next step" flags.
-        events.publish(_event("activity.created", activity, deal, by=by))
+        events.publish(_event("activity.created", activity, deal, by=by, source=source))
     return activity
 
 

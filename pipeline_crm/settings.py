@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "imports",
     "reports",
     "webhooks",
+    "automations",
     "api",
 ]
 
@@ -323,6 +324,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # them fast: only stays newer than the last run are computed per request).
     "refresh-stage-stays": {"task": "reports.refresh_stage_stays", "schedule": 60.0},
     "webhooks-retry-due": {"task": "webhooks.retry_due", "schedule": 60.0},
+    # Time-based automations (days before/after a date, overdue activities): set-based,
+    # each (deal, rule, due date) once, so running often costs little and misses nothing.
+    "automations-scan": {"task": "automations.scan", "schedule": 5 * 60.0},
     "snapshot-forecasts": {
         "task": "reports.snapshot_forecasts",
         "schedule": crontab(hour=3, minute=0, day_of_week="mon"),

@@ -390,3 +390,25 @@ def due_deliveries(limit: int = 500) -> list[int]:
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:limit]
     )
+
+
+def send_one(
+    endpoint: Endpoint, *, message_id: str, name: str, deal_id: int | None, data: dict[str, Any]
+) -> Delivery:
+    """Queue one signed delivery of a message that is not an event of the log (an
+    automation's "send a webhook"), in the caller's transaction; sent after commit, with
+    its retries and log like any other. `message_id` is its stable `webhook-id`: the
+    same id queued twice is one delivery."""
+    delivery, created = Delivery.objects.get_or_create(
+        endpoint=endpoint,
+        event_id=message_id[:64],
+        defaults={
+            "event_name": name[:40],
+            "event_at": timezone.now(),
+            "deal_id": deal_id,
+            "data": data,
+        },
+    )
+    if created:
+        outbox.enqueue(DELIVER_TASK, delivery_ids=[delivery.pk])
+    return delivery

@@ -1,0 +1,630 @@
+"""Automation rules: who may keep them, saving them, and running them exactly once.
+
+Rules:
+- admins keep rules for any pipeline, managers for their teams' deals (a rule acts as
+  its owner, so it never reaches further than its owner may); reps keep none;
+- each (event, rule) and each (deal, time-based rule, due date) runs once: the run row
+  is unique for it, and its actions commit in the transaction that completes it;
+- a rule's actions may trigger other rules, MAX_DEPTH runs deep at most, and a rule
+  never runs again on the same deal within one chain;
+- a run whose action failed tells the rule's owner; AUTOPAUSE_AFTER failed runs in a
+  row pause the rule, with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from automations import actions, conditions, labels, spec
+from automations.models import Rule, RuleRun, RunStatus
+from common import outbox
+from common.errors import BadInput, NotAllowed, NotVisible
+from deals import events
+from deals.models import Deal, Event, Notification
+from stages.models import Pipeline, Stage
+from webhooks import services as webhooks
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+log = logging.getLogger(__name__)
+
+EXECUTE_TASK = "automations.execute"
+MAX_DEPTH = 3
+AUTOPAUSE_AFTER = 3
+MAX_RULES_PER_USER = 100
+BATCH = 200
+
+
+# --- who may keep rules --------------------------------------------------------------------
+
+
+def may_manage(user: User) -> bool:
+    return user.is_active and (user.is_admin or user.is_manager)
+
+
+def rules_for(user: User) -> QuerySet[Rule]:
+    """Rules `user` may see and change: admins all, managers their own, reps none."""
+    if not user.is_active:
+        return Rule.objects.none()
+    if user.is_admin:
+        return Rule.objects.all()
+    if user.is_manager:
+        return Rule.objects.filter(owner=user)
+    return Rule.objects.none()
+
+
+def rule_for(rule_id: int, user: User, *, lock: bool = False) -> Rule:
+    if not may_manage(user):
+        raise NotVisible("Automation not found.")
+    rules = rules_for(user).select_related("owner", "pipeline")
+    rule = (rules.select_for_update(of=("self",)) if lock else rules).filter(pk=rule_id).first()
+    if rule is None:
+        raise NotVisible("Automation not found.")
+    return rule
+
+
+# --- saving --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuleInput:
+    name: str
+    trigger: Any
+    conditions: Any
+    actions: Any
+    pipeline_id: int | None = None
+    is_active: bool = True
+
+
+def save_rule(data: RuleInput, *, by: User, rule_id: int | None = None, recipe: str = "") -> Rule:
+    """Create a rule (owned by `by`) or change one `by` may change.
+
+    Refused with a message, changing nothing: a malformed or oversized part
+    (`spec.clean`), a record it names that is gone, archived or out of the owner's reach,
+    or a loop with other active rules that can be seen from their triggers and actions.
+    """
+    if not may_manage(by):
+        raise NotAllowed("Only managers and admins can keep automations.")
+    name = data.name.strip()
+    if not name:
+        raise BadInput("Name: a rule needs a name.")
+    if len(name) > 100:
+        raise BadInput(f"Name: too long ({len(name)} characters, at most 100).")
+    trigger, conds, acts, refs = spec.clean(data.trigger, data.conditions, data.actions)
+    with transaction.atomic():
+        rule = rule_for(rule_id, by, lock=True) if rule_id else Rule(owner=by, recipe=recipe)
+        if rule_id is None and Rule.objects.filter(owner=by).count() >= MAX_RULES_PER_USER:
+            raise BadInput(f"At most {MAX_RULES_PER_USER} automations each; delete one first.")
+        pipeline = _pipeline(data.pipeline_id)
+        _check_references(refs, owner=rule.owner)
+        if data.is_active:
+            _refuse_loops(rule, name, trigger, acts)
+        rule.name, rule.pipeline = name, pipeline
+        rule.trigger, rule.conditions, rule.actions = trigger, conds, acts
+        rule.is_active = data.is_active
+        if data.is_active:
+            rule.paused_reason, rule.failure_streak = "", 0
+        rule.save()
+    return rule
+
+
+def _pipeline(pipeline_id: int | None) -> Pipeline | None:
+    if not pipeline_id:
+        return None
+    pipeline = Pipeline.objects.filter(pk=pipeline_id, is_archived=False).first()
+    if pipeline is None:
+        raise BadInput("Pipeline: choose an existing pipeline.")
+    return pipeline
+
+
+def _check_references(refs: spec.References, *, owner: User) -> None:
+    names = labels.Names.load(refs)
+    problems = names.problems(refs)
+    if problems:
+        raise BadInput(f"This rule refers to what is gone: {'; '.join(problems)}.")
+    if owner.is_admin:
+        allowed_users = None
+    else:
+        managed = set(owner.managed_teams.values_list("pk", flat=True))
+        outside = refs.teams - managed
+        if outside:
+            raise BadInput("Round-robin: choose one of the teams you manage.")
+        allowed_users = {u.pk for u in names.users.values() if u.team_id in managed}
+        allowed_users.add(owner.pk)
+    if allowed_users is not None and refs.users - allowed_users:
+        raise BadInput("Users: choose members of the teams you manage.")
+    mine = set(
+        webhooks.endpoints_for(owner).filter(pk__in=refs.endpoints).values_list("pk", flat=True)
+    )
+    if refs.endpoints - mine:
+        raise BadInput("Webhook: choose one of your webhook endpoints.")
+
+
+def _refuse_loops(rule: Rule, name: str, trigger: dict[str, Any], acts: list[dict]) -> None:
+    """Refuse a rule that would start itself through other active rules (or alone)."""
+    others = list(Rule.objects.filter(is_active=True).exclude(pk=rule.pk))
+    stage_ids = {
+        a["stage"]
+        for r in [*others, None]
+        for a in (r.actions if r else acts)
+        if a["kind"] == "move_stage"
+    }
+    kinds = dict(Stage.objects.filter(pk__in=stage_ids).values_list("pk", "kind"))
+    loop = spec.find_loop(
+        (name, spec.listens_to(trigger), spec.causes(acts, kinds)),
+        [(o.name, spec.listens_to(o.trigger), spec.causes(o.actions, kinds)) for o in others],
+    )
+    if loop:
+        around = " → ".join([*loop, loop[0]])
+        raise BadInput(f"These rules would start each other in a loop: {around}.")
+
+
+def set_active(rule_id: int, *, by: User, active: bool) -> Rule:
+    """Pause or resume a rule; resuming clears its failure streak (and is loop-checked)."""
+    with transaction.atomic():
+        rule = rule_for(rule_id, by, lock=True)
+        if active and not rule.is_active:
+            _refuse_loops(rule, rule.name, rule.trigger, rule.actions)
+            rule.paused_reason, rule.failure_streak = "", 0
+        elif not active and rule.is_active:
+            rule.paused_reason = f"Paused by {by.display_name}."
+        rule.is_active = active
+        rule.save(update_fields=["is_active", "paused_reason", "failure_streak", "updated_at"])
+    return rule
+
+
+def delete_rule(rule_id: int, *, by: User) -> None:
+    """Delete a rule and its run log."""
+    with transaction.atomic():
+        rule_for(rule_id, by, lock=True).delete()
+
+
+# --- from events to runs -------------------------------------------------------------------
+
+TRIGGER_EVENTS = {
+    "deal_created": {"deal.created"},
+    "stage_entered": {"deal.moved", "deal.created"},
+    "stage_left": {"deal.moved"},
+    "deal_won": {"deal.won"},
+    "deal_lost": {"deal.lost"},
+    "deal_stalled": {"deal.stalled"},
+    "field_changed": {"deal.updated", "deal.reassigned"},
+}
+
+
+def triggered_by(trigger: dict[str, Any], name: str, payload: dict[str, Any]) -> bool:
+    """Whether an event (`name`, `payload`) starts a rule with this trigger."""
+    kind = trigger.get("kind", "")
+    if name not in TRIGGER_EVENTS.get(kind, ()):
+        return False
+    if kind == "stage_entered":
+        if name == "deal.created":
+            return not trigger.get("from_stage") and payload.get("stage_id") == trigger["stage"]
+        came_from = trigger.get("from_stage")
+        return payload.get("to_stage_id") == trigger["stage"] and (
+            not came_from or payload.get("from_stage_id") == came_from
+        )
+    if kind == "stage_left":
+        return payload.get("from_stage_id") == trigger["stage"]
+    if kind == "deal_stalled" and trigger.get("stalled_rule"):
+        fired = payload.get("rules") or [payload.get("rule")]
+        return trigger["stalled_rule"] in fired
+    if kind == "field_changed":
+        if trigger["field"] == "owner":
+            return name == "deal.reassigned" or "owner" in payload.get("fields", [])
+        return name == "deal.updated" and trigger["field"] in payload.get("fields", [])
+    return True
+
+
+def _in_reach(rules: list[Rule], deal_ids: set[int]) -> dict[int, set[int]]:
+    """For each rule, the deals of `deal_ids` it may act on (its pipeline, its owner's
+    editable deals): one query per distinct owner, whatever the number of events."""
+    reach: dict[int, set[int]] = {}
+    by_owner: dict[int, set[int]] = {}
+    pipelines = dict(Deal.objects.filter(pk__in=deal_ids).values_list("pk", "pipeline_id"))
+    for rule in rules:
+        if rule.owner_id not in by_owner:
+            by_owner[rule.owner_id] = set(
+                Deal.objects.editable_by(rule.owner)
+                .filter(pk__in=deal_ids)
+                .values_list("pk", flat=True)
+            )
+        reach[rule.pk] = {
+            pk
+            for pk in by_owner[rule.owner_id]
+            if rule.pipeline_id is None or pipelines.get(pk) == rule.pipeline_id
+        }
+    return reach
+
+
+def runs_for_events(batch: list[Event]) -> list[int]:
+    """Write a pending run per (event, active rule it triggers, deal in the rule's reach),
+    in the consumer's transaction, and hand them to a worker after commit.
+
+    Import events count only when the importer asked for automations. A run that a chain
+    would make too deep, or that would re-run a rule already in the chain on the deal, is
+    written as skipped, saying so, and runs nothing.
+    """
+    wanted = [e for e in batch if e.deal_id and _counts(e)]
+    if not wanted:
+        return []
+    rules = [
+        r
+        for r in Rule.objects.filter(is_active=True).select_related("owner")
+        if r.trigger.get("kind") not in spec.TIME_BASED and r.owner.is_active
+    ]
+    matches = [(e, r) for e in wanted for r in rules if triggered_by(r.trigger, e.name, e.payload)]
+    if not matches:
+        return []
+    reach = _in_reach(
+        list({r.pk: r for _, r in matches}.values()), {e.deal_id for e, _ in matches}
+    )
+    now = timezone.now()
+    rows = []
+    for event, rule in matches:
+        if event.deal_id not in reach[rule.pk]:
+            continue
+        tag = event.payload.get("automation") or {}
+        chain = [int(pk) for pk in tag.get("chain", [])]
+        depth = int(tag.get("depth", 0)) + 1
+        status, reason = RunStatus.PENDING, ""
+        if rule.pk in chain:
+            status, reason = (
+                RunStatus.SKIPPED,
+                "Not run: this rule already ran on this deal in this chain.",
+            )
+        elif depth > MAX_DEPTH:
+            status, reason = RunStatus.SKIPPED, f"Not run: chains stop at depth {MAX_DEPTH}."
+        rows.append(
+            RuleRun(
+                rule=rule,
+                deal_id=event.deal_id,
+                event_id=event.pk,
+                event_name=event.name,
+                depth=depth,
+                chain=chain,
+                status=status,
+                reason=reason,
+                created_at=now,
+                finished_at=None if status == RunStatus.PENDING else now,
+            )
+        )
+    RuleRun.objects.bulk_create(rows, ignore_conflicts=True)
+    return _hand_over(
+        RuleRun.objects.filter(
+            event_id__in=[e.pk for e in wanted], status=RunStatus.PENDING
+        ).values_list("pk", flat=True)
+    )
+
+
+def _counts(event: Event) -> bool:
+    """Imports fire automations only when the importer asked for them (in the preview)."""
+    return event.source != "import" or bool(event.payload.get("automations"))
+
+
+def _hand_over(run_ids: Any) -> list[int]:
+    ids = sorted(run_ids)
+    for start in range(0, len(ids), BATCH):
+        outbox.enqueue(EXECUTE_TASK, run_ids=ids[start : start + BATCH])
+    return ids
+
+
+# --- running -------------------------------------------------------------------------------
+
+
+def execute_run(run_id: int, *, now: datetime | None = None) -> str | None:
+    """Run a pending run: check the rule and its conditions, do its actions in order,
+    record each outcome, all in one transaction, so a worker killed half-way leaves the
+    run pending (to run again, whole) and a finished run never runs again.
+
+    An action that fails is rolled back alone and the later ones are skipped; a move the
+    gate refuses is recorded as blocked, with what is missing, and the others go on.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        run = (
+            RuleRun.objects.select_for_update(skip_locked=True)
+            .filter(pk=run_id, status=RunStatus.PENDING)
+            .first()
+        )
+        if run is None:
+            return None
+        rule = Rule.objects.select_for_update().select_related("owner").get(pk=run.rule_id)
+        deal = Deal.objects.select_related("stage", "owner__team").filter(pk=run.deal_id).first()
+        reason = _why_not(rule, deal)
+        if reason:
+            return _finish(run, RunStatus.SKIPPED, reason, now)
+        results = conditions.evaluate(rule.conditions, [deal.pk]).get(deal.pk, [])
+        names = labels.Names.load(labels.references(rule))
+        run.conditions = [
+            {"label": labels.condition(item, names), "passed": passed}
+            for item, passed in zip(rule.conditions.get("items", []), results, strict=False)
+        ]
+        if not conditions.passes(rule.conditions, results):
+            return _finish(run, RunStatus.SKIPPED, "Conditions not met.", now)
+        ctx = actions.Context(rule=rule, run=run, deal=deal, dry=False, now=now)
+        tag = {
+            "rule_id": rule.pk,
+            "run_id": run.pk,
+            "depth": run.depth,
+            "chain": [*run.chain, rule.pk],
+        }
+        with events.tagged(automation=tag):
+            run.outcomes = [o.as_json() for o in perform(ctx, rule.actions, names)]
+        failed = [o for o in run.outcomes if o["outcome"] == "failed"]
+        status = _finish(
+            run,
+            RunStatus.FAILED if failed else RunStatus.DONE,
+            failed[0]["detail"] if failed else "",
+            now,
+        )
+        _count_failure(rule, run, bool(failed))
+    return status
+
+
+def _why_not(rule: Rule, deal: Deal | None) -> str:
+    if not rule.is_active:
+        return "Not run: the rule is paused."
+    if deal is None:
+        return "Not run: the deal was deleted."
+    if not rule.owner.is_active:
+        return f"Not run: the rule's owner {rule.owner.display_name} is deactivated."
+    if rule.pipeline_id and deal.pipeline_id != rule.pipeline_id:
+        return "Not run: the deal is in another pipeline now."
+    if not Deal.objects.editable_by(rule.owner).filter(pk=deal.pk).exists():
+        return "Not run: the deal is out of the rule owner's reach now."
+    return ""
+
+
+def perform(ctx: actions.Context, items: list[dict], names: labels.Names) -> list[actions.Outcome]:
+    """Each action in order, each in its own savepoint (a dry run writes nothing)."""
+    outcomes = []
+    failed = False
+    for item in items:
+        label = labels.action(item, names)
+        if failed:
+            outcomes.append(
+                actions.Outcome(item["kind"], "skipped", f"{label}: an earlier action failed.")
+            )
+            continue
+        try:
+            with transaction.atomic():
+                detail = actions.KINDS[item["kind"]](ctx, item)
+            outcome = "would" if ctx.dry else "done"
+        except actions.Skip as skip:
+            outcome, detail = "skipped", f"{label}: {skip}"
+        except actions.Blocked as blocked:
+            outcome, detail = "blocked", blocked.detail
+        except Exception as error:
+            log.warning("automation %s action %s failed", ctx.rule.pk, item["kind"], exc_info=True)
+            outcome, detail = "failed", f"{label}: {getattr(error, 'message', None) or error}"
+            failed = True
+        outcomes.append(actions.Outcome(item["kind"], outcome, str(detail)[:500]))
+    return outcomes
+
+
+def _finish(run: RuleRun, status: str, reason: str, now: datetime) -> str:
+    run.status, run.reason, run.finished_at = status, reason[:300], now
+    run.save(update_fields=["status", "reason", "conditions", "outcomes", "finished_at"])
+    return status
+
+
+def _count_failure(rule: Rule, run: RuleRun, failed: bool) -> None:
+    """A success clears the streak; a failure tells the owner (once a day per rule) and,
+    the AUTOPAUSE_AFTER-th in a row, pauses the rule saying why."""
+    if not failed:
+        if rule.failure_streak:
+            Rule.objects.filter(pk=rule.pk).update(failure_streak=0)
+        return
+    rule.failure_streak += 1
+    today = timezone.localdate()
+    notices = [
+        Notification(
+            user=rule.owner,
+            deal_id=run.deal_id,
+            kind="automation_failed",
+            text=f"Automation “{rule.name}” failed: {run.reason}"[:300],
+            dedupe_key=f"automation_failed:{rule.pk}:{today}",
+        )
+    ]
+    if rule.failure_streak >= AUTOPAUSE_AFTER:
+        rule.is_active = False
+        rule.paused_reason = (
+            f"Paused itself after {rule.failure_streak} failed runs in a row; last: {run.reason}"
+        )[:300]
+        notices.append(
+            Notification(
+                user=rule.owner,
+                kind="automation_paused",
+                text=f"Automation “{rule.name}” paused itself: {rule.failure_streak} "
+                f"failed runs in a row."[:300],
+                dedupe_key=f"automation_paused:{rule.pk}:{run.pk}",
+            )
+        )
+    rule.save(update_fields=["failure_streak", "is_active", "paused_reason"])
+    Notification.objects.bulk_create(notices, ignore_conflicts=True)
+
+
+# --- time-based triggers -------------------------------------------------------------------
+
+CATCH_UP_DAYS = 7  # a scan missed (beat down) for less than this still fires
+
+
+def _due_days(
+    rule: Rule, today: Any, days: int = CATCH_UP_DAYS, *, since_created: bool = True
+) -> list[Any]:
+    """Due dates the scan looks at: the last `days` days, never before the rule existed
+    (a new rule does not fire for every deal whose date passed long ago)."""
+    first = today - timedelta(days=days)
+    if since_created:
+        first = max(first, timezone.localdate(rule.created_at))
+    return [first + timedelta(days=n) for n in range((today - first).days + 1)]
+
+
+def due_deals(rule: Rule, day: Any, *, now: datetime) -> QuerySet[Deal]:
+    """Open deals of the rule's reach, meeting its conditions, due on `day` for its
+    time-based trigger; one query, whatever the number of deals."""
+    trigger = rule.trigger
+    deals = Deal.objects.editable_by(rule.owner).open().filter(conditions.rule_q(rule.conditions))
+    if rule.pipeline_id:
+        deals = deals.filter(pipeline_id=rule.pipeline_id)
+    if trigger["kind"] == "close_date":
+        return deals.filter(expected_close_date=day - timedelta(days=trigger["days"]))
+    if trigger["kind"] == "days_in_stage":
+        start = timezone.make_aware(
+            datetime.combine(day - timedelta(days=trigger["days"]), datetime.min.time())
+        )
+        return deals.filter(
+            stage_entered_at__gte=start,
+            stage_entered_at__lt=min(
+                start + timedelta(days=1), now - timedelta(days=trigger["days"])
+            ),
+        )
+    # activity_overdue: an open activity due that day, whose time has passed
+    start = timezone.make_aware(datetime.combine(day, datetime.min.time()))
+    return deals.filter(
+        activities__done=False,
+        activities__due_at__gte=start,
+        activities__due_at__lt=min(start + timedelta(days=1), now),
+    ).distinct()
+
+
+def scan_time_based(*, now: datetime | None = None) -> int:
+    """Write a pending run for each (deal, time-based rule, due date) not written yet,
+    set-based (one INSERT … SELECT per rule and due day), and hand them to workers.
+    Safe to run twice and concurrently: the run's unique (rule, deal, due date) keeps one."""
+    from django.db.models import F as Col
+    from django.db.models import JSONField, Value
+
+    from common.sql import insert_select
+
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    created = 0
+    for rule in Rule.objects.filter(is_active=True, owner__is_active=True).select_related("owner"):
+        if rule.trigger.get("kind") not in spec.TIME_BASED:
+            continue
+        for day in _due_days(rule, today):
+            created += insert_select(
+                RuleRun,
+                due_deals(rule, day, now=now).values("pk").order_by(),
+                {
+                    "rule": Value(rule.pk),
+                    "deal_id": Col("pk"),
+                    "event_name": Value(""),
+                    "due_on": Value(day),
+                    "depth": Value(1),
+                    "chain": Value([], output_field=JSONField()),
+                    "status": Value(RunStatus.PENDING),
+                    "reason": Value(""),
+                    "conditions": Value([], output_field=JSONField()),
+                    "outcomes": Value([], output_field=JSONField()),
+                    "created_at": Value(now),
+                },
+                ignore_conflicts=True,
+            )
+    if created:
+        _hand_over(
+            RuleRun.objects.filter(
+                status=RunStatus.PENDING, due_on__isnull=False, created_at=now
+            ).values_list("pk", flat=True)
+        )
+    return created
+
+
+# --- dry run -------------------------------------------------------------------------------
+
+
+@dataclass
+class DryRow:
+    deal: Deal
+    when: str
+    conditions: list[dict[str, Any]] = field(default_factory=list)
+    passed: bool = False
+    outcomes: list[actions.Outcome] = field(default_factory=list)
+
+
+DRY_LIMIT = 50
+
+
+def dry_run(rule_id: int, *, by: User, deal_id: int | None = None, days: int = 30) -> list[DryRow]:
+    """What the rule would do, written nowhere: for one deal (each action checked, the
+    move against the gate), or for the events of the last `days` days (time-based: the
+    deals due then), at most DRY_LIMIT, each with its conditions and planned actions."""
+    rule = rule_for(rule_id, by)
+    now = timezone.now()
+    names = labels.Names.load(labels.references(rule))
+    deals = Deal.objects.editable_by(rule.owner).select_related("stage", "owner__team")
+    if rule.pipeline_id:
+        deals = deals.filter(pipeline_id=rule.pipeline_id)
+    if deal_id is not None:
+        deal = Deal.objects.visible_to(by).filter(pk=deal_id).first()
+        if deal is None:
+            raise NotVisible("Deal not found.")
+        deal = deals.filter(pk=deal_id).first()
+        if deal is None:
+            raise BadInput(
+                "This deal is outside the rule's reach (its pipeline or its owner's teams)."
+            )
+        found = [(deal, "now")]
+    elif rule.trigger.get("kind") in spec.TIME_BASED:
+        found = []
+        today = timezone.localdate(now)
+        for day in reversed(_due_days(rule, today, days=days, since_created=False)):
+            ids = list(due_deals(rule, day, now=now).values_list("pk", flat=True)[:DRY_LIMIT])
+            found += [(pk, f"due {day}") for pk in ids]
+            if len(found) >= DRY_LIMIT:
+                break
+        by_pk = deals.in_bulk([pk for pk, _ in found])
+        found = [(by_pk[pk], when) for pk, when in found if pk in by_pk][:DRY_LIMIT]
+    else:
+        recent = Event.objects.filter(
+            at__gte=now - timedelta(days=days),
+            name__in=TRIGGER_EVENTS.get(rule.trigger.get("kind"), ()),
+            deal_id__in=deals.values("pk"),
+        ).order_by("-at")
+        hits = [
+            e
+            for e in recent[: DRY_LIMIT * 4]
+            if triggered_by(rule.trigger, e.name, e.payload) and _counts(e)
+        ]
+        hits = hits[:DRY_LIMIT]
+        by_pk = deals.in_bulk({e.deal_id for e in hits})
+        found = [
+            (by_pk[e.deal_id], f"{e.name} at {timezone.localtime(e.at):%Y-%m-%d %H:%M}")
+            for e in hits
+            if e.deal_id in by_pk
+        ]
+    results = conditions.evaluate(rule.conditions, [d.pk for d, _ in found])
+    items = rule.conditions.get("items", [])
+    rows = []
+    for deal, when in found:
+        passed = results.get(deal.pk, [])
+        row = DryRow(
+            deal=deal,
+            when=when,
+            conditions=[
+                {"label": labels.condition(i, names), "passed": p}
+                for i, p in zip(items, passed, strict=False)
+            ],
+            passed=conditions.passes(rule.conditions, passed),
+        )
+        if row.passed:
+            if deal_id is not None:
+                ctx = actions.Context(rule=rule, run=None, deal=deal, dry=True, now=now)
+                row.outcomes = perform(ctx, rule.actions, names)
+            else:
+                row.outcomes = [
+                    actions.Outcome(a["kind"], "would", labels.action(a, names))
+                    for a in rule.actions
+                ]
+        rows.append(row)
+    return rows
