@@ -18,6 +18,7 @@ NAV = [
     ("accounts:audit", "Audit", "admin"),
     ("api_tokens", "API tokens", "all"),
     ("api_webhooks", "Webhooks", "staff"),
+    ("automations:rules", "Automations", "staff"),
 ]
 
 HEADER_INCLUDES = ["deals/_search_box.html", "deals/_bell.html"]

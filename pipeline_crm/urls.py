@@ -39,6 +39,7 @@ urlpatterns = [
     ),
     path("accounts/", include("accounts.urls")),
     path("admin/", admin.site.urls),
+    path("settings/automations/", include("automations.urls")),
     path("settings/", include("stages.urls")),
     path("contacts/", include("contacts.urls")),
     path("reports/", include("reports.urls")),
