@@ -24,7 +24,6 @@ from deals.models import Deal, EventSource, MoveSource, Notification
 from stages import gate
 from stages.models import Stage
 from webhooks import services as webhooks
-from webhooks.models import Endpoint
 
 if TYPE_CHECKING:
     from automations.models import Rule, RuleRun
@@ -150,20 +149,24 @@ def notify(ctx: Context, action: dict[str, Any]) -> str:
 
 def assign_owner(ctx: Context, action: dict[str, Any]) -> str:
     deal = ctx.fresh()
-    if action["mode"] == "user":
-        new_owner = _active_user(action["user"], "The new owner")
-    else:
+    round_robin = action["mode"] == "round_robin"
+    if round_robin:
         new_owner = _next_in_team(ctx, action["team"])
-    if new_owner.pk == deal.owner_id:
+    else:
+        new_owner = _active_user(action["user"], "The new owner")
+    if new_owner.pk == deal.owner_id and not round_robin:
         raise Skip(f"{new_owner.display_name} already owns the deal.")
     if ctx.dry:
         return f"Would assign the deal to {new_owner.display_name}."
+    if round_robin:
+        # The turn is taken even when it falls to the deal's owner: the deal stays put.
+        type(ctx.rule).objects.filter(pk=ctx.rule.pk).update(last_assignee=new_owner)
+        ctx.rule.last_assignee = new_owner
+    if new_owner.pk == deal.owner_id:
+        return f"Kept the deal with {new_owner.display_name}, whose turn it was."
     services.reassign_deal(
         deal, new_owner=new_owner, by=ctx.by, expected_version=deal.version, source=SOURCE
     )
-    if action["mode"] == "round_robin":
-        type(ctx.rule).objects.filter(pk=ctx.rule.pk).update(last_assignee=new_owner)
-        ctx.rule.last_assignee = new_owner
     return f"Assigned the deal to {new_owner.display_name}."
 
 
@@ -268,7 +271,3 @@ KINDS = {
     "move_stage": move_stage,
     "send_webhook": send_webhook,
 }
-
-
-def endpoint_for(user: User, endpoint_id: int) -> Endpoint | None:
-    return webhooks.endpoints_for(user).filter(pk=endpoint_id).first()

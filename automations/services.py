@@ -397,12 +397,14 @@ def perform(ctx: actions.Context, items: list[dict], names: labels.Names) -> lis
             continue
         try:
             with transaction.atomic():
-                detail = actions.KINDS[item["kind"]](ctx, item)
-            outcome = "would" if ctx.dry else "done"
+                try:
+                    detail = actions.KINDS[item["kind"]](ctx, item)
+                    outcome = "would" if ctx.dry else "done"
+                except actions.Blocked as blocked:
+                    # Caught inside the savepoint: the gate's record of the refusal stays.
+                    outcome, detail = "blocked", blocked.detail
         except actions.Skip as skip:
             outcome, detail = "skipped", f"{label}: {skip}"
-        except actions.Blocked as blocked:
-            outcome, detail = "blocked", blocked.detail
         except Exception as error:
             log.warning("automation %s action %s failed", ctx.rule.pk, item["kind"], exc_info=True)
             outcome, detail = "failed", f"{label}: {getattr(error, 'message', None) or error}"

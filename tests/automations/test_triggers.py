@@ -1,0 +1,204 @@
+"""Each trigger kind starts its rule for the events it names, and not for others."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from automations import services as automations
+from automations.models import RuleRun
+from deals import events, services
+from tests.factories import DealFactory
+
+pytestmark = pytest.mark.django_db
+
+NOTE = [{"kind": "notify", "roles": ["owner"], "users": [], "text": "hi", "email": False}]
+
+
+def runs(rule) -> int:
+    return RuleRun.objects.filter(rule=rule).count()
+
+
+def test_deal_created(rep, stages, make_rule, committed):
+    rule = make_rule({"kind": "deal_created"}, NOTE)
+    with committed():
+        services.create_deal(by=rep, title="New", stage=stages["lead"])
+    assert runs(rule) == 1
+
+
+def test_stage_entered_only_for_its_stage(rep, stages, make_rule, committed):
+    demo = make_rule({"kind": "stage_entered", "stage": stages["demo"].pk}, NOTE)
+    other = make_rule({"kind": "stage_entered", "stage": stages["proposal"].pk}, NOTE)
+    deal = DealFactory(owner=rep, stage=stages["qualified"])
+    with committed():
+        services.move_deal(deal, stages["demo"], by=rep, expected_version=deal.version)
+    assert (runs(demo), runs(other)) == (1, 0)
+
+
+def test_stage_entered_from_a_given_stage(rep, stages, make_rule, committed):
+    rule = make_rule(
+        {"kind": "stage_entered", "stage": stages["demo"].pk, "from_stage": stages["lead"].pk},
+        NOTE,
+    )
+    deal = DealFactory(owner=rep, stage=stages["qualified"])
+    with committed():
+        services.move_deal(deal, stages["demo"], by=rep, expected_version=deal.version)
+    assert runs(rule) == 0
+    deal = DealFactory(owner=rep, stage=stages["lead"])
+    with committed():
+        services.move_deal(deal, stages["demo"], by=rep, expected_version=deal.version)
+    assert runs(rule) == 1
+
+
+def test_stage_left(rep, stages, make_rule, committed):
+    rule = make_rule({"kind": "stage_left", "stage": stages["qualified"].pk}, NOTE)
+    deal = DealFactory(owner=rep, stage=stages["qualified"])
+    with committed():
+        services.move_deal(deal, stages["demo"], by=rep, expected_version=deal.version)
+    assert runs(rule) == 1
+
+
+def test_won_and_lost(rep, stages, make_rule, committed):
+    won = make_rule({"kind": "deal_won"}, NOTE)
+    lost = make_rule({"kind": "deal_lost"}, NOTE)
+    deal = DealFactory(owner=rep, stage=stages["proposal"], amount=Decimal("5"))
+    with committed():
+        services.move_deal(deal, stages["won"], by=rep, expected_version=deal.version)
+    assert (runs(won), runs(lost)) == (1, 0)
+    other = DealFactory(owner=rep, stage=stages["proposal"], lost_reason="Price")
+    with committed():
+        services.move_deal(other, stages["lost"], by=rep, expected_version=other.version)
+    assert (runs(won), runs(lost)) == (1, 1)
+
+
+def test_stalled_by_rule(rep, stages, make_rule):
+    any_flag = make_rule({"kind": "deal_stalled"}, NOTE)
+    by_rule = make_rule({"kind": "deal_stalled", "stalled_rule": "no_next_step"}, NOTE)
+    deal = DealFactory(owner=rep, stage=stages["demo"])
+    stalled = events.event(
+        "deal.stalled", by=None, source="job", deal=deal, rules=["in_stage_too_long"]
+    )
+    automations.runs_for_events(events.publish(stalled))
+    assert (runs(any_flag), runs(by_rule)) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    ("field", "change"),
+    [("amount", {"amount": Decimal("7")}), ("expected_close_date", {"expected_close_date": None})],
+)
+def test_field_changed(rep, stages, make_rule, committed, field, change):
+    rule = make_rule({"kind": "field_changed", "field": field}, NOTE)
+    other = make_rule({"kind": "field_changed", "field": "owner"}, NOTE)
+    deal = DealFactory(owner=rep, stage=stages["demo"], expected_close_date=timezone.localdate())
+    with committed():
+        services.update_deal(deal, change, by=rep, expected_version=deal.version)
+    assert (runs(rule), runs(other)) == (1, 0)
+
+
+def test_owner_changed(rep, teammate, manager, stages, make_rule, committed):
+    rule = make_rule({"kind": "field_changed", "field": "owner"}, NOTE)
+    deal = DealFactory(owner=rep, stage=stages["demo"])
+    with committed():
+        services.reassign_deal(deal, new_owner=teammate, by=manager, expected_version=deal.version)
+    assert runs(rule) == 1
+
+
+def test_imported_deals_fire_only_when_the_importer_asked(rep, stages, make_rule):
+    rule = make_rule({"kind": "deal_created"}, NOTE)
+    quiet, asked = (
+        DealFactory(owner=rep, stage=stages["lead"]),
+        DealFactory(owner=rep, stage=stages["lead"]),
+    )
+    published = events.publish(
+        events.event("deal.created", by=rep, source="import", deal=quiet, automations=False),
+        events.event("deal.created", by=rep, source="import", deal=asked, automations=True),
+    )
+    automations.runs_for_events(published)
+    assert list(RuleRun.objects.filter(rule=rule).values_list("deal_id", flat=True)) == [asked.pk]
+
+
+def test_a_managers_rule_ignores_other_teams_deals(manager, outsider, rep, stages, make_rule):
+    rule = make_rule({"kind": "deal_created"}, NOTE, owner=manager)
+    mine, theirs = (
+        DealFactory(owner=rep, stage=stages["lead"]),
+        DealFactory(owner=outsider, stage=stages["lead"]),
+    )
+    automations.runs_for_events(
+        events.publish(
+            *(events.event("deal.created", by=rep, source="form", deal=d) for d in (mine, theirs))
+        )
+    )
+    assert list(RuleRun.objects.filter(rule=rule).values_list("deal_id", flat=True)) == [mine.pk]
+
+
+def test_a_paused_rule_does_not_start(rep, stages, make_rule, committed):
+    rule = make_rule({"kind": "deal_created"}, NOTE)
+    rule.is_active = False
+    rule.save()
+    with committed():
+        services.create_deal(by=rep, title="New", stage=stages["lead"])
+    assert runs(rule) == 0
+
+
+# --- time-based ------------------------------------------------------------------------------
+
+
+def test_days_before_the_close_date_fires_once_per_due_date(rep, stages, make_rule, committed):
+    today = timezone.localdate()
+    rule = make_rule({"kind": "close_date", "days": -7}, NOTE)
+    due = DealFactory(
+        owner=rep, stage=stages["demo"], expected_close_date=today + timedelta(days=7)
+    )
+    DealFactory(owner=rep, stage=stages["demo"], expected_close_date=today + timedelta(days=8))
+    with committed():
+        assert automations.scan_time_based() == 1
+    assert automations.scan_time_based() == 0  # the same (deal, rule, due date) once
+    run = RuleRun.objects.get(rule=rule)
+    assert (run.deal_id, run.due_on, run.status) == (due.pk, today, "done")
+
+
+def test_days_after_the_close_date(rep, stages, make_rule):
+    today = timezone.localdate()
+    rule = make_rule({"kind": "close_date", "days": 2}, NOTE)
+    rule.created_at -= timedelta(days=5)
+    rule.save()
+    deal = DealFactory(
+        owner=rep, stage=stages["demo"], expected_close_date=today - timedelta(days=3)
+    )
+    automations.scan_time_based()
+    assert RuleRun.objects.get(rule=rule).deal_id == deal.pk  # due yesterday, caught up
+
+
+def test_days_in_stage(rep, stages, make_rule):
+    rule = make_rule({"kind": "days_in_stage", "days": 3}, NOTE)
+    now = timezone.now()
+    old = DealFactory(
+        owner=rep, stage=stages["demo"], stage_entered_at=now - timedelta(days=3, hours=1)
+    )
+    DealFactory(owner=rep, stage=stages["demo"], stage_entered_at=now - timedelta(days=2))
+    automations.scan_time_based()
+    assert list(RuleRun.objects.filter(rule=rule).values_list("deal_id", flat=True)) == [old.pk]
+
+
+def test_activity_overdue(rep, stages, make_rule):
+    from tests.factories import ActivityFactory
+
+    rule = make_rule({"kind": "activity_overdue"}, NOTE)
+    late = ActivityFactory(
+        deal=DealFactory(owner=rep, stage=stages["demo"]),
+        due_at=timezone.now() - timedelta(minutes=5),
+    )
+    ActivityFactory(deal=DealFactory(owner=rep, stage=stages["demo"]))  # due tomorrow
+    automations.scan_time_based()
+    assert list(RuleRun.objects.filter(rule=rule).values_list("deal_id", flat=True)) == [
+        late.deal_id
+    ]
+
+
+def test_time_based_rules_skip_closed_deals(rep, stages, make_rule):
+    make_rule({"kind": "close_date", "days": 0}, NOTE)
+    DealFactory(owner=rep, stage=stages["won"], expected_close_date=timezone.localdate())
+    assert automations.scan_time_based() == 0
