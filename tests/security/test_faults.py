@@ -227,9 +227,10 @@ def test_outbox_work_lost_with_a_redis_restart_is_dispatched_again(
 class Interruption:
     """Holds the processing of one deal.moved event inside its second consumer.
 
-    Consumers run one after the other, each in its own transaction with its receipt:
-    `forecasts` first (committed), then `stalled_flags`, whose refresh waits for the
-    stalled job's advisory lock, held here, after writing its receipt (uncommitted).
+    Consumers run one after the other (by name), each in its own transaction with its
+    receipt: `automations` and `forecasts` first (committed), then `stalled_flags`, whose
+    refresh waits for the stalled job's advisory lock, held here, after writing its
+    receipt (uncommitted).
     """
 
     def __init__(self) -> None:
@@ -241,7 +242,8 @@ class Interruption:
 
     def hold_second_consumer(self) -> None:
         assert wait_for(lambda: waiting_on("advisory") == 1), "the consumer never started"
-        assert wait_for(lambda: receipts() == {"forecasts": 1}), "first consumer not done"
+        first = {"automations": 1, "forecasts": 1}
+        assert wait_for(lambda: receipts() == first), "first consumers not done"
 
     def release(self) -> None:
         self.locks.execute("SELECT pg_advisory_unlock(%s)", [self.key])
@@ -268,11 +270,11 @@ def assert_done_exactly_once(redis: RedisServer, owner) -> None:
     assert wait_for(lambda: unsettled(redis) == 0, seconds=30)
     assert Notification.objects.filter(user=owner).count() == 1
     assert StalledFlag.objects.count() == 1
-    # Every consumer of deal.moved, the webhooks' fan-out included, committed exactly once;
-    # the flags' refresh published one deal.stalled, which the fan-out took once too.
-    assert wait_for(
-        lambda: receipts() == {"forecasts": 1, "stalled_flags": 1, "webhooks": 2}, seconds=60
-    ), receipts()
+    # Every consumer of deal.moved, webhooks and automations included, committed exactly
+    # once; the flags' refresh published one deal.stalled, which the fan-out and the
+    # automations took once too.
+    expected = {"automations": 2, "forecasts": 1, "stalled_flags": 1, "webhooks": 2}
+    assert wait_for(lambda: receipts() == expected, seconds=60), receipts()
     assert Event.objects.filter(name="deal.stalled").count() == 1
 
 
@@ -320,7 +322,7 @@ def test_worker_killed_mid_task_redelivers_after_restart_with_one_effect(
     # The dead worker's transaction is rolled back; its message waits, unacknowledged.
     assert wait_for(lambda: waiting_on("advisory") == 0)
     assert wait_for(lambda: Notification.objects.count() == 0)
-    assert receipts() == {"forecasts": 1}
+    assert receipts() == {"automations": 1, "forecasts": 1}
     assert unsettled(redis) == 1
 
     second = Worker(redis.url)

@@ -92,6 +92,8 @@ def fill(route: str, world: Any) -> str:
         "token_id": 1,
         "endpoint_id": 1,
         "delivery_id": 1,
+        "rule_id": 1,
+        "slug": "demo_prep",
     }
     if route.startswith("contacts/organizations/"):
         ids["pk"] = world.organizations["rep"].pk
