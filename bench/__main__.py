@@ -1,4 +1,4 @@
-"""`python -m bench`: generate data at each size, measure B0-B7, write the results.
+"""`python -m bench`: generate data at each size, measure B0-B8, write the results.
 
     python -m bench --sizes 10000,100000,1000000     # make bench  -> bench/results/latest.*
     python -m bench --quick                          # make bench-quick -> var/bench/quick.*
@@ -130,6 +130,7 @@ def measure_size(
         b5_dashboard,
         b6_api,
         b7_live,
+        b8_automations,
         datagen,
     )
 
@@ -247,6 +248,18 @@ def measure_size(
         }
 
     run.step("B5 dashboard", dashboard)
+
+    def automations() -> None:
+        run.out["b8"] = b8_automations.measure(admin, rep, data, runs=profile.move_runs)
+        result = run.out["b8"]
+        log(
+            f"    scan {result['scan']['first_s']} s ({result['scan']['first_runs']} runs, "
+            f"{result['scan']['first_statements']} statements), again "
+            f"{result['scan']['second_s']} s; event to action "
+            f"p50 {result['latency']['event_to_action'].get('p50_ms')} ms"
+        )
+
+    run.step("B8 automations", automations)
     run.out["load_average_at_end"] = round(os.getloadavg()[0], 1)
     run.save()
 

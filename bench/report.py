@@ -195,6 +195,21 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             0,
             unit="rows",
         )
+    # Issue 18: the time-based automations scan, set-based, over every deal.
+    add(
+        "automations time-based scan ≤ 2 s at 1M deals",
+        1_000_000,
+        ("b8", "scan", "first_s"),
+        2,
+        unit="s",
+    )
+    add(
+        "automations scan again writes 0 runs",
+        1_000_000,
+        ("b8", "scan", "second_runs"),
+        0,
+        unit="runs",
+    )
     for who in ("admin", "manager"):
         _size, run = _pick(sizes, 100_000)
         panels = _get(run, "b5", who, "panels") or {}

@@ -11,7 +11,7 @@ from django.db import connection
 from django.test import Client
 
 from accounts.models import User
-from bench import b1_board, b2_move, b6_api, datagen, integrity
+from bench import b1_board, b2_move, b6_api, b8_automations, datagen, integrity
 from deals.models import Deal, StageChange
 from stages.models import StageKind
 
@@ -88,3 +88,12 @@ def test_api_measurement_lists_and_moves(data, settings):
     result = b6_api.measure(rep, data, runs=3)
     assert result["move"]["not_200"] == 0
     assert result["list_100"]["statements"] > 0 and result["move"]["statements"] > 0
+
+
+def test_automation_measurement_scans_twice_and_times_each_run(data):
+    admin = User.objects.get(pk=data.admin_id)
+    rep = User.objects.get(pk=data.rep_ids[0])
+    result = b8_automations.measure(admin, rep, data, runs=3)
+    assert result["scan"]["second_runs"] == 0
+    assert result["scan"]["first_statements"] >= 1
+    assert result["latency"]["runs_done"] == result["latency"]["moves"]
