@@ -5,15 +5,11 @@ from __future__ import annotations
 import pytest
 
 from automations.models import Rule
-from pipeline_crm.celery import app
 
 
 @pytest.fixture(autouse=True)
-def eager():
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
+def in_process(eager):
+    """Every automation test runs as the zero-setup default does (tests/conftest.py)."""
 
 
 @pytest.fixture

@@ -6,20 +6,10 @@ from __future__ import annotations
 import pytest
 
 from deals.models import Activity
-from pipeline_crm.celery import app
 from tests.browser.board_support import move_with_menu
 from tests.factories import DealFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def eager():
-    """The zero-setup default: the live server runs the automation in-process."""
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
 
 
 def test_a_recipe_fires_when_a_card_moves_and_its_run_log_says_what_it_did(
