@@ -65,7 +65,9 @@ def rule_for(rule_id: int, user: User, *, lock: bool = False) -> Rule:
     if not may_manage(user):
         raise NotVisible("Automation not found.")
     rules = rules_for(user).select_related("owner", "pipeline")
-    rule = (rules.select_for_update(of=("self",)) if lock else rules).filter(pk=rule_id).first()
+    if lock:
+        rules = rules.select_for_update(of=("self",), no_key=True)
+    rule = rules.filter(pk=rule_id).first()
     if rule is None:
         raise NotVisible("Automation not found.")
     return rule
@@ -337,7 +339,11 @@ def execute_run(run_id: int, *, now: datetime | None = None) -> str | None:
         )
         if run is None:
             return None
-        rule = Rule.objects.select_for_update().select_related("owner").get(pk=run.rule_id)
+        # NO KEY UPDATE: new runs of the rule (whose foreign key takes KEY SHARE on it)
+        # are written meanwhile; two runs of one rule still take turns (round-robin).
+        rule = (
+            Rule.objects.select_for_update(no_key=True).select_related("owner").get(pk=run.rule_id)
+        )
         deal = Deal.objects.select_related("stage", "owner__team").filter(pk=run.deal_id).first()
         reason = _why_not(rule, deal)
         if reason:

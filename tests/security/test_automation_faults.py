@@ -8,8 +8,11 @@ a private redis-server, workers started and stopped by this test.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
+import psycopg
 import pytest
+from django.db import connection
 
 from automations.models import Rule, RuleRun
 from deals.models import Activity
@@ -22,17 +25,35 @@ from tests.security.test_faults import (  # noqa: F401 (fixtures)
     real_services,
     redis,
     unsettled,
-    waiting_on,
     workers,
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
 
+@pytest.fixture
+def locks() -> Iterator[psycopg.Connection]:
+    held = raw_connection()
+    yield held
+    held.close()  # even when the test fails: an open lock would block the database flush
+
+
+def runs_waiting_for_the_rule() -> int:
+    """Backends of the test database waiting for a row lock while locking a rule."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND query LIKE %s",
+            ["%automations_rule%FOR NO KEY UPDATE%"],
+        )
+        return cursor.fetchone()[0]
+
+
 def test_worker_killed_mid_run_redelivers_after_restart_and_acts_once(
     redis,  # noqa: F811
     publish_to,  # noqa: F811
     workers,  # noqa: F811
+    locks,
     admin_user,
     rep,
     stages,
@@ -59,18 +80,17 @@ def test_worker_killed_mid_run_redelivers_after_restart_and_acts_once(
     deal = DealFactory(owner=rep, stage=stages["lead"])
 
     # Hold the rule's row: the run claims itself, then waits here for the rule's lock,
-    # with its transaction open.
-    locks = raw_connection()
+    # with its transaction open (NO KEY UPDATE, as the run takes it: new runs of the rule
+    # are still written).
     locks.execute("BEGIN")
-    locks.execute("SELECT id FROM automations_rule WHERE id = %s FOR UPDATE", [rule.pk])
+    locks.execute("SELECT id FROM automations_rule WHERE id = %s FOR NO KEY UPDATE", [rule.pk])
     move_deal(deal, stages["qualified"], by=rep, expected_version=deal.version)
-    assert wait_for(lambda: waiting_on("automations_rule") == 1, seconds=60), first.output
+    assert wait_for(lambda: runs_waiting_for_the_rule() == 1, seconds=60)
 
     first.stop(kill=True)  # kill -9 mid-run: no acknowledgement, transaction undone
     killed = time.monotonic()
     locks.execute("ROLLBACK")
-    locks.close()
-    assert wait_for(lambda: waiting_on("automations_rule") == 0)
+    assert wait_for(lambda: runs_waiting_for_the_rule() == 0)
     run = RuleRun.objects.get(rule=rule)
     assert run.status == "pending"
     assert not Activity.objects.filter(deal=deal).exists()
