@@ -16,12 +16,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from common.errors import DomainError, RuleFailed, describe
-from contacts.services import ContactError
-from stages.services.base import ConfigError
 
 CONTENT_TYPE = "application/problem+json"
-# Contacts and configuration still raise their own families (same status/message shape).
-OTHER_DOMAIN_ERRORS = (ContactError, ConfigError)
 
 TITLES = {
     400: "Bad request",
@@ -100,8 +96,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return problem(
             refusal.status, refusal.message, kind=kind, headers=refusal.headers, **extra
         )
-    if isinstance(exc, OTHER_DOMAIN_ERRORS):
-        return problem(exc.status, exc.message, kind=_kebab(type(exc).__name__))
     if isinstance(exc, Http404):
         return problem(404, "Not found.", kind="not-found")
     if isinstance(exc, RequestDataTooBig):

@@ -15,7 +15,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 
 from common.errors import DomainError, Refusal, describe
@@ -86,3 +88,19 @@ def presents(presenter: Presenter) -> Callable[[View], View]:
         return wrapper
 
     return decorate
+
+
+def flash_and_return(to: Callable[..., str]) -> Presenter:
+    """A presenter for a button whose refusal is best told where the user was: a plain
+    POST goes back to `to(request, **view_kwargs)` with the message as a flash; htmx (and
+    a 404) get the plain answer from `RefusalMiddleware`."""
+
+    def present(
+        request: HttpRequest, error: DomainError, refusal: Refusal, *args: Any, **kwargs: Any
+    ) -> HttpResponse | None:
+        if getattr(request, "htmx", False) or error.status == 404:
+            return None
+        messages.error(request, refusal.message)
+        return redirect(to(request, *args, **kwargs))
+
+    return present

@@ -10,8 +10,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from common.errors import BadInput, NotVisible
 from contacts.models import Organization, Person
 
 if TYPE_CHECKING:
@@ -21,26 +23,24 @@ ORGANIZATION_FIELDS = ("name", "sector", "employees", "annual_revenue", "website
 PERSON_FIELDS = ("name", "email", "phone", "job_title", "organization")
 
 
-class ContactError(Exception):
-    """A refused write, with a message fit for the user and an HTTP status for views."""
-
-    status = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class ContactError(BadInput):
+    """A refused write (unknown field, a value the record cannot hold): 400 through the one
+    mapping (common.errors.describe)."""
 
 
-class ContactNotFound(ContactError):
-    status = 404
+class ContactNotFound(NotVisible):
+    """The record (or the organization named) does not exist or `by` may not see it."""
 
 
 def _clean(instance: Organization | Person) -> None:
     """Enforce the model's rules (name required and ≤ 200, e-mail valid, counts ≥ 0) for
-    callers that did not come through a form: imports, the shell, the pickers."""
+    callers that did not come through a form: imports, the API, the shell, the pickers."""
     instance.name = (instance.name or "").strip()
     # Foreign keys are checked against visibility (`_check_organization`), not mere existence.
-    instance.full_clean(exclude=["created_by", "organization"])
+    try:
+        instance.full_clean(exclude=["created_by", "organization"])
+    except ValidationError as error:
+        raise ContactError(" ".join(error.messages)) from None
 
 
 def _locked(model: type[Organization] | type[Person], pk: int, by: User) -> Any:

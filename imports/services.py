@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import Sum
 
 from common import outbox
+from common.errors import BadInput, NotVisible
 from imports.mapping import (
     FIELDS,
     ORGANIZATION_FIELDS,
@@ -43,18 +44,13 @@ MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 COMPANION_ROWS = 10_000
 
 
-class ImportRefused(Exception):
-    """A refused import step, with a message fit for the user."""
-
-    status = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class ImportRefused(BadInput):
+    """A refused import step (an unreadable file, the quota, a job past that step), with a
+    message fit for the user: 400 through the one mapping (common.errors.describe)."""
 
 
-class NotAllowed(ImportRefused):
-    status = 404
+class NotAllowed(NotVisible):
+    """Not an importer, or someone else's import: answered as not found (404)."""
 
 
 def may_import(user: User) -> bool:

@@ -14,8 +14,11 @@ from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from common.errors import DomainError, Refusal
+from common.refusals import flash_and_return, presents
 from imports import preview as previews
 from imports import services, undo
 from imports.forms import MappingForm, UploadForm
@@ -35,41 +38,54 @@ def _job(request: HttpRequest, pk: int) -> ImportJob:
     return get_object_or_404(services.visible_jobs(request.user), pk=pk)
 
 
+def _start_page(request: HttpRequest, form: UploadForm, *, status: int) -> HttpResponse:
+    jobs = list(services.visible_jobs(request.user)[:RECENT_JOBS])
+    context = {"form": form, "jobs": jobs}
+    return TemplateResponse(request, "imports/import_start.html", context, status=status)
+
+
+def _upload_refused(
+    request: HttpRequest, error: DomainError, refusal: Refusal
+) -> HttpResponse | None:
+    """A refused upload (unreadable file, over the quota): the form again with the reason."""
+    if error.status == 404:
+        return None
+    form = UploadForm(request.POST, request.FILES)
+    form.is_valid()
+    form.add_error(None, refusal.message)
+    return _start_page(request, form, status=refusal.status)
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
+@presents(_upload_refused)
 def start(request: HttpRequest) -> HttpResponse:
     _importer(request)
     form = UploadForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        kind = data["kind"]
-        try:
-            reference = (
-                services.read_companions(
-                    organizations=data["organizations"],
-                    team_members=data["team_members"],
-                    products=data["products"],
-                )
-                if kind == ImportKind.DEALS
-                else {}
-            )
-            job = services.start_import(
-                by=request.user,
-                upload=data["file"],
-                kind=kind,
-                pipeline=data["pipeline"],
-                saved=data["saved"],
-                reference=reference,
-            )
-        except services.ImportRefused as error:
-            form.add_error(None, error.message)
-        else:
-            return redirect("import_preview", pk=job.pk)
-    jobs = list(services.visible_jobs(request.user)[:RECENT_JOBS])
-    # A refused upload (invalid form, unreadable file, over the quota) is bad input.
-    status = 400 if request.method == "POST" else 200
-    context = {"form": form, "jobs": jobs}
-    return TemplateResponse(request, "imports/import_start.html", context, status=status)
+    if request.method == "GET":
+        return _start_page(request, form, status=200)
+    if not form.is_valid():
+        return _start_page(request, form, status=400)  # bad input, as a refusal would be
+    data = form.cleaned_data
+    kind = data["kind"]
+    reference = (
+        services.read_companions(
+            organizations=data["organizations"],
+            team_members=data["team_members"],
+            products=data["products"],
+        )
+        if kind == ImportKind.DEALS
+        else {}
+    )
+    job = services.start_import(
+        by=request.user,
+        upload=data["file"],
+        kind=kind,
+        pipeline=data["pipeline"],
+        saved=data["saved"],
+        reference=reference,
+    )
+    return redirect("import_preview", pk=job.pk)
 
 
 def _preview_context(request: HttpRequest, job: ImportJob, form: Any = None) -> dict[str, Any]:
@@ -79,8 +95,17 @@ def _preview_context(request: HttpRequest, job: ImportJob, form: Any = None) -> 
     return {"job": job, "preview": preview, "form": form}
 
 
+def _preview_page(request: HttpRequest, pk: int) -> str:
+    return reverse("import_preview", args=[pk])
+
+
+def _status_page(request: HttpRequest, pk: int) -> str:
+    return reverse("import_status", args=[pk])
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
+@presents(flash_and_return(_preview_page))
 def preview(request: HttpRequest, pk: int) -> HttpResponse:
     """The mapping form and what the import will do with it; POST saves the mapping."""
     job = _job(request, pk)
@@ -95,22 +120,17 @@ def preview(request: HttpRequest, pk: int) -> HttpResponse:
         if not form.is_valid():
             context["form"] = form
             return TemplateResponse(request, template, context, status=422)
-        try:
-            services.update_mapping(
-                job,
-                by=request.user,
-                mapping=form.mapping(),
-                pipeline=form.cleaned_data.get("pipeline"),
-                override_reason=form.cleaned_data.get("override_reason", ""),
-                run_automations=bool(form.cleaned_data.get("run_automations")),
-            )
-            if form.cleaned_data["save_as"]:
-                saved = services.save_mapping(
-                    job, by=request.user, name=form.cleaned_data["save_as"]
-                )
-                messages.success(request, f"Mapping saved as “{saved.name}”.")
-        except services.ImportRefused as error:
-            messages.error(request, error.message)
+        services.update_mapping(
+            job,
+            by=request.user,
+            mapping=form.mapping(),
+            pipeline=form.cleaned_data.get("pipeline"),
+            override_reason=form.cleaned_data.get("override_reason", ""),
+            run_automations=bool(form.cleaned_data.get("run_automations")),
+        )
+        if form.cleaned_data["save_as"]:
+            saved = services.save_mapping(job, by=request.user, name=form.cleaned_data["save_as"])
+            messages.success(request, f"Mapping saved as “{saved.name}”.")
         if not request.htmx:
             return redirect("import_preview", pk=job.pk)
     return TemplateResponse(request, template, _preview_context(request, job))
@@ -118,26 +138,20 @@ def preview(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@presents(flash_and_return(_preview_page))
 def confirm(request: HttpRequest, pk: int) -> HttpResponse:
     job = _job(request, pk)
-    try:
-        services.confirm_import(job, by=request.user)
-    except services.ImportRefused as error:
-        messages.error(request, error.message)
-        return redirect("import_preview", pk=job.pk)
+    services.confirm_import(job, by=request.user)
     return redirect("import_status", pk=job.pk)
 
 
 @login_required
 @require_POST
+@presents(flash_and_return(_status_page))
 def discard(request: HttpRequest, pk: int) -> HttpResponse:
     """Drop an upload that was never imported, and its file."""
     job = _job(request, pk)
-    try:
-        services.discard_import(job, by=request.user)
-    except services.ImportRefused as error:
-        messages.error(request, error.message)
-        return redirect("import_status", pk=job.pk)
+    services.discard_import(job, by=request.user)
     messages.success(request, f"Discarded {job.original_name}.")
     return redirect("import_start")
 
@@ -168,17 +182,14 @@ def summary(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@presents(flash_and_return(_status_page))
 def undo_view(request: HttpRequest, pk: int) -> HttpResponse:
     job = _job(request, pk)
-    try:
-        result = undo.undo_import(job, by=request.user)
-    except services.ImportRefused as error:
-        messages.error(request, error.message)
-    else:
-        kept = f" ({result['kept']} kept: in use elsewhere)" if result["kept"] else ""
-        messages.success(
-            request,
-            f"Import undone: {result['deals_deleted']:,} deals removed, "
-            f"{result['deals_reverted']:,} restored{kept}.",
-        )
+    result = undo.undo_import(job, by=request.user)
+    kept = f" ({result['kept']} kept: in use elsewhere)" if result["kept"] else ""
+    messages.success(
+        request,
+        f"Import undone: {result['deals_deleted']:,} deals removed, "
+        f"{result['deals_reverted']:,} restored{kept}.",
+    )
     return redirect("import_status", pk=job.pk)

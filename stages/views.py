@@ -19,7 +19,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from common.errors import BadInput, DomainError, NotVisible, Refusal
 from common.ids import query_number
+from common.refusals import flash_and_return, presents
 from stages import queries, services
 from stages.forms import (
     ButtonForm,
@@ -31,7 +33,6 @@ from stages.forms import (
     StageForm,
 )
 from stages.models import EntryCriterion, Pipeline, Stage
-from stages.services import ConfigError
 
 if TYPE_CHECKING:
     from django_htmx.middleware import HtmxDetails
@@ -92,24 +93,37 @@ def _list_action(
     refresh: Callable[[str, int], HttpResponse],
     back: str,
 ) -> HttpResponse:
-    """Apply one row button of a list (or a drag reorder).
-
-    htmx gets the list re-rendered in place (422/409 with the reason when refused);
-    a plain POST gets a redirect back, with the reason as a flash message.
-    """
-    error, status = "", 200
+    """Apply one row button of a list (or a drag reorder): htmx gets the list re-rendered
+    in place, a plain POST a redirect back. A refusal (a malformed button is BadInput, a
+    service's ConfigError or StaleOrder) is answered by the list's presenter, through
+    the one mapping (common.errors.describe)."""
     if not form.is_valid():
-        error, status = _first_error(form), 400
-    else:
-        try:
-            run()
-        except ConfigError as exc:
-            error, status = exc.message, 422 if exc.status == 400 else exc.status
+        raise BadInput(_first_error(form))
+    run()
     if request.htmx:
-        return refresh(error, status)
-    if error:
-        messages.error(request, error)
+        return refresh("", 200)
     return redirect(back)
+
+
+def _list_refusal(
+    refresh: Callable[..., Callable[[str, int], HttpResponse]],
+    back: Callable[..., str],
+) -> Callable[..., HttpResponse | None]:
+    """A presenter for a list's row buttons: htmx gets the list again with the reason (and
+    the refusal's status); a plain POST goes back with the reason as a flash message.
+    `refresh` and `back` take the request and the view's arguments."""
+
+    def present(
+        request: AdminRequest, error: DomainError, refusal: Refusal, **kwargs: Any
+    ) -> HttpResponse | None:
+        if isinstance(error, NotVisible):
+            return None
+        if request.htmx:
+            return refresh(request, **kwargs)(refusal.message, refusal.status)
+        messages.error(request, refusal.message)
+        return redirect(back(request, **kwargs))
+
+    return present
 
 
 # -------------------------------------------------------------------------- pipelines
@@ -137,6 +151,46 @@ def _refresh_pipelines(request: AdminRequest) -> Callable[[str, int], HttpRespon
     )
 
 
+def _own_pipeline_or_list(request: AdminRequest, pipeline_id: int | None = None) -> str:
+    listed = reverse("stages:pipelines")
+    if pipeline_id is None:
+        return listed
+    own = reverse("stages:pipeline", args=[pipeline_id])
+    return _back(request, own=own, listed=f"{listed}#pipeline-{pipeline_id}")
+
+
+pipelines_refused = presents(
+    _list_refusal(lambda request, **_: _refresh_pipelines(request), _own_pipeline_or_list)
+)
+
+
+def _form_refused(
+    render_form: Callable[..., HttpResponse],
+) -> Callable[..., HttpResponse | None]:
+    """A presenter for a form page: the form again, as typed, with the reason on it and
+    the refusal's status. `render_form(request, message, status, **view_kwargs)`."""
+
+    def present(
+        request: AdminRequest, error: DomainError, refusal: Refusal, **kwargs: Any
+    ) -> HttpResponse | None:
+        if isinstance(error, NotVisible):
+            return None
+        return render_form(request, refusal.message, refusal.status, **kwargs)
+
+    return present
+
+
+def _pipeline_form_again(
+    request: AdminRequest, message: str, status: int, pipeline_id: int | None = None
+) -> HttpResponse:
+    form = PipelineForm(request.POST)
+    form.is_valid()
+    form.add_error("name", message)
+    if pipeline_id is None:
+        return _render_pipelines(request, form=form, status=status)
+    return _render_pipeline(request, _pipeline(pipeline_id), form=form, status=status)
+
+
 @admin_only
 @require_GET
 def pipelines(request: AdminRequest) -> HttpResponse:
@@ -145,21 +199,19 @@ def pipelines(request: AdminRequest) -> HttpResponse:
 
 @admin_only
 @require_POST
+@presents(_form_refused(_pipeline_form_again))
 def create_pipeline(request: AdminRequest) -> HttpResponse:
     form = PipelineForm(request.POST)
-    if form.is_valid():
-        try:
-            pipeline = services.create_pipeline(name=form.cleaned_data["name"], by=request.user)
-        except ConfigError as exc:
-            form.add_error("name", exc.message)
-        else:
-            messages.success(request, f"Pipeline {pipeline.name} created.")
-            return redirect("stages:pipeline", pipeline.pk)
-    return _render_pipelines(request, form=form, status=422)
+    if not form.is_valid():
+        return _render_pipelines(request, form=form, status=422)
+    pipeline = services.create_pipeline(name=form.cleaned_data["name"], by=request.user)
+    messages.success(request, f"Pipeline {pipeline.name} created.")
+    return redirect("stages:pipeline", pipeline.pk)
 
 
 @admin_only
 @require_POST
+@pipelines_refused
 def reorder_pipelines(request: AdminRequest) -> HttpResponse:
     form = OrderForm(request.POST)
     return _list_action(
@@ -173,6 +225,7 @@ def reorder_pipelines(request: AdminRequest) -> HttpResponse:
 
 @admin_only
 @require_POST
+@pipelines_refused
 def move_pipeline(request: AdminRequest, pipeline_id: int) -> HttpResponse:
     pipeline = _pipeline(pipeline_id)
     form = MoveForm(request.POST)
@@ -200,6 +253,7 @@ def _pipeline_row_action(
 
 @admin_only
 @require_POST
+@pipelines_refused
 def archive_pipeline(request: AdminRequest, pipeline_id: int) -> HttpResponse:
     pipeline = _pipeline(pipeline_id)
     return _pipeline_row_action(
@@ -209,6 +263,7 @@ def archive_pipeline(request: AdminRequest, pipeline_id: int) -> HttpResponse:
 
 @admin_only
 @require_POST
+@pipelines_refused
 def restore_pipeline(request: AdminRequest, pipeline_id: int) -> HttpResponse:
     pipeline = _pipeline(pipeline_id)
     return _pipeline_row_action(
@@ -245,6 +300,29 @@ def _refresh_stages(
     )
 
 
+def _stage_list_of(
+    request: AdminRequest, pipeline_id: int | None = None, stage_id: int | None = None
+) -> Callable[[str, int], HttpResponse]:
+    pipeline = _pipeline(pipeline_id) if stage_id is None else _stage(stage_id).pipeline
+    return _refresh_stages(request, pipeline)
+
+
+def _own_stage_or_pipeline(
+    request: AdminRequest, pipeline_id: int | None = None, stage_id: int | None = None
+) -> str:
+    if stage_id is None:
+        return reverse("stages:pipeline", args=[pipeline_id])
+    stage = _stage(stage_id)
+    return _back(
+        request,
+        own=reverse("stages:stage", args=[stage.pk]),
+        listed=reverse("stages:pipeline", args=[stage.pipeline_id]) + f"#stage-{stage.pk}",
+    )
+
+
+stages_refused = presents(_list_refusal(_stage_list_of, _own_stage_or_pipeline))
+
+
 @admin_only
 @require_GET
 def pipeline(request: AdminRequest, pipeline_id: int) -> HttpResponse:
@@ -253,21 +331,19 @@ def pipeline(request: AdminRequest, pipeline_id: int) -> HttpResponse:
 
 @admin_only
 @require_POST
+@presents(_form_refused(_pipeline_form_again))
 def rename_pipeline(request: AdminRequest, pipeline_id: int) -> HttpResponse:
     pipeline = _pipeline(pipeline_id)
     form = PipelineForm(request.POST)
-    if form.is_valid():
-        try:
-            services.rename_pipeline(pipeline, name=form.cleaned_data["name"], by=request.user)
-        except ConfigError as exc:
-            form.add_error("name", exc.message)
-        else:
-            return redirect("stages:pipeline", pipeline.pk)
-    return _render_pipeline(request, pipeline, form=form, status=422)
+    if not form.is_valid():
+        return _render_pipeline(request, pipeline, form=form, status=422)
+    services.rename_pipeline(pipeline, name=form.cleaned_data["name"], by=request.user)
+    return redirect("stages:pipeline", pipeline.pk)
 
 
 @admin_only
 @require_POST
+@stages_refused
 def reorder_stages(request: AdminRequest, pipeline_id: int) -> HttpResponse:
     pipeline = _pipeline(pipeline_id)
     form = OrderForm(request.POST)
@@ -283,23 +359,40 @@ def reorder_stages(request: AdminRequest, pipeline_id: int) -> HttpResponse:
 # ----------------------------------------------------------------------------- stages
 
 
-@admin_only
-@require_http_methods(["GET", "POST"])
-def new_stage(request: AdminRequest, pipeline_id: int) -> HttpResponse:
-    pipeline = _pipeline(pipeline_id)
-    form = StageForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            stage = services.create_stage(pipeline, form.settings(), by=request.user)
-        except ConfigError as exc:
-            form.add_error(None, exc.message)
-        else:
-            messages.success(request, f"Stage {stage.name} added.")
-            return redirect(reverse("stages:pipeline", args=[pipeline.pk]) + f"#stage-{stage.pk}")
-    status = 422 if form.is_bound else 200
+def _new_stage_form(
+    request: AdminRequest, pipeline: Pipeline, form: StageForm, status: int
+) -> HttpResponse:
     return render(
         request, "stages/stage_new.html", {"pipeline": pipeline, "form": form}, status=status
     )
+
+
+def _stage_form_again(
+    request: AdminRequest,
+    message: str,
+    status: int,
+    pipeline_id: int | None = None,
+    stage_id: int | None = None,
+) -> HttpResponse:
+    form = StageForm(request.POST)
+    form.is_valid()
+    form.add_error(None, message)
+    if stage_id is None:
+        return _new_stage_form(request, _pipeline(pipeline_id), form, status)
+    return _render_stage(request, _stage(stage_id), form=form, status=status)
+
+
+@admin_only
+@require_http_methods(["GET", "POST"])
+@presents(_form_refused(_stage_form_again))
+def new_stage(request: AdminRequest, pipeline_id: int) -> HttpResponse:
+    pipeline = _pipeline(pipeline_id)
+    form = StageForm(request.POST or None)
+    if request.method == "GET" or not form.is_valid():
+        return _new_stage_form(request, pipeline, form, 422 if form.is_bound else 200)
+    stage = services.create_stage(pipeline, form.settings(), by=request.user)
+    messages.success(request, f"Stage {stage.name} added.")
+    return redirect(reverse("stages:pipeline", args=[pipeline.pk]) + f"#stage-{stage.pk}")
 
 
 def _render_stage(
@@ -330,20 +423,17 @@ def _refresh_criteria(request: AdminRequest, stage: Stage) -> Callable[[str, int
 
 @admin_only
 @require_http_methods(["GET", "POST"])
+@presents(_form_refused(_stage_form_again))
 def stage(request: AdminRequest, stage_id: int) -> HttpResponse:
     stage = _stage(stage_id)
     if request.method == "GET":
         return _render_stage(request, stage)
     form = StageForm(request.POST)
-    if form.is_valid():
-        try:
-            updated = services.update_stage(stage, form.settings(), by=request.user)
-        except ConfigError as exc:
-            form.add_error(None, exc.message)
-        else:
-            messages.success(request, f"Stage {updated.name} saved.")
-            return redirect("stages:stage", stage.pk)
-    return _render_stage(request, stage, form=form, status=422)
+    if not form.is_valid():
+        return _render_stage(request, stage, form=form, status=422)
+    updated = services.update_stage(stage, form.settings(), by=request.user)
+    messages.success(request, f"Stage {updated.name} saved.")
+    return redirect("stages:stage", stage.pk)
 
 
 def _stage_row_action(
@@ -362,6 +452,7 @@ def _stage_row_action(
 
 @admin_only
 @require_POST
+@stages_refused
 def move_stage(request: AdminRequest, stage_id: int) -> HttpResponse:
     stage = _stage(stage_id)
     form = MoveForm(request.POST)
@@ -375,6 +466,7 @@ def move_stage(request: AdminRequest, stage_id: int) -> HttpResponse:
 
 @admin_only
 @require_POST
+@stages_refused
 def archive_stage(request: AdminRequest, stage_id: int) -> HttpResponse:
     stage = _stage(stage_id)
     return _stage_row_action(
@@ -387,6 +479,7 @@ def archive_stage(request: AdminRequest, stage_id: int) -> HttpResponse:
 
 @admin_only
 @require_POST
+@stages_refused
 def restore_stage(request: AdminRequest, stage_id: int) -> HttpResponse:
     stage = _stage(stage_id)
     return _stage_row_action(
@@ -397,17 +490,18 @@ def restore_stage(request: AdminRequest, stage_id: int) -> HttpResponse:
     )
 
 
+def _stage_page(request: AdminRequest, stage_id: int) -> str:
+    return reverse("stages:stage", args=[stage_id])
+
+
 @admin_only
 @require_http_methods(["GET", "POST"])
+@presents(flash_and_return(_stage_page))
 def delete_stage(request: AdminRequest, stage_id: int) -> HttpResponse:
     """GET asks for confirmation (or explains why not); POST deletes."""
     stage = _stage(stage_id)
     if request.method == "POST":
-        try:
-            services.delete_stage(stage, by=request.user)
-        except ConfigError as exc:
-            messages.error(request, exc.message)
-            return redirect("stages:stage", stage.pk)
+        services.delete_stage(stage, by=request.user)
         messages.success(request, f"Stage {stage.name} deleted.")
         return redirect("stages:pipeline", stage.pipeline_id)
     usage = queries.stage_usage(stage)
@@ -443,8 +537,37 @@ def _render_criterion_form(
     return render(request, template, context, status=status)
 
 
+def _criterion_form_again(
+    request: AdminRequest,
+    message: str,
+    status: int,
+    stage_id: int | None = None,
+    criterion_id: int | None = None,
+) -> HttpResponse:
+    criterion = None if criterion_id is None else _criterion(criterion_id)
+    stage = _stage(stage_id) if criterion is None else criterion.stage
+    kind = criterion.kind if criterion is not None else request.POST.get("kind", "")
+    form = CriterionForm(request.POST, kind=kind)
+    form.is_valid()
+    form.add_error(None, message)
+    return _render_criterion_form(request, stage, form, criterion=criterion, status=status)
+
+
+def _criteria_of(request: AdminRequest, criterion_id: int) -> Callable[[str, int], HttpResponse]:
+    return _refresh_criteria(request, _criterion(criterion_id).stage)
+
+
+def _criteria_page(request: AdminRequest, criterion_id: int) -> str:
+    criterion = _criterion(criterion_id)
+    return reverse("stages:stage", args=[criterion.stage_id]) + f"#criterion-{criterion.pk}"
+
+
+criteria_refused = presents(_list_refusal(_criteria_of, _criteria_page))
+
+
 @admin_only
 @require_http_methods(["GET", "POST"])
+@presents(_form_refused(_criterion_form_again))
 def new_criterion(request: AdminRequest, stage_id: int) -> HttpResponse:
     """GET ?kind=… shows that kind's form (the stage page loads it in place with htmx)."""
     stage = _stage(stage_id)
@@ -458,21 +581,16 @@ def new_criterion(request: AdminRequest, stage_id: int) -> HttpResponse:
     if request.method == "GET":
         return _render_criterion_form(request, stage, CriterionForm(kind=kind))
     form = CriterionForm(request.POST, kind=kind)
-    if form.is_valid():
-        try:
-            criterion = services.add_criterion(
-                stage, kind=kind, values=form.cleaned_data, by=request.user
-            )
-        except ConfigError as exc:
-            form.add_error(None, exc.message)
-        else:
-            messages.success(request, f"Criterion “{criterion.requirement}” added.")
-            return redirect(reverse("stages:stage", args=[stage.pk]) + "#criteria")
-    return _render_criterion_form(request, stage, form, status=422)
+    if not form.is_valid():
+        return _render_criterion_form(request, stage, form, status=422)
+    criterion = services.add_criterion(stage, kind=kind, values=form.cleaned_data, by=request.user)
+    messages.success(request, f"Criterion “{criterion.requirement}” added.")
+    return redirect(reverse("stages:stage", args=[stage.pk]) + "#criteria")
 
 
 @admin_only
 @require_http_methods(["GET", "POST"])
+@presents(_form_refused(_criterion_form_again))
 def criterion(request: AdminRequest, criterion_id: int) -> HttpResponse:
     criterion = _criterion(criterion_id)
     stage = criterion.stage
@@ -480,18 +598,15 @@ def criterion(request: AdminRequest, criterion_id: int) -> HttpResponse:
         form = CriterionForm.for_criterion(criterion)
         return _render_criterion_form(request, stage, form, criterion=criterion)
     form = CriterionForm(request.POST, kind=criterion.kind)
-    if form.is_valid():
-        try:
-            services.update_criterion(criterion, values=form.cleaned_data, by=request.user)
-        except ConfigError as exc:
-            form.add_error(None, exc.message)
-        else:
-            return redirect(reverse("stages:stage", args=[stage.pk]) + "#criteria")
-    return _render_criterion_form(request, stage, form, criterion=criterion, status=422)
+    if not form.is_valid():
+        return _render_criterion_form(request, stage, form, criterion=criterion, status=422)
+    services.update_criterion(criterion, values=form.cleaned_data, by=request.user)
+    return redirect(reverse("stages:stage", args=[stage.pk]) + "#criteria")
 
 
 @admin_only
 @require_POST
+@criteria_refused
 def move_criterion(request: AdminRequest, criterion_id: int) -> HttpResponse:
     criterion = _criterion(criterion_id)
     form = MoveForm(request.POST)
@@ -506,6 +621,7 @@ def move_criterion(request: AdminRequest, criterion_id: int) -> HttpResponse:
 
 @admin_only
 @require_POST
+@criteria_refused
 def remove_criterion(request: AdminRequest, criterion_id: int) -> HttpResponse:
     criterion = _criterion(criterion_id)
     return _list_action(

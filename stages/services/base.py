@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import Model
 
+from common.errors import RuleFailed, StaleVersion
 from stages.models import (
     ConfigAction,
     ConfigChange,
@@ -23,20 +24,14 @@ if TYPE_CHECKING:
 NAME_MAX_LENGTH = 100
 
 
-class ConfigError(Exception):
-    """A configuration change refused, with a message fit to show the admin."""
-
-    status = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class ConfigError(RuleFailed):
+    """A configuration change refused by a rule (a name taken, a stage in use, the last
+    active pipeline), with a message fit to show the admin: 422 through the one mapping
+    (common.errors.describe), on the settings pages and the API alike."""
 
 
-class StaleOrder(ConfigError):
+class StaleOrder(StaleVersion):
     """A reorder named a list that changed meanwhile (someone added or removed a row)."""
-
-    status = 409
 
     def __init__(self) -> None:
         super().__init__("The list changed meanwhile; here it is again. Please reorder once more.")

@@ -106,8 +106,10 @@ def test_duplicate_stage_name_is_refused_by_the_service(admin_user, stages, api_
         {"pipeline": stages["lead"].pipeline_id, "name": "Lead in"},
         format="json",
     )
-    assert response.status_code == 400
+    # A configuration rule: the same answer as the settings pages (one mapper).
+    assert response.status_code == 422
     assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:pipeline-crm:problem:config-error"
 
 
 def test_rep_sees_own_team_users_only(rep, teammate, outsider, api_for):

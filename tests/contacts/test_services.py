@@ -5,9 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 
+from common.errors import describe
 from contacts import services
 from contacts.models import Organization
 from tests.factories import DealFactory, OrganizationFactory, PersonFactory
@@ -29,14 +29,15 @@ def test_create_organization_records_the_creator_and_strips_the_name(rep):
 
 
 def test_create_organization_refuses_negative_revenue(rep):
-    with pytest.raises(ValidationError) as error:
+    with pytest.raises(services.ContactError) as error:
         services.create_organization(by=rep, name="Acme", annual_revenue=Decimal("-1"))
-    assert error.value.messages == ["Annual revenue cannot be negative."]
+    assert error.value.message == "Annual revenue cannot be negative."
+    assert describe(error.value).status == 400
     assert not Organization.objects.exists()
 
 
 def test_create_organization_refuses_a_blank_name(rep):
-    with pytest.raises(ValidationError):
+    with pytest.raises(services.ContactError):
         services.create_organization(by=rep, name="   ")
 
 
@@ -69,9 +70,9 @@ def test_create_person_refuses_an_organization_the_creator_cannot_see(rep, hidde
 
 
 def test_create_person_refuses_an_invalid_email(rep):
-    with pytest.raises(ValidationError) as error:
+    with pytest.raises(services.ContactError) as error:
         services.create_person(by=rep, name="Bad", email="nope")
-    assert "email" in error.value.message_dict
+    assert "valid email" in error.value.message
 
 
 def test_update_person_may_not_move_them_to_an_invisible_organization(rep, hidden_org):

@@ -21,6 +21,7 @@ from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import Role, User
+from common.errors import DomainError
 from imports import preview, runner, services, undo
 from imports.mapping import Mapping
 from imports.models import ImportJob, ImportKind, ImportMapping
@@ -65,7 +66,7 @@ class Command(BaseCommand):
                 raise CommandError(f"No import {options['undo']}.")
             try:
                 result = undo.undo_import(job, by=by)
-            except services.ImportRefused as error:
+            except DomainError as error:
                 raise CommandError(error.message) from None
             self.stdout.write(self.style.SUCCESS(f"Undone: {result}"))
             return
@@ -142,7 +143,7 @@ class Command(BaseCommand):
                 saved=saved,
                 reference=reference,
             )
-        except services.ImportRefused as error:
+        except DomainError as error:
             raise CommandError(error.message) from None
         finally:
             for handle in (main, *companions.values()):
