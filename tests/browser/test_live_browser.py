@@ -292,3 +292,16 @@ def test_the_stalled_job_flags_a_card_on_an_open_board(board_for, rep, teammate,
     refresh_flags(now=timezone.now() + timedelta(days=60), deal_ids=[deal.pk])
 
     b.locator(f"#deal-{deal.pk} .stalled-mark").wait_for(timeout=SEEN_WITHIN_MS)
+
+
+def test_an_import_sized_batch_reloads_the_columns(board_for, rep, teammate, stages):
+    """More deals than a card each is worth (an import, a bulk job) are one announcement
+    about deal 0: the board fetches its columns again, as a reload would show them."""
+    b = board_for(teammate)
+    imported = [DealFactory(owner=rep, stage=stages["lead"], title=f"Row {i}") for i in range(3)]
+
+    live.announce(0, 0, live.BULK, by_id=rep.pk)
+
+    for deal in imported:
+        b.locator(f"#column-{stages['lead'].pk} #deal-{deal.pk}").wait_for(timeout=SEEN_WITHIN_MS)
+    b.locator(f"#totals-{stages['lead'].pk}", has_text="3 deals").wait_for()
