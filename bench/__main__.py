@@ -222,6 +222,9 @@ def measure_size(
         run.out["b7"] = result = b7_live.measure(
             rep, data, streams=streams, moves=profile.live_moves
         )
+        if "skipped" in result:
+            log(f"    skipped: {result['skipped']}")
+            return
         log(
             f"    {result['streams']} streams, {result['kb_per_stream']} KB each; delivery "
             f"p50 {result['delivery_p50_ms']} ms, p95 {result['delivery_p95_ms']} ms, all "

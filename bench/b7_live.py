@@ -250,7 +250,8 @@ async def _measure(
 def measure(rep: Any, data: Dataset, *, streams: int, moves: int = THROUGHPUT_MOVES) -> dict:
     """B7 at `streams` open streams; needs the run's Redis (REDIS_URL), as production."""
     if not os.environ.get("REDIS_URL"):
-        raise RuntimeError("B7 needs Redis (BENCH_REDIS_URL): streams fan out through it")
+        # Production fans out through Redis; without it there is nothing like it to measure.
+        return {"skipped": "no Redis at BENCH_REDIS_URL"}
     session = session_cookie(rep)
     mover = Mover(0, session, data, rep.pk)
     with Uvicorn() as server:

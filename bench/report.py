@@ -482,7 +482,7 @@ def markdown(results: dict[str, Any]) -> str:
     body = []
     for size, run in sizes:
         b = run.get("b7")
-        if b:
+        if b and "streams" in b:
             body.append(
                 [
                     _size_label(int(size)),
