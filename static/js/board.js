@@ -70,12 +70,13 @@
     opener = button;
     dialog.querySelector(".dialog-deal").textContent = card.querySelector(".card-title").textContent;
     dialog.showModal();
-    editing(card, true);
+    editing(card, dialog.id, true);
   }
 
   // For live.js: which card's dialog is open ("Ana is editing" on the others' boards).
-  function editing(card, open) {
-    document.dispatchEvent(new CustomEvent("board:editing", { detail: { card: card, open: open } }));
+  function editing(card, dialog, open) {
+    var detail = { card: card, dialog: dialog, open: open };
+    document.dispatchEvent(new CustomEvent("board:editing", { detail: detail }));
   }
 
   function columnOf(card) {
@@ -360,7 +361,7 @@
   // Closing a dialog (Cancel, Escape, or on submit) hands focus back to the button that
   // opened it; a menu move's answer then moves it on (refocus).
   function onDialogClose() {
-    if (current) editing(current, false);
+    if (current) editing(current, this.id, false);
     var back = opener;
     current = opener = null;
     var lost = document.activeElement === document.body || this.contains(document.activeElement);

@@ -412,6 +412,7 @@
     if (board && board.dataset.pipeline) {
       document.addEventListener("board:editing", function (event) {
         var card = event.detail.card;
+        if (event.detail.dialog === "next-dialog") return; // only reads: not editing
         if (event.detail.open) startEditing(card.id.slice("deal-".length), card);
         else { clearWarning(); stopEditing(); }
       });
