@@ -15,7 +15,15 @@ from rest_framework import serializers
 from accounts.models import Team, User
 from contacts.models import Organization, Person
 from deals.models import Activity, Deal, StageChange
-from stages.models import ActivityType, ForecastCategory, Pipeline, Stage, StageKind
+from stages.models import (
+    ActivityType,
+    CriterionKind,
+    EntryCriterion,
+    ForecastCategory,
+    Pipeline,
+    Stage,
+    StageKind,
+)
 
 
 class Strict(serializers.Serializer):
@@ -252,10 +260,89 @@ class OrganizationSerializer(serializers.ModelSerializer):
 
 
 class PersonSerializer(serializers.ModelSerializer):
+    # Blank when unknown: a plain string in the schema, not format "email".
+    email = serializers.CharField(read_only=True)
+
     class Meta:
         model = Person
         fields = ["id", "name", "email", "phone", "job_title", "organization", "created_at"]
         read_only_fields = fields
+
+
+class OrganizationIn(Strict):
+    name = serializers.CharField(max_length=200)
+    sector = serializers.CharField(max_length=100, allow_blank=True, required=False)
+    employees = serializers.IntegerField(
+        min_value=0, max_value=2_147_483_647, allow_null=True, required=False
+    )
+    annual_revenue = serializers.DecimalField(
+        max_digits=16, decimal_places=2, min_value=0, allow_null=True, required=False
+    )
+    website = serializers.CharField(max_length=200, allow_blank=True, required=False)
+
+
+class OrganizationUpdateIn(OrganizationIn):
+    name = serializers.CharField(max_length=200, required=False)
+
+
+class PersonIn(Strict):
+    name = serializers.CharField(max_length=200)
+    email = serializers.EmailField(max_length=254, allow_blank=True, required=False)
+    phone = serializers.CharField(max_length=50, allow_blank=True, required=False)
+    job_title = serializers.CharField(max_length=100, allow_blank=True, required=False)
+    organization = VisibleRelated(visible_organizations, allow_null=True, required=False)
+
+
+class PersonUpdateIn(PersonIn):
+    name = serializers.CharField(max_length=200, required=False)
+
+
+class PipelineIn(Strict):
+    name = serializers.CharField(max_length=100)
+
+
+class PipelineUpdateIn(Strict):
+    name = serializers.CharField(max_length=100, required=False)
+    is_archived = serializers.BooleanField(required=False)
+
+
+class CriterionSerializer(serializers.ModelSerializer):
+    requirement = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = EntryCriterion
+        fields = [
+            "id",
+            "stage",
+            "kind",
+            "position",
+            "field_name",
+            "amount",
+            "activity_type",
+            "contact_role",
+            "label",
+            "days",
+            "requirement",
+        ]
+        read_only_fields = fields
+
+
+class CriterionParametersIn(Strict):
+    """A criterion's parameters; which ones a kind needs is the stages service's rule."""
+
+    field_name = serializers.CharField(max_length=40, allow_blank=True, required=False)
+    amount = serializers.DecimalField(
+        max_digits=14, decimal_places=2, min_value=0, allow_null=True, required=False
+    )
+    activity_type = serializers.CharField(max_length=10, allow_blank=True, required=False)
+    contact_role = serializers.CharField(max_length=20, allow_blank=True, required=False)
+    label = serializers.CharField(max_length=200, allow_blank=True, required=False)
+    days = serializers.IntegerField(min_value=1, max_value=3650, allow_null=True, required=False)
+
+
+class CriterionIn(CriterionParametersIn):
+    stage = serializers.PrimaryKeyRelatedField(queryset=Stage.objects.all())
+    kind = serializers.ChoiceField(choices=CriterionKind.choices)
 
 
 class StageSerializer(serializers.ModelSerializer):

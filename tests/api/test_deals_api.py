@@ -483,6 +483,8 @@ def test_delete_query_count_does_not_grow_with_what_hangs_on_the_deal(
 
     client = api_for(manager)
     client.get("/api/v1/deals/")
+    warm = DealFactory(owner=rep, stage=stages["lead"])
+    client.delete(f"/api/v1/deals/{warm.pk}/", HTTP_IF_MATCH=f'"{warm.version}"')
     bare = DealFactory(owner=rep, stage=stages["lead"])
     busy = DealFactory(owner=rep, stage=stages["lead"])
     for _ in range(5):
@@ -496,7 +498,7 @@ def test_delete_query_count_does_not_grow_with_what_hangs_on_the_deal(
             assert response.status_code == 204
         return len(queries)
 
-    assert count(bare) == count(busy) == 21
+    assert count(bare) == count(busy) == 20
 
 
 def test_schema_documents_delete(api_for, rep):
