@@ -27,7 +27,7 @@ from automations.models import Rule, RuleRun, RunStatus
 from common import outbox
 from common.errors import BadInput, NotAllowed, NotVisible
 from deals import events
-from deals.models import Deal, Event, Notification
+from deals.models import Activity, Deal, Event, Notification
 from stages.models import Pipeline, Stage
 from webhooks import services as webhooks
 
@@ -477,68 +477,96 @@ def _due_days(
     return [first + timedelta(days=n) for n in range((today - first).days + 1)]
 
 
-def due_deals(rule: Rule, day: Any, *, now: datetime) -> QuerySet[Deal]:
-    """Open deals of the rule's reach, meeting its conditions, due on `day` for its
-    time-based trigger; one query, whatever the number of deals."""
-    trigger = rule.trigger
-    deals = Deal.objects.editable_by(rule.owner).open().filter(conditions.rule_q(rule.conditions))
+def _reach(rule: Rule, open_stage_ids: list[int] | None = None) -> QuerySet[Deal]:
+    """Open deals of the rule's reach that meet its conditions. With the open stages'
+    ids given, the stage is filtered by id, so PostgreSQL reads the (stage, pipeline,
+    entered) index per stage instead of joining every deal to its stage."""
+    deals = Deal.objects.editable_by(rule.owner).filter(conditions.rule_q(rule.conditions))
+    deals = deals.filter(stage_id__in=open_stage_ids) if open_stage_ids else deals.open()
     if rule.pipeline_id:
         deals = deals.filter(pipeline_id=rule.pipeline_id)
+    return deals
+
+
+def _overdue(rule: Rule, start: datetime, end: datetime, **reach: Any) -> QuerySet[Activity]:
+    """Open activities due in [start, end) on deals of the rule's reach."""
+    return Activity.objects.filter(
+        done=False, due_at__gte=start, due_at__lt=end, deal__in=_reach(rule, **reach).values("pk")
+    )
+
+
+def _day_start(day: Any) -> datetime:
+    return timezone.make_aware(datetime.combine(day, datetime.min.time()))
+
+
+def due_deals(rule: Rule, day: Any, *, now: datetime, **reach: Any) -> QuerySet[Deal]:
+    """Deals of the rule's reach due on `day` for its time-based trigger; one query,
+    whatever the number of deals."""
+    trigger = rule.trigger
+    if trigger["kind"] == "activity_overdue":
+        start = _day_start(day)
+        activities = _overdue(rule, start, min(start + timedelta(days=1), now), **reach)
+        return Deal.objects.filter(pk__in=activities.values("deal_id"))
+    deals = _reach(rule, **reach)
     if trigger["kind"] == "close_date":
         return deals.filter(expected_close_date=day - timedelta(days=trigger["days"]))
-    if trigger["kind"] == "days_in_stage":
-        start = timezone.make_aware(
-            datetime.combine(day - timedelta(days=trigger["days"]), datetime.min.time())
-        )
-        return deals.filter(
-            stage_entered_at__gte=start,
-            stage_entered_at__lt=min(
-                start + timedelta(days=1), now - timedelta(days=trigger["days"])
-            ),
-        )
-    # activity_overdue: an open activity due that day, whose time has passed
-    start = timezone.make_aware(datetime.combine(day, datetime.min.time()))
+    start = _day_start(day - timedelta(days=trigger["days"]))
     return deals.filter(
-        activities__done=False,
-        activities__due_at__gte=start,
-        activities__due_at__lt=min(start + timedelta(days=1), now),
-    ).distinct()
+        stage_entered_at__gte=start,
+        stage_entered_at__lt=min(start + timedelta(days=1), now - timedelta(days=trigger["days"])),
+    )
 
 
 def scan_time_based(*, now: datetime | None = None) -> int:
     """Write a pending run for each (deal, time-based rule, due date) not written yet,
-    set-based (one INSERT … SELECT per rule and due day), and hand them to workers.
-    Safe to run twice and concurrently: the run's unique (rule, deal, due date) keeps one."""
+    set-based, and hand them to workers: one INSERT … SELECT per rule and due day (an
+    index lookup each: close date, or stage and entry time), or one per rule for overdue
+    activities (due date: the activity's day). Safe to run twice and concurrently: the
+    run's unique (rule, deal, due date) keeps one."""
     from django.db.models import F as Col
     from django.db.models import JSONField, Value
+    from django.db.models.functions import TruncDate
 
     from common.sql import insert_select
+    from stages.models import Stage
 
     now = now or timezone.now()
     today = timezone.localdate(now)
+    opened = list(Stage.objects.open().values_list("pk", flat=True))
     created = 0
+
+    def insert(source: QuerySet[Any], deal: Any, due_on: Any) -> int:
+        return insert_select(
+            RuleRun,
+            source,
+            {
+                "rule": Value(rule.pk),
+                "deal_id": deal,
+                "event_name": Value(""),
+                "due_on": due_on,
+                "depth": Value(1),
+                "chain": Value([], output_field=JSONField()),
+                "status": Value(RunStatus.PENDING),
+                "reason": Value(""),
+                "conditions": Value([], output_field=JSONField()),
+                "outcomes": Value([], output_field=JSONField()),
+                "created_at": Value(now),
+            },
+            ignore_conflicts=True,
+        )
+
     for rule in Rule.objects.filter(is_active=True, owner__is_active=True).select_related("owner"):
-        if rule.trigger.get("kind") not in spec.TIME_BASED:
+        kind = rule.trigger.get("kind")
+        if kind not in spec.TIME_BASED:
             continue
-        for day in _due_days(rule, today):
-            created += insert_select(
-                RuleRun,
-                due_deals(rule, day, now=now).values("pk").order_by(),
-                {
-                    "rule": Value(rule.pk),
-                    "deal_id": Col("pk"),
-                    "event_name": Value(""),
-                    "due_on": Value(day),
-                    "depth": Value(1),
-                    "chain": Value([], output_field=JSONField()),
-                    "status": Value(RunStatus.PENDING),
-                    "reason": Value(""),
-                    "conditions": Value([], output_field=JSONField()),
-                    "outcomes": Value([], output_field=JSONField()),
-                    "created_at": Value(now),
-                },
-                ignore_conflicts=True,
-            )
+        days = _due_days(rule, today)
+        if kind == "activity_overdue":
+            activities = _overdue(rule, _day_start(days[0]), now, open_stage_ids=opened)
+            created += insert(activities, Col("deal_id"), TruncDate("due_at"))
+            continue
+        for day in days:
+            source = due_deals(rule, day, now=now, open_stage_ids=opened)
+            created += insert(source, Col("pk"), Value(day))
     if created:
         _hand_over(
             RuleRun.objects.filter(

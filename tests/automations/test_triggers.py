@@ -202,3 +202,14 @@ def test_time_based_rules_skip_closed_deals(rep, stages, make_rule):
     make_rule({"kind": "close_date", "days": 0}, NOTE)
     DealFactory(owner=rep, stage=stages["won"], expected_close_date=timezone.localdate())
     assert automations.scan_time_based() == 0
+
+
+def test_two_overdue_activities_of_a_deal_on_one_day_make_one_run(rep, stages, make_rule):
+    from tests.factories import ActivityFactory
+
+    rule = make_rule({"kind": "activity_overdue"}, NOTE)
+    deal = DealFactory(owner=rep, stage=stages["demo"])
+    for minutes in (5, 10):
+        ActivityFactory(deal=deal, due_at=timezone.now() - timedelta(minutes=minutes))
+    assert automations.scan_time_based() == 1
+    assert RuleRun.objects.filter(rule=rule, deal_id=deal.pk).count() == 1
