@@ -29,6 +29,8 @@ Design decisions the table records (not spelled out in DESIGN.md):
   (deals/activities.py: "others' work is history"); admins included.
 - Deleting a deal is for managers (the deals they may change) and admins; a rep may not
   delete even their own deal (403), another team's deal stays hidden (404).
+- Automations are kept by managers (acting on their teams' deals) and admins; reps get
+  404 on Settings > Automations, as on the webhooks page.
 - Anyone who may see an organization or person may edit it (contacts/services.py:
   customer records are shared by the team that sells to them).
 """
@@ -100,6 +102,7 @@ edit                rep_person           Y    Y    H    Y    H    Y    L    L
 edit                teammate_person      Y    Y    H    Y    H    Y    L    L
 edit                other_team_person    H    H    Y    H    Y    Y    L    L
 configure_stages    -                    H    H    H    H    H    Y    L    L
+configure_automations -                  H    H    H    Y    Y    Y    L    L
 manage_users        -                    L    L    L    L    L    Y    L    L
 """
 

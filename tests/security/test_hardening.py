@@ -30,6 +30,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from accounts.models import AuditEvent
+from automations.models import Rule
 from deals.models import GateEvent, Notification, StageChange
 from stages.models import ConfigChange, EntryCriterion
 from tests.factories import UserFactory
@@ -92,7 +93,7 @@ def fill(route: str, world: Any) -> str:
         "token_id": 1,
         "endpoint_id": 1,
         "delivery_id": 1,
-        "rule_id": 1,
+        "rule_id": Rule.objects.get(name="Matrix rule").pk,
         "slug": "demo_prep",
     }
     if route.startswith("contacts/organizations/"):

@@ -279,6 +279,20 @@ def configure_stages(client: Client, world: World, owner: str) -> str:
     return _write(response, lambda: Pipeline.objects.filter(name=name).exists(), ok=(302,))
 
 
+def configure_automations(client: Client, world: World, owner: str) -> str:
+    from automations.models import Rule
+
+    name = "Matrix probe rule"
+    data = {
+        "name": name,
+        "is_active": "on",
+        "trigger_kind": "deal_won",
+        "actions": '[{"kind": "notify", "roles": ["owner"], "text": "Won"}]',
+    }
+    response = client.post(reverse("automations:new"), data)
+    return _write(response, lambda: Rule.objects.filter(name=name).exists(), ok=(302,))
+
+
 def manage_users(client: Client, world: World, owner: str) -> str:
     response = client.get(reverse("admin:accounts_user_changelist"))
     return _read(response, lambda text: "m_rep" in text and "m_outsider" in text)
@@ -306,6 +320,7 @@ ACTIONS: dict[tuple[str, str], Callable[[Client, World, str], str]] = {
     ("view_in_search", "person"): person_view_in_search,
     ("edit", "person"): person_edit,
     ("configure_stages", "-"): configure_stages,
+    ("configure_automations", "-"): configure_automations,
     ("manage_users", "-"): manage_users,
 }
 

@@ -18,6 +18,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Role, User
+from automations.models import Rule
 from contacts.models import Organization, Person
 from deals import stalled
 from deals.models import Activity, Deal
@@ -125,6 +126,15 @@ def build_world() -> World:
         )
     # The close dates passed: the stalled job flags each deal and notifies its owner.
     stalled.refresh_flags()
+    # Settings > Automations: one rule, the manager's (it acts on their teams' deals).
+    Rule.objects.create(
+        name="Matrix rule",
+        owner=manager,
+        trigger={"kind": "deal_won"},
+        actions=[
+            {"kind": "notify", "roles": ["owner"], "users": [], "text": "Won", "email": False}
+        ],
+    )
     world = World(
         users=users,
         pipeline=pipeline,
