@@ -401,3 +401,38 @@ def find_loop(
         return None
 
     return walk(0, {0})
+
+
+# One example per kind, shown beside the rule form (each passes `clean` as it is).
+CONDITION_EXAMPLES = {
+    "pipeline": {"kind": "pipeline", "op": "in", "ids": [1]},
+    "stage": {"kind": "stage", "op": "not_in", "ids": [3, 4]},
+    "owner": {"kind": "owner", "op": "in", "ids": [7]},
+    "team": {"kind": "team", "op": "in", "ids": [2]},
+    "amount": {"kind": "amount", "op": "gte", "value": "10000", "currency": "EUR"},
+    "currency": {"kind": "currency", "op": "in", "values": ["USD", "EUR"]},
+    "organization": {"kind": "organization", "field": "employees", "op": "gt", "value": "500"},
+    "contact_role": {"kind": "contact_role", "op": "lacks", "role": "decision_maker"},
+    "open_activity": {"kind": "open_activity", "op": "lacks"},
+    "days_in_stage": {"kind": "days_in_stage", "op": "gte", "days": 10},
+}
+ACTION_EXAMPLES = {
+    "create_activity": {
+        "kind": "create_activity",
+        "type": "call",
+        "subject": "Check in",
+        "due_days": 2,
+        "assignee": "team_manager",
+    },
+    "notify": {
+        "kind": "notify",
+        "roles": ["owner", "team_manager"],
+        "users": [],
+        "text": "{deal} needs a look",
+        "email": True,
+    },
+    "assign_owner": {"kind": "assign_owner", "mode": "round_robin", "team": 2},
+    "update_field": {"kind": "update_field", "field": "expected_close_date", "value": "+30"},
+    "move_stage": {"kind": "move_stage", "stage": 4},
+    "send_webhook": {"kind": "send_webhook", "endpoint": 1},
+}

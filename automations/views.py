@@ -6,6 +6,8 @@ rules, an admin every rule. Views parse, call one service, render.
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -81,8 +83,10 @@ def _form_page(request: HttpRequest, form: RuleForm, rule: Rule | None, status: 
         "form": form,
         "rule": rule,
         "triggers": spec.TRIGGERS,
-        "conditions": spec.CONDITIONS,
-        "actions": spec.ACTIONS,
+        "examples": [
+            (spec.CONDITIONS[k], json.dumps(v)) for k, v in spec.CONDITION_EXAMPLES.items()
+        ]
+        + [(spec.ACTIONS[k], json.dumps(v)) for k, v in spec.ACTION_EXAMPLES.items()],
     }
     return TemplateResponse(request, "automations/rule_form.html", context, status=status)
 

@@ -171,3 +171,43 @@ def test_the_dry_run_against_a_deal_writes_nothing(admin_user, rep, client_for, 
     assert page.status_code == 200
     assert "Would create task “Prep”" in page.text
     assert not Activity.objects.exists() and not RuleRun.objects.exists()
+
+
+def test_the_dry_run_over_past_events_costs_the_same_with_more_events(
+    admin_user, rep, client_for, stages, make_rule, django_assert_num_queries
+):
+    rule = make_rule(
+        {"kind": "stage_entered", "stage": stages["demo"].pk},
+        DEMO_ACTION,
+        conditions={"match": "all", "items": [{"kind": "amount", "op": "gte", "value": "1"}]},
+    )
+    client = client_for(admin_user)
+    url = reverse("automations:test", args=[rule.pk])
+
+    def moved(n):
+        for _ in range(n):
+            deal = DealFactory(owner=rep, stage=stages["qualified"])
+            services.move_deal(deal, stages["demo"], by=rep, expected_version=deal.version)
+
+    moved(1)
+    client.get(url, {"days": 30})
+    with django_assert_num_queries(QUERIES_DRY_RUN):
+        page = client.get(url, {"days": 30}).text
+    assert page.count("Create task “Prep”") == 1
+    moved(4)
+    with django_assert_num_queries(QUERIES_DRY_RUN):
+        page = client.get(url, {"days": 30}).text
+    assert page.count("Create task “Prep”") == 5
+
+
+QUERIES_DRY_RUN = 11
+
+
+def test_every_example_beside_the_form_is_a_valid_part():
+    from automations import spec
+
+    refs = spec.References()
+    spec.clean_conditions({"match": "any", "items": list(spec.CONDITION_EXAMPLES.values())}, refs)
+    spec.clean_actions(list(spec.ACTION_EXAMPLES.values()), refs)
+    assert set(spec.CONDITION_EXAMPLES) == set(spec.CONDITIONS)
+    assert set(spec.ACTION_EXAMPLES) == set(spec.ACTIONS)
