@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
@@ -174,6 +174,8 @@ def test_days_after_the_close_date(rep, stages, make_rule):
 
 def test_days_in_stage(rep, stages, make_rule):
     rule = make_rule({"kind": "days_in_stage", "days": 3}, NOTE)
+    rule.created_at -= timedelta(days=2)  # due yesterday counts too, whatever the hour
+    rule.save()
     now = timezone.now()
     old = DealFactory(
         owner=rep, stage=stages["demo"], stage_entered_at=now - timedelta(days=3, hours=1)
@@ -183,16 +185,23 @@ def test_days_in_stage(rep, stages, make_rule):
     assert list(RuleRun.objects.filter(rule=rule).values_list("deal_id", flat=True)) == [old.pk]
 
 
+def noon_today():
+    """A scan's "now" at a fixed hour: due times a few minutes earlier stay on its day."""
+    return timezone.make_aware(datetime.combine(timezone.localdate(), time(12)))
+
+
 def test_activity_overdue(rep, stages, make_rule):
     from tests.factories import ActivityFactory
 
     rule = make_rule({"kind": "activity_overdue"}, NOTE)
+    now = noon_today()
     late = ActivityFactory(
-        deal=DealFactory(owner=rep, stage=stages["demo"]),
-        due_at=timezone.now() - timedelta(minutes=5),
+        deal=DealFactory(owner=rep, stage=stages["demo"]), due_at=now - timedelta(minutes=5)
     )
-    ActivityFactory(deal=DealFactory(owner=rep, stage=stages["demo"]))  # due tomorrow
-    automations.scan_time_based()
+    ActivityFactory(
+        deal=DealFactory(owner=rep, stage=stages["demo"]), due_at=now + timedelta(hours=1)
+    )
+    automations.scan_time_based(now=now)
     assert list(RuleRun.objects.filter(rule=rule).values_list("deal_id", flat=True)) == [
         late.deal_id
     ]
@@ -209,7 +218,8 @@ def test_two_overdue_activities_of_a_deal_on_one_day_make_one_run(rep, stages, m
 
     rule = make_rule({"kind": "activity_overdue"}, NOTE)
     deal = DealFactory(owner=rep, stage=stages["demo"])
+    now = noon_today()
     for minutes in (5, 10):
-        ActivityFactory(deal=deal, due_at=timezone.now() - timedelta(minutes=minutes))
-    assert automations.scan_time_based() == 1
+        ActivityFactory(deal=deal, due_at=now - timedelta(minutes=minutes))
+    assert automations.scan_time_based(now=now) == 1
     assert RuleRun.objects.filter(rule=rule, deal_id=deal.pk).count() == 1
