@@ -4,7 +4,10 @@
 - the move transaction as bare SQL over psycopg: lock the row, update stage, position and
   version, append the history row, commit (what `move_deal` must do at the least);
 - a bare Django "hello" view (bench/urls.py) through the full middleware stack, in-process
-  with the test client (the floor for B1/B2) and over HTTP on gunicorn (for B3).
+  with the test client (the floor for B1/B2) and over HTTP on gunicorn (for B3);
+- the authenticated Django floor of a move (bench/urls.py `touch`): a POST through the full
+  middleware stack with a logged-in session that locks and updates one deal row, in-process
+  like B2, with its Python CPU time; B2 reports the move as a multiple of it.
 """
 
 from __future__ import annotations
@@ -99,6 +102,19 @@ def hello_in_process(client: Any, *, runs: int = RUNS) -> dict[str, Any]:
         assert response.status_code == 200, response.status_code
 
     return stats.summary(stats.repeat(once, runs=runs, warmup=20))
+
+
+def authenticated_floor(client: Any, deal_id: int, *, runs: int = RUNS) -> dict[str, Any]:
+    """POST /bench/touch/<deal>/ as the logged-in `client`: p50 and Python CPU p50."""
+
+    def once() -> None:
+        response = client.post(f"/bench/touch/{deal_id}/")
+        assert response.status_code == 200, response.status_code
+
+    cpu: list[float] = []
+    result = stats.summary(stats.repeat(once, runs=runs, warmup=20, cpu=cpu))
+    result["python_cpu_p50_ms"] = stats.summary(cpu)["p50_ms"]
+    return result
 
 
 def hello_http(host: str, port: int, *, runs: int = RUNS) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 A rep moves their own open deals one stage on. Server time p50/p99, the SQL statements
 one move runs (the transaction, the outbox hand-off and the two re-rendered columns),
-and the ratio to the bare-SQL move floor of B0.
+and the ratios to B0's bare-SQL move and authenticated Django floor.
 """
 
 from __future__ import annotations
@@ -54,7 +54,14 @@ def rep_open_deals(user_id: int, data: Dataset) -> list[tuple[int, int, int]]:
     )
 
 
-def measure(user: Any, data: Dataset, *, runs: int, floor_p50_ms: float) -> dict[str, Any]:
+def measure(
+    user: Any,
+    data: Dataset,
+    *,
+    runs: int,
+    floor_p50_ms: float,
+    django_floor_p50_ms: float = 0,
+) -> dict[str, Any]:
     client = Client()
     client.force_login(user)
     driver = MoveDriver(client, data, rep_open_deals(user.pk, data))
@@ -77,6 +84,7 @@ def measure(user: Any, data: Dataset, *, runs: int, floor_p50_ms: float) -> dict
         "statements": int(statistics.median(counts)),
         "statements_range": [min(counts), max(counts)],
         "ratio_to_bare_sql": stats.ratio(timing["p50_ms"], floor_p50_ms),
+        "ratio_to_django_floor": stats.ratio(timing["p50_ms"], django_floor_p50_ms),
         "not_200": failed,
         "deals_cycled": len(driver.state),
     }

@@ -11,7 +11,7 @@ from django.db import connection
 from django.test import Client
 
 from accounts.models import User
-from bench import b1_board, b2_move, b6_api, b8_automations, datagen, integrity
+from bench import b0_floors, b1_board, b2_move, b6_api, b8_automations, datagen, integrity
 from deals.models import Deal, StageChange
 from stages.models import StageKind
 
@@ -80,6 +80,30 @@ def test_moves_driven_by_the_bench_pass_the_integrity_check(data):
     assert statuses == [200, 200, 200]
     assert set(integrity.moves_errors(before, after, driver.moves).values()) == {0}
     assert set(integrity.global_errors().values()) == {0}
+
+
+def test_authenticated_floor_locks_and_updates_one_deal_and_nothing_else(data, settings):
+    settings.ROOT_URLCONF = "bench.urls"
+    deal = Deal.objects.filter(stage_id__in=data.open_stage_ids).order_by("id").first()
+    client = Client()
+    client.force_login(deal.owner)
+    before = integrity.snapshot()
+
+    result = b0_floors.authenticated_floor(client, deal.pk, runs=2)
+
+    touched = Deal.objects.get(pk=deal.pk)
+    assert result["n"] == 2 and result["python_cpu_p50_ms"] > 0
+    assert touched.updated_at > deal.updated_at
+    assert (touched.stage_id, touched.version) == (deal.stage_id, deal.version)
+    assert integrity.snapshot() == before
+    assert set(integrity.global_errors().values()) == {0}
+
+
+def test_authenticated_floor_needs_a_logged_in_session(data, settings):
+    settings.ROOT_URLCONF = "bench.urls"
+    deal = Deal.objects.order_by("id").first()
+
+    assert Client().post(f"/bench/touch/{deal.pk}/").status_code == 302
 
 
 def test_api_measurement_lists_and_moves(data, settings):
