@@ -139,14 +139,15 @@ def event(
     )
 
 
-def publish(*events: Event) -> list[Event]:
+def publish(*events: Event, versions: dict[int, int] | None = None) -> list[Event]:
     """Append `events` to the log in the current transaction (one INSERT); after commit,
-    hand them to the consumers."""
+    hand them to the consumers. `versions` ({deal id: version this transaction wrote}),
+    when the caller knows them, spares the live board reading them back after commit."""
     Event.objects.bulk_create(events)
     ids = [str(e.pk) for e in events]
     transaction.on_commit(lambda: dispatch(ids), robust=True)
     # Open boards hear of it at once, not after a worker's pickup (ids only, see live.py).
-    live.announce_after_commit(events)
+    live.announce_after_commit(events, versions=versions)
     return list(events)
 
 

@@ -352,27 +352,34 @@ def announce(deal_id: int, version: int, event: str, *, by_id: int | None) -> No
         log.warning("live: announcement of deal %s lost", deal_id, exc_info=True)
 
 
-def announce_after_commit(events: Sequence[Event]) -> None:
+def announce_after_commit(
+    events: Sequence[Event], *, versions: dict[int, int] | None = None
+) -> None:
     """After the current transaction commits, announce each deal the events are about,
     once per deal (a move's deal.moved and deal.won are one change to a board), at the
-    deal's version then. A batch too large to be worth a card each (an import) is one
-    announcement about deal 0, on which pages refresh their columns instead."""
+    version the transaction wrote (`versions`, from a caller that holds the locked row:
+    a move) or else the deal's version read after commit. A batch too large to be worth
+    a card each (an import) is one announcement about deal 0, on which pages refresh
+    their columns instead."""
     changed: dict[int, Event] = {}
     for event in events:
         if event.deal_id is not None:
             changed.setdefault(event.deal_id, event)
     if changed:
-        transaction.on_commit(lambda: _announce_changes(changed), robust=True)
+        known = dict(versions or {})
+        transaction.on_commit(lambda: _announce_changes(changed, known), robust=True)
 
 
-def _announce_changes(changed: dict[int, Event]) -> None:
+def _announce_changes(changed: dict[int, Event], known: dict[int, int] | None = None) -> None:
     if len(changed) > BULK_LIMIT:
         first = next(iter(changed.values()))
         announce(0, 0, BULK, by_id=first.actor_id)
         return
-    from deals.models import Deal
+    versions = dict(known or {})
+    if not versions.keys() >= changed.keys():
+        from deals.models import Deal
 
-    versions = dict(Deal.objects.filter(pk__in=list(changed)).values_list("pk", "version"))
+        versions = dict(Deal.objects.filter(pk__in=list(changed)).values_list("pk", "version"))
     for deal_id, event in changed.items():
         # A deleted deal has no version: 0, and every page that shows it asks and drops it.
         announce(deal_id, versions.get(deal_id, 0), event.name, by_id=event.actor_id)

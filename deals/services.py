@@ -319,7 +319,10 @@ def move_deal(
                     user=by,
                     detail=f"deal {locked.pk} → {to_stage.name}: {override_reason}",
                 )
-            events.publish(*_move_events(locked, from_stage, change, by=by, source=source))
+            events.publish(
+                *_move_events(locked, from_stage, change, by=by, source=source),
+                versions={locked.pk: locked.version},
+            )
     except GateBlocked as blocked:
         _record_gate_events(
             blocked.deal,

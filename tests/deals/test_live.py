@@ -86,6 +86,23 @@ def test_refused_move_announces_nothing(heard, rep, stages, django_capture_on_co
     assert heard() == []
 
 
+@pytest.mark.django_db
+def test_a_move_announces_the_version_it_wrote_without_reading_it_back(
+    heard, rep, stages, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    deal = DealFactory(owner=rep, stage=stages["lead"], version=4)
+    with django_capture_on_commit_callbacks(execute=False) as after_commit:
+        services.move_deal(deal, stages["qualified"], by=rep, expected_version=4)
+    announcing = [c for c in after_commit if "_announce_changes" in c.__code__.co_names]
+
+    with django_assert_num_queries(0):
+        for callback in announcing:
+            callback()
+
+    assert len(announcing) == 1
+    assert [(p["deal"], p["version"]) for p in heard()] == [(deal.pk, 5)]
+
+
 # --- the hub and replay -------------------------------------------------------------------
 
 
