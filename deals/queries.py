@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -104,8 +104,13 @@ class Column:
         return len(self.cards) < self.count
 
 
+def _upcoming(deal: Any) -> QuerySet[Activity]:
+    """A deal's open activities, the next one first (what a card shows as its next step)."""
+    return Activity.objects.filter(deal=deal, done=False).order_by("due_at", "id")
+
+
 def with_next_activity(deals: QuerySet[Deal]) -> QuerySet[Deal]:
-    upcoming = Activity.objects.filter(deal=OuterRef("pk"), done=False).order_by("due_at", "id")
+    upcoming = _upcoming(OuterRef("pk"))
     return deals.annotate(
         next_activity_due=Subquery(upcoming.values("due_at")[:1]),
         next_activity_subject=Subquery(upcoming.values("subject")[:1]),
@@ -203,12 +208,35 @@ def column_heads(user: User, filters: BoardFilters, stages: list[Stage]) -> list
     return list(columns.values())
 
 
+UNFILTERED = BoardFilters()
+
+
 def board_card(user: User, filters: BoardFilters, deal: Deal) -> Deal | None:
-    """`deal` as its board card, or None when the board does not show it (closed, or
-    outside the filters): two queries, the card and its stalled flags."""
+    """`deal`, which `user` has just changed (so may see), as its board card, or None when
+    the board does not show it (closed, or outside the filters): two queries.
+
+    On an unfiltered board (any sort) every open deal the user may see is shown, so the
+    row in hand, with its owner and organization already loaded, becomes the card: its
+    next activity and its stalled flags are read for it alone. Otherwise the card is
+    read through the board's own card query, filters and all, and its flags.
+    """
     if deal.stage.kind != StageKind.OPEN:
         return None
+    if replace(filters, sort=UNFILTERED.sort) == UNFILTERED and _card_relations_loaded(deal):
+        upcoming = _upcoming(deal).values("due_at", "subject", "type").first() or {}
+        deal.next_activity_due = upcoming.get("due_at")
+        deal.next_activity_subject = upcoming.get("subject")
+        deal.next_activity_type = upcoming.get("type")
+        prefetch_related_objects([deal], STALLED_FLAGS)
+        return deal
     return card_queryset(user, filters).filter(pk=deal.pk, stage_id=deal.stage_id).first()
+
+
+def _card_relations_loaded(deal: Deal) -> bool:
+    """The owner and organization a card prints are in hand (no query to reach them)."""
+    return Deal.owner.is_cached(deal) and (
+        deal.organization_id is None or Deal.organization.is_cached(deal)
+    )
 
 
 def _first_pages(user: User, filters: BoardFilters, stage_ids: list[int]) -> list[Deal]:

@@ -80,6 +80,9 @@ class MoveResult:
     change: StageChange | None
 
 
+SEEN_RELATIONS = ("stage", "pipeline", "owner", "organization", "person")
+
+
 def _lock(deal_id: int, by: User, seen: Deal | None = None) -> Deal:
     """Lock the deal row for the rest of the transaction; 404 unless `by` may edit it.
 
@@ -87,9 +90,10 @@ def _lock(deal_id: int, by: User, seen: Deal | None = None) -> Deal:
     permission rule, which is a subquery on users and so never drops a deal another
     request just moved. Joining the stage would: PostgreSQL re-checks a locking query's
     joins against the joined rows as they were before it waited, and a moved deal would
-    no longer match its old stage (a 404 where a 409 conflict is due). The stage and
-    pipeline the caller already read (`seen`) are reused when the lock finds them
-    unchanged; otherwise they load on first use.
+    no longer match its old stage (a 404 where a 409 conflict is due). The related rows
+    the caller already read (`seen`: stage, pipeline, and the owner, organization and
+    contact a board card prints) are reused when the lock finds the same ids; otherwise
+    they load on first use.
     """
     lock = {"of": ("self",)} if connection.features.has_select_for_update_of else {}
     try:
@@ -97,7 +101,7 @@ def _lock(deal_id: int, by: User, seen: Deal | None = None) -> Deal:
     except Deal.DoesNotExist:
         raise refusal_for(deal_id, by) from None
     if seen is not None:
-        for relation in ("stage", "pipeline"):
+        for relation in SEEN_RELATIONS:
             cached = seen._state.fields_cache.get(relation)
             if cached is not None and cached.pk == getattr(locked, f"{relation}_id"):
                 setattr(locked, relation, cached)

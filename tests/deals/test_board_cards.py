@@ -208,6 +208,34 @@ def test_move_totals_follow_the_board_filter(client_for, rep, teammate, stages):
     assert "owner=me" in html.split('class="flash flash-success undo"', 1)[1]  # undo keeps it
 
 
+@pytest.mark.parametrize("source", ["board", "menu"])
+def test_unfiltered_move_answers_with_the_card_the_filtered_board_query_builds(
+    client_for, rep, teammate, stages, source
+):
+    """An unfiltered board's moved card is the locked row in hand, not the card query
+    (queries.board_card): it must print exactly what that query's card prints."""
+    client = client_for(rep)
+    cards = {}
+    for query in ("", "owner=me&sort=amount"):
+        deal = DealFactory(
+            owner=rep, stage=stages["lead"], title="Same card", amount=Decimal("1234")
+        )
+        ActivityFactory(deal=deal, subject="Later call", due_at=timezone.now() + timedelta(days=9))
+        ActivityFactory(
+            deal=deal, subject="Overdue demo", due_at=timezone.now() - timedelta(days=2)
+        )
+        StalledFlag.objects.create(deal=deal, rule="no_next_step")
+        html = move(client, deal, stages["qualified"], source=source, query=query).content.decode()
+        # The card is the last element with its id (a menu move first deletes the old one).
+        card = html.split(f'id="deal-{deal.pk}"')[-1].split("</li>", 1)[0]
+        for where in ('value="{}"', "/deals/{}/", '-{}"'):
+            card = card.replace(where.format(deal.pk), where.format("ID"))
+        cards[query] = card
+    assert cards[""].splitlines() == cards["owner=me&sort=amount"].splitlines()
+    assert "Overdue demo" in cards[""] and "Same card" in cards[""]
+    assert 'class="stalled-mark"' in cards[""]
+
+
 def test_move_answer_escapes_the_title(client_for, rep, stages):
     deal = DealFactory(owner=rep, stage=stages["lead"], title="<img src=x onerror=alert(1)>")
     html = move(client_for(rep), deal, stages["qualified"]).content.decode()
