@@ -29,14 +29,14 @@ from stages import gate
 from stages.models import Stage
 
 
-def visible_deal(request: HttpRequest, pk: int) -> Deal:
+DEAL_RELATIONS = ("stage", "pipeline", "owner", "organization", "person")
+# What a move needs joined: the stage it leaves, and what its answer's card prints.
+MOVE_RELATIONS = ("stage", "owner", "organization")
+
+
+def visible_deal(request: HttpRequest, pk: int, related: tuple[str, ...] = DEAL_RELATIONS) -> Deal:
     """The deal if the user may see it; 404 otherwise, so ids cannot be probed."""
-    return get_object_or_404(
-        Deal.objects.visible_to(request.user).select_related(
-            "stage", "pipeline", "owner", "organization", "person"
-        ),
-        pk=pk,
-    )
+    return get_object_or_404(Deal.objects.visible_to(request.user).select_related(*related), pk=pk)
 
 
 def _filters(request: HttpRequest) -> queries.BoardFilters:
@@ -292,7 +292,7 @@ def move(request: HttpRequest, pk: int) -> HttpResponse:
     (`_card_response`); a drop within its own column reorders it (204). Refusals are
     answered by `_move_refused`. Without htmx: a redirect to the board.
     """
-    deal = visible_deal(request, pk)
+    deal = visible_deal(request, pk, MOVE_RELATIONS)
     form = MoveForm(request.POST)
     data = form.command()
     may_edit = queries.edit_rule(request.user)
