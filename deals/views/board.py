@@ -28,7 +28,6 @@ from deals.models import Deal, MoveSource, StalledRule
 from stages import gate
 from stages.models import Stage
 
-
 DEAL_RELATIONS = ("stage", "pipeline", "owner", "organization", "person")
 # What a move needs joined: the stage it leaves, and what its answer's card prints.
 MOVE_RELATIONS = ("stage", "owner", "organization")

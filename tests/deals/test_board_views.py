@@ -123,7 +123,8 @@ def test_htmx_move_answers_with_the_card_and_both_totals_out_of_band(client_for,
 
 # session, user, deal, target stage, lock (with the permission rule), criteria, update (with
 # the position), history (with the seq), outbox (+ savepoints), then the answer: the moved
-# card, its stalled flags, the two columns' totals.
+# card (on an unfiltered board, its next activity: the locked row is the card), its stalled
+# flags, the two columns' totals.
 MOVE_QUERIES = 14
 
 
