@@ -74,6 +74,16 @@ class Names:
         return found
 
 
+def unreadable(rule: Any) -> str:
+    """Why a saved rule no longer reads (a kind or field removed since it was saved), or
+    "" when it does."""
+    try:
+        spec.clean(rule.trigger, rule.conditions, rule.actions)
+    except BadInput as error:
+        return error.message
+    return ""
+
+
 def references(rule: Any) -> spec.References:
     """What a saved rule names (its JSON was checked when saved)."""
     try:

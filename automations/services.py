@@ -379,6 +379,8 @@ def execute_run(run_id: int, *, now: datetime | None = None) -> str | None:
 def _why_not(rule: Rule, deal: Deal | None) -> str:
     if not rule.is_active:
         return "Not run: the rule is paused."
+    if why := labels.unreadable(rule):
+        return f"Not run: the rule refers to what no longer exists ({why})"
     if deal is None:
         return "Not run: the deal was deleted."
     if not rule.owner.is_active:
@@ -596,6 +598,8 @@ def dry_run(rule_id: int, *, by: User, deal_id: int | None = None, days: int = 3
     move against the gate), or for the events of the last `days` days (time-based: the
     deals due then), at most DRY_LIMIT, each with its conditions and planned actions."""
     rule = rule_for(rule_id, by)
+    if why := labels.unreadable(rule):
+        raise BadInput(f"This rule no longer reads ({why}); edit it first.")
     now = timezone.now()
     names = labels.Names.load(labels.references(rule))
     deals = Deal.objects.editable_by(rule.owner).select_related("stage", "owner__team")

@@ -43,18 +43,32 @@ def _described(rules: list[Rule]) -> list[dict]:
             getattr(refs, kind).update(getattr(per_rule[rule.pk], kind))
         refs.users.add(rule.owner_id)
     names = labels.Names.load(refs)
-    return [
-        {
+    return [_in_words(rule, names, per_rule[rule.pk]) for rule in rules]
+
+
+def _in_words(rule: Rule, names: labels.Names, refs: spec.References) -> dict:
+    problems = names.problems(refs)
+    if not rule.owner.is_active:
+        problems.append("its owner is deactivated")
+    if why := labels.unreadable(rule):
+        # Saved by an older schema: shown by kind only, since its values may not read.
+        problems.append(f"it no longer reads ({why})")
+        return {
             "rule": rule,
-            "trigger": labels.trigger(rule.trigger, names),
-            "conditions": [labels.condition(c, names) for c in rule.conditions.get("items", [])],
+            "trigger": str(rule.trigger.get("kind", "?")),
+            "conditions": [str(c.get("kind", "?")) for c in rule.conditions.get("items", [])],
             "match": rule.conditions.get("match", "all"),
-            "actions": [labels.action(a, names) for a in rule.actions],
-            "problems": names.problems(per_rule[rule.pk])
-            + ([] if rule.owner.is_active else ["its owner is deactivated"]),
+            "actions": [str(a.get("kind", "?")) for a in rule.actions if isinstance(a, dict)],
+            "problems": problems,
         }
-        for rule in rules
-    ]
+    return {
+        "rule": rule,
+        "trigger": labels.trigger(rule.trigger, names),
+        "conditions": [labels.condition(c, names) for c in rule.conditions.get("items", [])],
+        "match": rule.conditions.get("match", "all"),
+        "actions": [labels.action(a, names) for a in rule.actions],
+        "problems": problems,
+    }
 
 
 @login_required

@@ -153,3 +153,14 @@ def test_a_run_for_a_deleted_deal_is_skipped(rep, stages, make_rule):
     assert automations.execute_run(run.pk) == "skipped"
     run.refresh_from_db()
     assert "deleted" in run.reason
+
+
+def test_a_rule_naming_a_removed_field_skips_with_a_clear_entry(rep, stages, make_rule):
+    rule = make_rule(
+        {"kind": "deal_created"}, [{"kind": "update_field", "field": "budget", "value": "1"}]
+    )
+    deal = DealFactory(owner=rep, stage=stages["lead"])
+    run = RuleRun.objects.create(rule=rule, deal_id=deal.pk)
+    assert automations.execute_run(run.pk) == "skipped"
+    run.refresh_from_db()
+    assert "unknown field “budget”" in run.reason

@@ -211,3 +211,9 @@ def test_every_example_beside_the_form_is_a_valid_part():
     spec.clean_actions(list(spec.ACTION_EXAMPLES.values()), refs)
     assert set(spec.CONDITION_EXAMPLES) == set(spec.CONDITIONS)
     assert set(spec.ACTION_EXAMPLES) == set(spec.ACTIONS)
+
+
+def test_the_list_flags_a_rule_naming_a_removed_field(admin_user, client_for, make_rule):
+    make_rule({"kind": "deal_won"}, [{"kind": "update_field", "field": "budget", "value": "1"}])
+    page = client_for(admin_user).get(reverse("automations:rules")).text
+    assert "data-broken" in page and "budget" in page
