@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Role, Team, User
-from common import outbox
+from common import formats, outbox
 from deals import activities, services
 from deals.models import Deal, EventSource, MoveSource, Notification
 from stages import gate
@@ -107,7 +107,10 @@ def create_activity(ctx: Context, action: dict[str, Any]) -> str:
         assignee = _active_user(action["user"], "The assignee")
     due_day = business_days_after(timezone.localdate(ctx.now), action["due_days"])
     due_at = timezone.make_aware(datetime.combine(due_day, DUE_HOUR))
-    what = f"{action['type']} “{action['subject']}” for {assignee.display_name}, due {due_day}"
+    what = (
+        f"{action['type']} “{action['subject']}” for {assignee.display_name}, "
+        f"due {formats.day(due_day)}"
+    )
     if ctx.dry:
         return f"Would create {what}."
     activities.log_activity(

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from automations import actions, conditions, labels, spec
 from automations.models import Rule, RuleRun, RunStatus
-from common import outbox
+from common import formats, outbox
 from common.errors import BadInput, NotAllowed, NotVisible
 from deals import events
 from deals.models import Activity, Deal, Event, Notification
@@ -620,7 +620,7 @@ def dry_run(rule_id: int, *, by: User, deal_id: int | None = None, days: int = 3
         today = timezone.localdate(now)
         for day in reversed(_due_days(rule, today, days=days, since_created=False)):
             ids = list(due_deals(rule, day, now=now).values_list("pk", flat=True)[:DRY_LIMIT])
-            found += [(pk, f"due {day}") for pk in ids]
+            found += [(pk, f"due {formats.day(day)}") for pk in ids]
             if len(found) >= DRY_LIMIT:
                 break
         by_pk = deals.in_bulk([pk for pk, _ in found])
@@ -639,7 +639,7 @@ def dry_run(rule_id: int, *, by: User, deal_id: int | None = None, days: int = 3
         hits = hits[:DRY_LIMIT]
         by_pk = deals.in_bulk({e.deal_id for e in hits})
         found = [
-            (by_pk[e.deal_id], f"{e.name} at {timezone.localtime(e.at):%Y-%m-%d %H:%M}")
+            (by_pk[e.deal_id], f"{e.name} at {formats.moment(e.at)}")
             for e in hits
             if e.deal_id in by_pk
         ]
