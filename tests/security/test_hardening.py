@@ -178,7 +178,8 @@ def test_the_crawl_covers_every_app_url():
 def test_every_page_answers_without_error_under_a_strict_csp(world, route, name, role):
     response = world.client(role).get(fill(route, world))
 
-    assert response.status_code in {200, 302, 400, 404, 405}, response.status_code
+    # 403 is a refusal, not an error: a rep may see a deal but not open its delete page.
+    assert response.status_code in {200, 302, 400, 403, 404, 405}, response.status_code
     if response.status_code == 200 and response["Content-Type"].startswith("text/html"):
         assert_csp_clean(response)
 
