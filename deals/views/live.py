@@ -197,13 +197,16 @@ def _visible_deal(request: HttpRequest, pk: int | None) -> int:
 def presence(request: HttpRequest) -> HttpResponse:
     """The page opened (editing=1, then every few seconds while open) or closed
     (editing=0) deal=<id>'s move menu or edit form. Announced to the others' pages with
-    ids only. 204; 404 for a deal the user may not see; 400 without a deal id."""
+    ids only. 204; 404 for a deal the user may not see; 403 for opening one they see but
+    may not change (they have no menu or form to open on it); 400 without a deal id."""
     pk = _int(request.POST.get("deal"))
     if pk is None:
         return HttpResponse("Which deal? Send deal=<id>.", status=400, content_type="text/plain")
-    live.set_presence(
-        _visible_deal(request, pk), request.user.pk, editing=request.POST.get("editing") == "1"
-    )
+    editing = request.POST.get("editing") == "1"
+    if editing and not Deal.objects.editable_by(request.user).filter(pk=pk).exists():
+        _visible_deal(request, pk)
+        return HttpResponse("You may not change this deal.", status=403, content_type="text/plain")
+    live.set_presence(_visible_deal(request, pk), request.user.pk, editing=editing)
     return HttpResponse(status=204)
 
 

@@ -512,6 +512,15 @@ def test_presence_of_another_teams_deal_is_404_both_ways(heard, client_for, rep,
     assert client.get(reverse("live_editing", args=[deal.pk])).status_code == 404
 
 
+def test_opening_a_deal_one_may_see_but_not_change_is_403_and_not_announced(
+    heard, client_for, rep, teammate, stages
+):
+    deal = DealFactory(owner=rep, stage=stages["demo"])
+    assert presence(client_for(teammate), deal, "1").status_code == 403
+    assert heard() == []
+    assert live.editors(deal.pk) == []
+
+
 def test_presence_without_a_deal_is_400(local, client_for, rep):
     response = client_for(rep).post(reverse("live_presence"), {"editing": "1"})
     assert response.status_code == 400
