@@ -12,17 +12,19 @@ mark, and derive only the later ones from the history.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from django.db import connection
+from django.db.models import Sum
 from django.utils import timezone
 
 from deals.models import Deal, StageChange
 from reports.dashboard.filters import DashboardScope, Period
-from reports.models import StageDay, StageEntry, StageStay
+from reports.models import StageDay, StageEntry, StageLength, StageStay
 from stages.models import Stage, StageKind
 
 HISTORY = StageChange._meta.db_table
@@ -72,6 +74,28 @@ def days_between(start_sql: str, end_sql: str) -> str:
     if connection.vendor == "postgresql":
         return f"(EXTRACT(EPOCH FROM ({end_sql} - {start_sql}))::float8 / 86400.0)"
     return f"(julianday({end_sql}) - julianday({start_sql}))"
+
+
+# Length buckets of `StageLength`: whole days up to this many days, then this many days.
+FINE_DAYS = 30
+
+
+def length_bucket(days_sql: str) -> str:
+    """SQL for the length bucket of a stay of `days_sql` (>= 0) days: its whole days below
+    FINE_DAYS, then the start of its FINE_DAYS/3-day span. Non-decreasing in the days, so
+    the buckets in order hold the stays in order; `bucket_of` is the same in Python."""
+    whole = "floor({})" if connection.vendor == "postgresql" else "CAST({} AS INTEGER)"
+    wide = FINE_DAYS // 3
+    return (
+        f"(CASE WHEN {days_sql} < {FINE_DAYS} THEN {whole.format(days_sql)}"
+        f" ELSE {whole.format(f'{days_sql} / {wide}')} * {wide} END)"
+    )
+
+
+def bucket_of(days: float) -> int:
+    """`length_bucket` in Python (negative lengths, never counted, get their floor)."""
+    wide = FINE_DAYS // 3
+    return math.floor(days) if days < FINE_DAYS else math.floor(days / wide) * wide
 
 
 def _weight(quantile: float) -> str:
@@ -166,11 +190,13 @@ def _exits_ctes(
         SELECT st.stage_id, st.entered_at, st.exited_at, st.days
         FROM {STAY} st
         WHERE st.stage_id IN ({closed}) AND st.exited_at >= %s AND st.exited_at < %s
+          {"AND st.exited_at < %s" if until else ""}
         UNION ALL
         SELECT st.stage_id, st.entered_at, st.exited_at, st.days
         FROM {STAY} st JOIN {STAGE} k ON k.id = st.stage_id AND k.kind = '{StageKind.OPEN}'
-        WHERE st.entered_at > st.exited_at AND st.exited_at >= %s AND st.exited_at < %s"""
-        params += [start, live_from, start, live_from]
+        WHERE st.entered_at > st.exited_at AND st.exited_at >= %s AND st.exited_at < %s
+          {"AND st.exited_at < %s" if until else ""}"""
+        params += [start, live_from, *ended, start, live_from, *ended]
     elif summary:
         sql += f"""
         UNION ALL
@@ -386,6 +412,7 @@ def time_in_stage(
     *,
     stays_until: datetime | None = None,
     stage_ids: Sequence[int] = (),
+    lengths_counted: bool = False,
 ) -> tuple[list[StageTimes], list[StageTimes]]:
     """(completed stays, deals still waiting), per open stage, in days.
 
@@ -394,44 +421,188 @@ def time_in_stage(
     `stays_until`: the completed-stays summary's mark (see `_exits_ctes`).
     `stage_ids`: the pipeline's open stages, when known; PostgreSQL then computes the
     percentiles stage by stage in one pass (`_percentiles_of_stages`).
+    `lengths_counted`: `StageLength` counts the stored stays in the current time zone.
+    Then, when every deal counts (an admin, unfiltered), the completed stays' figures
+    come from those counts and the few buckets that hold them (`_done_from_lengths`).
     """
+    cte, params, member = _scope_cte(scope)
+    counted = (
+        lengths_counted
+        and bool(stage_ids)
+        and member == "1 = 1"
+        and stays_until is not None
+        and stays_until > scope.period.start
+    )
     if connection.vendor == "postgresql" and stage_ids:
         done_sql = _percentiles_of_stages("done", "done", stage_ids)
         open_sql = _percentiles_of_stages("open", "waiting", stage_ids)
     else:
         done_sql, open_sql = _percentiles("done", "done"), _percentiles("open", "waiting")
-    cte, params, member = _scope_cte(scope)
-    exits, stay_params = _exits_ctes(member, scope.period, stays_until, until=True)
-    params += stay_params
-    sql = f"""
-    WITH {cte}, {exits},
-    done AS (
-        SELECT e.stage_id, e.days
-        FROM exits e JOIN {STAGE} s ON s.id = e.stage_id
-        WHERE s.pipeline_id = %s AND s.kind = %s
-    ),
-    waiting AS (
-        SELECT d.stage_id, {days_between("d.stage_entered_at", "%s")} AS days
-        FROM {DEAL_TABLE} d JOIN {STAGE} s ON s.id = d.stage_id
-        WHERE {member.format(deal="d.id")} AND d.pipeline_id = %s AND s.kind = %s
-    )
-    {done_sql}
-    UNION ALL
-    {open_sql}
-    """
-    params += [
-        scope.pipeline.pk,
-        StageKind.OPEN,
-        _dt(scope.now),
-        scope.pipeline.pk,
-        StageKind.OPEN,
-    ]
     done: list[StageTimes] = []
+    if counted:
+        assert stays_until is not None
+        done = _done_from_lengths(scope, stays_until, stage_ids)
+        sql = f"""
+        WITH {cte},
+        waiting AS (
+            SELECT d.stage_id, {days_between("d.stage_entered_at", "%s")} AS days
+            FROM {DEAL_TABLE} d JOIN {STAGE} s ON s.id = d.stage_id
+            WHERE d.pipeline_id = %s AND s.kind = %s
+        )
+        {open_sql}
+        """
+        params += [_dt(scope.now), scope.pipeline.pk, StageKind.OPEN]
+    else:
+        exits, stay_params = _exits_ctes(member, scope.period, stays_until, until=True)
+        params += stay_params
+        sql = f"""
+        WITH {cte}, {exits},
+        done AS (
+            SELECT e.stage_id, e.days
+            FROM exits e JOIN {STAGE} s ON s.id = e.stage_id
+            WHERE s.pipeline_id = %s AND s.kind = %s
+        ),
+        waiting AS (
+            SELECT d.stage_id, {days_between("d.stage_entered_at", "%s")} AS days
+            FROM {DEAL_TABLE} d JOIN {STAGE} s ON s.id = d.stage_id
+            WHERE {member.format(deal="d.id")} AND d.pipeline_id = %s AND s.kind = %s
+        )
+        {done_sql}
+        UNION ALL
+        {open_sql}
+        """
+        params += [
+            scope.pipeline.pk,
+            StageKind.OPEN,
+            _dt(scope.now),
+            scope.pipeline.pk,
+            StageKind.OPEN,
+        ]
     waiting: list[StageTimes] = []
     for sample, stage_id, n, median, p75, longest in _fetch(sql, params):
         times = StageTimes(stage_id, n, as_float(median), as_float(p75), as_float(longest))
         (done if sample == "done" else waiting).append(times)
     return done, waiting
+
+
+def _done_from_lengths(
+    scope: DashboardScope, mark: datetime, stage_ids: Sequence[int]
+) -> list[StageTimes]:
+    """The completed stays' count, median, p75 and longest per open stage, exactly as
+    `_percentiles` gives them, without sorting every stay of the period.
+
+    Three statements: (1) the stays not in `StageLength`, one by one: those after the
+    mark (from the history), the stored ones that ended before they began or have no
+    entry; (2) `StageLength`'s counts per stage and length bucket over the period's
+    days; (3) the stored stays of only the buckets that hold a wanted rank. Buckets are
+    ordered like the lengths they hold (`length_bucket`), so the k-th length of a stage
+    is the right one within the bucket where the running count passes k.
+    """
+    ids = [int(pk) for pk in stage_ids]
+    listed = ", ".join(str(pk) for pk in ids)
+    start = _dt(scope.period.start)
+    stored_end = _dt(min(mark, scope.period.end))
+    exits, params = _exits_ctes("1 = 1", scope.period, mark, until=True, uncounted=[])
+    sql = f"""
+    WITH {exits}
+    SELECT stage_id, days FROM exits WHERE stage_id IN ({listed})
+    UNION ALL
+    SELECT st.stage_id, st.days FROM {STAY} st
+    WHERE st.stage_id IN ({listed}) AND st.days IS NULL
+      AND st.exited_at >= %s AND st.exited_at < %s
+    """
+    loose: dict[int, list[float | None]] = {pk: [] for pk in ids}
+    for stage_id, value in _fetch(sql, [*params, start, stored_end]):
+        loose[stage_id].append(as_float(value))
+    counts: dict[int, dict[int, int]] = {pk: {} for pk in ids}
+    rows = (
+        StageLength.objects.filter(
+            stage_id__in=ids,
+            day__gte=scope.period.first_day,
+            day__lte=scope.period.last_day,
+        )
+        .values_list("stage_id", "bucket")
+        .annotate(stays=Sum("stays"))
+    )
+    for stage_id, bucket, stays in rows.order_by():
+        if stays:
+            counts[stage_id][bucket] = stays
+    # Which (stage, bucket) hold the ranks each stage needs.
+    plans = {pk: _Ranks(counts[pk], loose[pk]) for pk in ids}
+    wanted = sorted({(pk, b) for pk, plan in plans.items() for b in plan.stored_buckets()})
+    found: dict[tuple[int, int], list[float]] = {key: [] for key in wanted}
+    if wanted:
+        parts, part_params = [], []
+        for pk, b in wanted:
+            width = 1 if b < FINE_DAYS else FINE_DAYS // 3
+            parts.append(
+                f"""SELECT st.stage_id, {b}, st.days FROM {STAY} st
+                WHERE st.stage_id = {pk} AND st.days >= {b - 1} AND st.days < {b + width + 1}
+                  AND {length_bucket("st.days")} = {b}
+                  AND st.exited_at >= %s AND st.exited_at < %s
+                  AND st.entered_at <= st.exited_at"""
+            )
+            part_params += [start, stored_end]
+        for stage_id, b, value in _fetch(" UNION ALL ".join(parts), part_params):
+            found[(stage_id, int(b))].append(float(value))
+    result = []
+    for pk in ids:
+        times = plans[pk].times(pk, found)
+        if times is not None:
+            result.append(times)
+    return result
+
+
+class _Ranks:
+    """One stage's lengths as bucket counts (stored, counted) plus loose values (the
+    rest): which buckets hold the median, p75 and maximum, and then their values."""
+
+    def __init__(self, counts: dict[int, int], loose: list[float | None]) -> None:
+        self.counts = counts
+        self.nulls = sum(1 for v in loose if v is None)
+        self.loose: dict[int, list[float]] = {}
+        for v in loose:
+            if v is not None:
+                self.loose.setdefault(bucket_of(v), []).append(v)
+        self.buckets = sorted(set(counts) | set(self.loose))
+        self.sizes = [counts.get(b, 0) + len(self.loose.get(b, [])) for b in self.buckets]
+        self.n = sum(self.sizes)
+        self.ranks: list[int] = []
+        if self.n:
+            for q in (0.5, 0.75):
+                pos = q * (self.n - 1)
+                self.ranks += [math.floor(pos), math.ceil(pos)]
+            self.ranks.append(self.n - 1)
+
+    def _where(self, rank: int) -> tuple[int, int]:
+        """(bucket, rank within it) of the 0-based `rank`."""
+        before = 0
+        for b, size in zip(self.buckets, self.sizes, strict=True):
+            if rank < before + size:
+                return b, rank - before
+            before += size
+        raise IndexError(rank)
+
+    def stored_buckets(self) -> set[int]:
+        return {b for b, _ in map(self._where, self.ranks) if self.counts.get(b)}
+
+    def times(self, pk: int, found: dict[tuple[int, int], list[float]]) -> StageTimes | None:
+        if not self.n and not self.nulls:
+            return None
+        if not self.n:
+            return StageTimes(pk, self.nulls, None, None, None)
+
+        def value(rank: int) -> float:
+            b, within = self._where(rank)
+            return sorted(found.get((pk, b), []) + self.loose.get(b, []))[within]
+
+        figures = []
+        for q in (0.5, 0.75):
+            pos = q * (self.n - 1)
+            low, high = math.floor(pos), math.ceil(pos)
+            first = value(low)
+            figures.append(first if low == high else first + (pos - low) * (value(high) - first))
+        return StageTimes(pk, self.n + self.nulls, figures[0], figures[1], value(self.n - 1))
 
 
 # --- cumulative flow ----------------------------------------------------------------------

@@ -112,6 +112,7 @@ class Dashboard:
             self.scope,
             stays_until=self.stays_until,
             stage_ids=[stage.pk for stage in self.open_stages],
+            lengths_counted=self.days_counted,
         )
         return {t.stage_id: t for t in done}, {t.stage_id: t for t in waiting}
 

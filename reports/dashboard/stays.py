@@ -43,10 +43,11 @@ from reports.dashboard.history import (
     STAGE,
     STAY,
     days_between,
+    length_bucket,
     reach,
     stays_ending,
 )
-from reports.models import StageDay, StageStayMark
+from reports.models import StageDay, StageLength, StageStayMark
 from stages.models import Stage, StageKind
 
 # The mark never passes a time at which a transaction still open could be writing (see
@@ -128,6 +129,7 @@ def refresh(*, now: datetime | None = None) -> StaysRefreshed:
             _release_claimed(cursor, claimed)
             if recount:
                 cursor.execute(f"DELETE FROM {DAY}")
+                cursor.execute(f"DELETE FROM {LENGTH}")
                 _count_days(cursor, "1 = 1", [], sign=1)
         if first or recount or cutoff != mark.covered_until or mark.stages_key != key:
             mark.covered_until = cutoff
@@ -234,12 +236,14 @@ def _recompute_claimed(cursor: Any, until: datetime, *, days: bool) -> None:
 
 
 DAY = StageDay._meta.db_table
+LENGTH = StageLength._meta.db_table
 
 
 def _count_days(cursor: Any, where: str, params: list[Any], *, sign: int) -> None:
     """Add (`sign` 1) or take away (-1) the stored stays meeting `where` (alias `st`) in
-    `StageDay`: per stage, the days they began and ended, in the current time zone.
-    Stays without an entry, or that ended before they began, are not counted."""
+    `StageDay`: per stage, the days they began and ended, in the current time zone; and
+    in `StageLength`, per stage, day they ended and length bucket. Stays without an
+    entry, or that ended before they began, are not counted."""
     tz = timezone.get_current_timezone_name()
     entry_day, entry_params = connection.ops.datetime_cast_date_sql("st.entered_at", (), tz)
     exit_day, exit_params = connection.ops.datetime_cast_date_sql("st.exited_at", (), tz)
@@ -260,6 +264,15 @@ def _count_days(cursor: Any, where: str, params: list[Any], *, sign: int) -> Non
     """
     adapted = [connection.ops.adapt_datetimefield_value(p) for p in params]
     cursor.execute(sql, [*entry_params, *adapted, *exit_params, *adapted])
+    sql = f"""
+    INSERT INTO {LENGTH} (stage_id, day, bucket, stays)
+    SELECT st.stage_id, {exit_day}, {length_bucket("st.days")}, SUM({sign})
+    FROM {STAY} st WHERE {counted}
+    GROUP BY 1, 2, 3
+    ON CONFLICT (stage_id, day, bucket) DO UPDATE
+    SET stays = {LENGTH}.stays + excluded.stays
+    """
+    cursor.execute(sql, [*exit_params, *adapted])
 
 
 def stages_key(stages: Iterable[tuple[int, int, int, str]]) -> str:

@@ -195,14 +195,14 @@ class World:
         raw = Dashboard(scope, summaries=False)
         for slug in PANELS:
             assert summary.panel(slug).csv_rows == raw.panel(slug).csv_rows, (slug, scope)
-        # The same period for the admin, unfiltered: the flow then reads `StageDay`.
+        # The same period for the admin, unfiltered: the flow then reads `StageDay`, time
+        # in stage and the bottleneck `StageLength`.
         every = scope_for(
             self.viewers[0], pipeline, period=Period(first, last, "Custom"), now=self.now
         )
-        assert (
-            Dashboard(every).panel("flow").csv_rows
-            == Dashboard(every, summaries=False).panel("flow").csv_rows
-        ), every
+        summary, raw = Dashboard(every), Dashboard(every, summaries=False)
+        for slug in ("flow", "time", "bottleneck"):
+            assert summary.panel(slug).csv_rows == raw.panel(slug).csv_rows, (slug, every)
 
     def run(self, op: tuple[Any, ...]) -> None:
         name, *args = op

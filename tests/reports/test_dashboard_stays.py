@@ -10,8 +10,9 @@ import pytest
 from deals.models import RewrittenHistory, StageChange
 from deals.services import delete_deal
 from reports.dashboard import stays
+from reports.dashboard.history import bucket_of
 from reports.dashboard.panels import PANELS, Dashboard
-from reports.models import StageDay, StageEntry, StageStay, StageStayMark
+from reports.models import StageDay, StageEntry, StageLength, StageStay, StageStayMark
 from reports.tasks import refresh_stage_stays
 from stages.models import Stage
 from tests.reports.dashboard_data import NOW, at, build_history, make_deal, march, scope_for
@@ -257,6 +258,24 @@ def stored_day_counts():
     }
 
 
+def length_counts():
+    """`StageLength` as it should be: each counted stay's exit day and length bucket."""
+    counts = {}
+    for stay in StageStay.objects.exclude(entered_at=None):
+        if stay.entered_at <= stay.exited_at:
+            key = (stay.stage_id, stay.exited_at.date(), bucket_of(stay.days))
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def stored_length_counts():
+    return {
+        (row.stage_id, row.day, row.bucket): row.stays
+        for row in StageLength.objects.all()
+        if row.stays
+    }
+
+
 def test_a_deleted_deal_loses_its_stored_rows_and_day_counts_when_the_summaries_catch_up(
     history,
 ):
@@ -270,6 +289,7 @@ def test_a_deleted_deal_loses_its_stored_rows_and_day_counts_when_the_summaries_
     )
     assert stored(gone) and entries(gone)
     assert stored_day_counts() == day_counts()
+    assert stored_length_counts() == length_counts()
 
     RewrittenHistory.mark([gone.pk])
     StageChange.objects.filter(deal=gone).delete()
@@ -281,23 +301,29 @@ def test_a_deleted_deal_loses_its_stored_rows_and_day_counts_when_the_summaries_
     assert (StageStay.objects.count(), StageEntry.objects.count()) == others
     assert stored(kept) and entries(kept)
     assert stored_day_counts() == day_counts()
+    assert stored_length_counts() == length_counts()
 
 
 def test_day_counts_follow_every_refresh_and_catch_up(history, rep, stages):
     stays.refresh(now=march(12))
     assert stored_day_counts() == day_counts()
+    assert stored_length_counts() == length_counts()
     stays.refresh(now=NOW)
     assert stored_day_counts() == day_counts()
+    assert stored_length_counts() == length_counts()
     late = make_deal(rep, [(stages["lead"], march(2)), (stages["demo"], march(4))], title="late")
     RewrittenHistory.mark([late.pk])
     stays.catch_up()
     assert stored(late) == [("Lead in", march(2), march(4))]
     assert stored_day_counts() == day_counts()
+    assert stored_length_counts() == length_counts()
     # Counted in another zone, they are counted again by the next refresh.
     StageDay.objects.all().delete()
+    StageLength.objects.all().delete()
     StageStayMark.objects.update(days_zone="Asia/Tokyo")
     stays.refresh(now=NOW)
     assert stored_day_counts() == day_counts()
+    assert stored_length_counts() == length_counts()
 
 
 def test_a_deal_deleted_through_the_service_leaves_no_stored_rows_behind(
@@ -316,3 +342,4 @@ def test_a_deal_deleted_through_the_service_leaves_no_stored_rows_behind(
         ), slug
     assert not StageStay.objects.filter(deal_id=gone.pk).exists()
     assert stored_day_counts() == day_counts()
+    assert stored_length_counts() == length_counts()
