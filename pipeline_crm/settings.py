@@ -405,6 +405,7 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "ENUM_NAME_OVERRIDES": {
         "StageKindEnum": "stages.models.StageKind",
+        "CriterionKindEnum": "stages.models.CriterionKind",
         "ActivityTypeEnum": "stages.models.ActivityType",
         "ForecastCategoryEnum": "stages.models.ForecastCategory",
     },
