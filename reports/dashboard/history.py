@@ -592,9 +592,13 @@ class _Ranks:
         if not self.n:
             return StageTimes(pk, self.nulls, None, None, None)
 
+        ordered: dict[int, list[float]] = {}
+
         def value(rank: int) -> float:
             b, within = self._where(rank)
-            return sorted(found.get((pk, b), []) + self.loose.get(b, []))[within]
+            if b not in ordered:
+                ordered[b] = sorted(found.get((pk, b), []) + self.loose.get(b, []))
+            return ordered[b][within]
 
         figures = []
         for q in (0.5, 0.75):
