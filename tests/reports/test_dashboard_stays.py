@@ -343,3 +343,35 @@ def test_a_deal_deleted_through_the_service_leaves_no_stored_rows_behind(
     assert not StageStay.objects.filter(deal_id=gone.pk).exists()
     assert stored_day_counts() == day_counts()
     assert stored_length_counts() == length_counts()
+
+
+# stages (with the mark), stays not counted, counts per bucket, the wanted buckets' stays,
+# the waiting deals
+ADMIN_TIME_QUERIES = 5
+
+
+def test_the_admins_time_in_stage_reads_the_length_counts_in_a_fixed_number_of_queries(
+    history, admin_user, pipeline, rep, stages, django_assert_num_queries
+):
+    """The admin's time in stage reads `StageLength` and the wanted buckets only, in
+    statements that do not grow with the stays; proof that the counts are read: without
+    them the stays they count are not found."""
+    stays.refresh(now=NOW)
+    scope = scope_for(admin_user, pipeline)
+    with django_assert_num_queries(ADMIN_TIME_QUERIES):
+        Dashboard(scope).time()
+    more = [
+        make_deal(
+            rep, [(stages["lead"], march(1 + i)), (stages["demo"], march(5 + i))], title=f"n{i}"
+        )
+        for i in range(3)
+    ]
+    # Past history, written as an import writes it: marked, so caught up.
+    RewrittenHistory.mark([deal.pk for deal in more])
+    stays.catch_up()
+    with django_assert_num_queries(ADMIN_TIME_QUERIES):
+        Dashboard(scope).time()
+    raw = Dashboard(scope, summaries=False).time().csv_rows
+    assert Dashboard(scope).time().csv_rows == raw
+    StageLength.objects.all().delete()
+    assert Dashboard(scope).time().csv_rows != raw
