@@ -50,10 +50,6 @@ class User(AbstractUser):
         return self.is_active and self.role == Role.MANAGER
 
     @property
-    def can_override_gate(self) -> bool:
-        return self.is_admin or self.is_manager
-
-    @property
     def display_name(self) -> str:
         return self.get_full_name() or self.username
 

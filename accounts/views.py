@@ -5,11 +5,12 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET
 
-from accounts import audit
+from accounts import audit, policy
 from accounts.models import AuditEvent, AuditKind
 from common.exports import csv_response
 
@@ -21,8 +22,8 @@ class AuditFilterForm(forms.Form):
     until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
 
-def _events(form: AuditFilterForm):  # type: ignore[no-untyped-def]
-    events = AuditEvent.objects.select_related("user")
+def _events(form: AuditFilterForm, events: QuerySet[AuditEvent]) -> QuerySet[AuditEvent]:
+    events = events.select_related("user")
     data = form.cleaned_data if form.is_valid() else {}
     if data.get("kind"):
         events = events.filter(kind=data["kind"])
@@ -38,10 +39,10 @@ def _events(form: AuditFilterForm):  # type: ignore[no-untyped-def]
 @login_required
 @require_GET
 def audit_log(request: HttpRequest) -> HttpResponse:
-    if not request.user.is_admin:
+    if not policy.can_view_audit(request.user):
         raise Http404
     form = AuditFilterForm(request.GET)
-    events = _events(form)
+    events = _events(form, policy.audit_events(request.user))
     if request.GET.get("format") == "csv":
         audit.record(AuditKind.EXPORT, user=request.user, request=request, detail="audit log")
         rows = (

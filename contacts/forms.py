@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.core.validators import RegexValidator
 
+from accounts import policy
 from contacts.models import Organization, Person
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ class PersonForm(forms.ModelForm):
         # Only organizations the user can see may be chosen; others read as "not in the list".
         # The current one stays valid even if hidden from this user, so saving a person
         # never silently drops their employer.
-        choices = Organization.objects.visible_to(user)
+        choices = policy.organizations(user)
         if self.instance.organization_id is not None:
             choices = choices | Organization.objects.filter(pk=self.instance.organization_id)
         self.fields["organization"].queryset = choices

@@ -4,33 +4,18 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q, QuerySet
+from django.db.models import Q
+
+from accounts import policy
 
 if TYPE_CHECKING:
     from accounts.models import User
 
 
-def visible_deals(model: type[models.Model], user: User) -> QuerySet:
-    """The deals `user` may see, reached through the `deals` relation Deal declares on `model`.
-
-    Who may see a customer record is defined by who may see its deals (DESIGN's permission
-    matrix), but contacts sits below deals and may not import it. Following the reverse
-    relation to its model keeps `Deal.objects.visible_to` the one source of truth for the
-    matrix, with no import and no second copy of the rule here.
-    """
-    return model._meta.get_field("deals").related_model.objects.visible_to(user)
-
-
 class OrganizationQuerySet(models.QuerySet["Organization"]):
     def visible_to(self, user: User) -> OrganizationQuerySet:
-        """Organizations of deals `user` may see, plus those `user` created; admins see all."""
-        if not user.is_authenticated or not user.is_active:
-            return self.none()
-        if user.is_admin:
-            return self
-        # NULLs are filtered out so the subquery stays safe under negation (NOT IN).
-        deals = visible_deals(self.model, user).filter(organization__isnull=False)
-        return self.filter(Q(pk__in=deals.values("organization_id")) | Q(created_by=user))
+        """Organizations `user` may see, as the access policy says."""
+        return policy.organizations(user, self)
 
     def matching(self, q: str) -> OrganizationQuerySet:
         return self.filter(name__icontains=q) if q else self
@@ -38,19 +23,8 @@ class OrganizationQuerySet(models.QuerySet["Organization"]):
 
 class PersonQuerySet(models.QuerySet["Person"]):
     def visible_to(self, user: User) -> PersonQuerySet:
-        """People on deals `user` may see (primary contact or in a contact role), plus those
-        `user` created; admins see all."""
-        if not user.is_authenticated or not user.is_active:
-            return self.none()
-        if user.is_admin:
-            return self
-        deals = visible_deals(self.model, user)
-        roles = deals.model._meta.get_field("contact_roles").related_model.objects
-        return self.filter(
-            Q(pk__in=deals.filter(person__isnull=False).values("person_id"))
-            | Q(pk__in=roles.filter(deal__in=deals.values("pk")).values("person_id"))
-            | Q(created_by=user)
-        )
+        """People `user` may see, as the access policy says."""
+        return policy.people(user, self)
 
     def matching(self, q: str) -> PersonQuerySet:
         return self.filter(Q(name__icontains=q) | Q(email__icontains=q)) if q else self

@@ -1,8 +1,7 @@
 """Reads for the customer-side pages: a fixed number of queries whatever the data size.
 
-Deals and activities are reached through the relations deals declares on contacts
-(`Organization.deals`, `Person.deals`, `Person.activities`): contacts sits below deals and
-does not import it, and every deal read still goes through `Deal.objects.visible_to`.
+Deals and activities come from the access policy (`accounts.policy.deals`, `.activities`),
+which names them by label: contacts sits below deals and does not import it.
 """
 
 from __future__ import annotations
@@ -25,7 +24,8 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
-from contacts.models import Organization, Person, visible_deals
+from accounts import policy
+from contacts.models import Organization, Person
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -46,14 +46,14 @@ def best_first(rows: QuerySet, q: str) -> QuerySet:
 def organization_list(user: User, q: str) -> QuerySet[Organization]:
     """Visible organizations matching `q`, each with its number of visible deals."""
     deals = (
-        visible_deals(Organization, user)
+        policy.deals(user)
         .filter(organization=OuterRef("pk"))
         .order_by()
         .values("organization")
         .annotate(n=Count("pk"))
         .values("n")
     )
-    rows = Organization.objects.visible_to(user).matching(q)
+    rows = policy.organizations(user).matching(q)
     return best_first(rows, q).annotate(
         deal_count=Coalesce(Subquery(deals, output_field=IntegerField()), 0)
     )
@@ -65,7 +65,7 @@ def with_organization_visibility(people: QuerySet[Person], user: User) -> QueryS
     A person's employer is part of the person's record and is always named; it is linked
     only when the organization itself is visible, so the link never leads to a 404.
     """
-    visible = Organization.objects.visible_to(user).values("pk")
+    visible = policy.organizations(user).values("pk")
     return people.select_related("organization").annotate(
         organization_visible=ExpressionWrapper(
             Q(organization__in=visible), output_field=BooleanField()
@@ -74,16 +74,16 @@ def with_organization_visibility(people: QuerySet[Person], user: User) -> QueryS
 
 
 def person_list(user: User, q: str) -> QuerySet[Person]:
-    rows = best_first(Person.objects.visible_to(user).matching(q), q)
+    rows = best_first(policy.people(user).matching(q), q)
     return with_organization_visibility(rows, user)
 
 
 def pick_organizations(user: User, q: str) -> list[Organization]:
-    return list(best_first(Organization.objects.visible_to(user).matching(q), q)[:PICK_ROWS])
+    return list(best_first(policy.organizations(user).matching(q), q)[:PICK_ROWS])
 
 
 def pick_people(user: User, q: str) -> list[Person]:
-    rows = best_first(Person.objects.visible_to(user).matching(q), q)
+    rows = best_first(policy.people(user).matching(q), q)
     return list(rows.select_related("organization")[:PICK_ROWS])
 
 
@@ -95,25 +95,24 @@ def _recent_activities(activities: QuerySet) -> list:
 
 def organization_deals(organization: Organization, user: User) -> list:
     """The organization's deals `user` may see, newest first."""
-    deals = organization.deals.visible_to(user).select_related("stage", "owner", "person")
+    deals = policy.deals(user).filter(organization=organization)
+    deals = deals.select_related("stage", "owner", "person")
     return list(deals.order_by("-created_at", "-pk")[:DETAIL_ROWS])
 
 
 def organization_people(organization: Organization, user: User) -> list[Person]:
-    people = Person.objects.visible_to(user).filter(organization=organization)
+    people = policy.people(user).filter(organization=organization)
     return list(people.order_by("name", "pk")[:DETAIL_ROWS])
 
 
 def organization_activities(organization: Organization, user: User) -> list:
     """Activities on the organization's deals that `user` may see."""
-    deals = organization.deals.visible_to(user)
-    activities = deals.model._meta.get_field("activities").related_model.objects
-    return _recent_activities(activities.filter(deal__in=deals.values("pk")))
+    return _recent_activities(policy.activities(user).filter(deal__organization=organization))
 
 
 def _person_deals(person: Person, user: User) -> QuerySet:
     """Visible deals where the person is the primary contact or holds a contact role."""
-    deals = visible_deals(Person, user)
+    deals = policy.deals(user)
     roles = deals.model._meta.get_field("contact_roles").related_model.objects
     return deals.filter(Q(person=person) | Q(pk__in=roles.filter(person=person).values("deal_id")))
 
@@ -125,8 +124,5 @@ def person_deals(person: Person, user: User) -> list:
 
 def person_activities(person: Person, user: User) -> list:
     """Activities with the person, or on their deals, that `user` may see."""
-    visible = visible_deals(Person, user).values("pk")
-    activities = person.activities.model.objects.filter(deal__in=visible).filter(
-        Q(person=person) | Q(deal__person=person)
-    )
+    activities = policy.activities(user).filter(Q(person=person) | Q(deal__person=person))
     return _recent_activities(activities)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from accounts import policy
 from common.errors import BadInput, NotVisible
 from contacts.models import Organization, Person
 
@@ -139,5 +140,5 @@ def update_person(person: Person, *, by: User, **changes: Any) -> Person:
 def _check_organization(organization: Organization | None, by: User) -> None:
     if organization is None:
         return
-    if not Organization.objects.visible_to(by).filter(pk=organization.pk).exists():
+    if not policy.organizations(by).filter(pk=organization.pk).exists():
         raise ContactNotFound("That organization does not exist.")

@@ -17,7 +17,7 @@ from django.template.response import TemplateResponse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
-from accounts import audit
+from accounts import audit, policy
 from accounts.models import AuditKind
 from common.errors import BadInput
 from common.exports import csv_response
@@ -47,14 +47,12 @@ else:
 
 def visible_organization(request: AuthedRequest, pk: int) -> Organization:
     """The organization if the user may see it; 404 otherwise."""
-    return get_object_or_404(Organization.objects.visible_to(request.user), pk=pk)
+    return get_object_or_404(policy.organizations(request.user), pk=pk)
 
 
 def visible_person(request: AuthedRequest, pk: int) -> Person:
     """The person if the user may see them; 404 otherwise."""
-    people = queries.with_organization_visibility(
-        Person.objects.visible_to(request.user), request.user
-    )
+    people = queries.with_organization_visibility(policy.people(request.user), request.user)
     return get_object_or_404(people, pk=pk)
 
 
@@ -196,7 +194,7 @@ def person_create(request: AuthedRequest) -> HttpResponse:
         return redirect("contacts:person", person.pk)
     # "Add a person here" on an organization's page arrives with ?organization=<id>.
     at = query_number(request.GET, "organization")
-    chosen = Organization.objects.visible_to(request.user).filter(pk=at).first() if at else None
+    chosen = policy.organizations(request.user).filter(pk=at).first() if at else None
     return _person_form_page(request, form, None, chosen)
 
 

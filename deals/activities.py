@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from django.db import transaction
 from django.utils import timezone
 
+from accounts import policy
 from common.errors import NotAllowed, NotVisible
 from deals import events
 from deals.models import Activity, Deal, EventSource
@@ -33,7 +34,7 @@ def _event(
 
 
 def _editable_deal(deal_id: int, by: User) -> Deal:
-    deal = Deal.objects.editable_by(by).filter(pk=deal_id).first()
+    deal = policy.changeable_deals(by).filter(pk=deal_id).first()
     if deal is None:
         raise refusal_for(deal_id, by)
     return deal
@@ -76,7 +77,7 @@ def log_activity(
 def _own_activity(activity_id: int, by: User) -> Activity:
     """Activities are changed by their owner, or by whoever may edit the deal."""
     activity = (
-        Activity.objects.filter(pk=activity_id, deal__in=Deal.objects.editable_by(by))
+        Activity.objects.filter(pk=activity_id, deal__in=policy.changeable_deals(by))
         .select_related("deal")
         .first()
     )

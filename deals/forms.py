@@ -9,8 +9,8 @@ from django.db.models import QuerySet
 from django.urls import reverse_lazy
 from django.utils import timezone
 
+from accounts import policy
 from common.errors import BadInput
-from contacts.models import Person
 from deals.models import MoveSource
 from deals.queries import SORTS, BoardFilters
 from stages.gate import Failure
@@ -151,7 +151,7 @@ class GateFixForm(forms.Form):
         elif closing == StageKind.LOST:
             self.fields["lost_reason"] = forms.CharField(max_length=200, label="Why was it lost?")
         self.fixes = [name for name in self.fields if name not in ("stage", "version", "source")]
-        if user.can_override_gate:
+        if policy.can_override_gate(user):
             # A written reason replaces the missing items, so the browser must not insist
             # on them (a `required` attribute would block the override); `clean` does.
             self.use_required_attribute = False
@@ -193,9 +193,10 @@ class GateFixForm(forms.Form):
                     max_length=200, label=label, help_text="What happened (subject)"
                 )
             case CriterionKind.CONTACT_ROLE:
-                people = Person.objects.filter(organization_id=self.deal.organization_id)
+                # Only people the user may see: never offer another team's contact by name.
+                people = policy.people(user).filter(organization_id=self.deal.organization_id)
                 if self.deal.organization_id is None:
-                    people = Person.objects.filter(pk=self.deal.person_id)
+                    people = policy.people(user).filter(pk=self.deal.person_id)
                 role = ContactRole(failure.fix).label
                 return f"role_{failure.fix}", forms.ModelChoiceField(
                     queryset=people.order_by("name"), label=f"{label}: who is the {role.lower()}?"

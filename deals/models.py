@@ -10,81 +10,22 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
-from django.db.models import F, Func, Q, Subquery
+from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import Role, User
+from accounts import policy
+from accounts.models import User
 from stages.models import ActivityType, ContactRole, StageKind
-
-
-def scope_q(user: User, *, prefix: str = "", write: bool = False) -> Q | None:
-    """The permission matrix as a filter on a deal's owner.
-
-    Returns None for "everything" (admins) and Q(pk__in=[]) for nothing. `prefix` lets
-    other models (activities, people) reuse the same rule through their deal relation.
-    """
-    if not user.is_authenticated or not user.is_active:
-        return Q(pk__in=[])
-    owners = deal_owners(user, write=write)
-    if owners is None:
-        return None
-    # "owner in (a small set of users)" as a subquery lets the database use the owner
-    # index; an OR across a join to users would scan every deal.
-    return Q(OneOf(F(f"{prefix}owner_id"), Subquery(owners.order_by().values("pk"))))
-
-
-def deal_owners(user: User, *, write: bool = False) -> models.QuerySet[User] | None:
-    """The users whose deals `user` may see (or change, with `write`); None for everyone.
-
-    The permission matrix is a rule on a deal's owner, so it also answers for a deal that
-    no longer exists (a deal.deleted event names its owner).
-    """
-    if not user.is_authenticated or not user.is_active:
-        return User.objects.none()
-    if user.role == Role.ADMIN or user.is_superuser:
-        return None
-    if user.role == Role.MANAGER:
-        return User.objects.filter(Q(pk=user.pk) | Q(team__manager=user))
-    if not write and user.team_id is not None:
-        return User.objects.filter(Q(pk=user.pk) | Q(team_id=user.team_id))
-    return User.objects.filter(pk=user.pk)
-
-
-class OneOf(Func):
-    """`column IN (subquery)`, written for PostgreSQL as `column = ANY(ARRAY(subquery))`.
-
-    Same rows, different plan: PostgreSQL turns `IN (subquery)` into a join and then
-    guesses how many deals a team owns, often choosing to scan every deal (23 ms for a
-    rep's board totals at 100k deals). `ANY(ARRAY(…))` runs the subquery once, first, and
-    hands its few ids to the (owner, stage) index as a list (5 ms).
-    """
-
-    output_field = models.BooleanField()
-    conditional = True
-
-    def __init__(self, column: F, subquery: Subquery) -> None:
-        super().__init__(column, subquery)
-
-    def as_sql(self, compiler, connection, **extra_context):  # type: ignore[override]
-        column, subquery = self.get_source_expressions()
-        column_sql, column_params = compiler.compile(column)
-        subquery_sql, subquery_params = compiler.compile(subquery)
-        params = (*column_params, *subquery_params)
-        if connection.vendor == "postgresql":
-            return f"{column_sql} = ANY(ARRAY{subquery_sql})", params
-        return f"{column_sql} IN {subquery_sql}", params
 
 
 class DealQuerySet(models.QuerySet["Deal"]):
     def visible_to(self, user: User) -> DealQuerySet:
-        """The one gate for reads: every list, board, count, sum and export goes through it."""
-        q = scope_q(user)
-        return self if q is None else self.filter(q)
+        """Deals `user` may see, as the access policy says (`accounts.policy.deals`)."""
+        return policy.deals(user, self)
 
     def editable_by(self, user: User) -> DealQuerySet:
-        """Deals `user` may edit or move (own; managed teams' for managers; all for admins)."""
-        q = scope_q(user, write=True)
-        return self if q is None else self.filter(q)
+        """Deals `user` may change, as the access policy says."""
+        return policy.changeable_deals(user, self)
 
     def open(self) -> DealQuerySet:
         return self.filter(stage__kind=StageKind.OPEN)

@@ -15,9 +15,10 @@ from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts import policy
 from accounts.models import User
 from common.sql import insert_from
-from deals.models import Deal, Notification, QuietDeal, StalledFlag, StalledRule, scope_q
+from deals.models import Notification, QuietDeal, StalledFlag, StalledRule
 from stages.models import StageKind
 
 log = logging.getLogger(__name__)
@@ -203,16 +204,8 @@ def _reminder_text(due_today: int, overdue: int) -> str:
 
 
 def shown_to(user: User) -> QuerySet[Notification]:
-    """`user`'s notifications, less those about deals they may no longer see (reassigned
-    away, or the user changed teams): a notice must not keep showing a hidden deal."""
-    mine = Notification.objects.filter(user=user)
-    scope = scope_q(user)
-    if scope is None:
-        return mine  # sees every deal
-    # Each notice probes its own deal by primary key. `deal IN (visible deals)` made the
-    # database hash every visible deal for each page's bell count (tens of ms at 100k).
-    visible = Deal.objects.filter(scope, pk=OuterRef("deal_id"))
-    return mine.filter(Q(deal__isnull=True) | Exists(visible))
+    """`user`'s notifications about deals they may still see (the policy decides)."""
+    return policy.notifications(user)
 
 
 def unread_count(user: User) -> int:
@@ -237,8 +230,10 @@ def digest_recipients(now: datetime) -> QuerySet[User]:
     """Active users with an e-mail address, unread notices not yet mailed, no digest today."""
     start_of_day = timezone.make_aware(datetime.combine(timezone.localdate(now), time.min))
     mailed_today = Notification.objects.filter(user=OuterRef("pk"), emailed_at__gte=start_of_day)
-    waiting = Notification.objects.filter(
-        user=OuterRef("pk"), read_at__isnull=True, emailed_at__isnull=True
+    waiting = policy.sendable_notifications(
+        Notification.objects.filter(
+            user=OuterRef("pk"), read_at__isnull=True, emailed_at__isnull=True
+        )
     )
     return (
         User.objects.filter(is_active=True)
@@ -273,8 +268,11 @@ def send_digests(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     recipients = {user.pk: user for user in digest_recipients(now)}
     notices: dict[int, list[Notification]] = defaultdict(list)
-    pending = Notification.objects.filter(
-        user_id__in=list(recipients), read_at__isnull=True, emailed_at__isnull=True
+    # Each notice names its deal: only those its recipient may see today are sent.
+    pending = policy.sendable_notifications(
+        Notification.objects.filter(
+            user_id__in=list(recipients), read_at__isnull=True, emailed_at__isnull=True
+        )
     ).order_by("user_id", "-created_at", "-id")
     for notice in pending:
         notices[notice.user_id].append(notice)
@@ -292,7 +290,10 @@ def send_digests(*, now: datetime | None = None) -> int:
                 continue
             mailed.append(user_id)
     # Bounded by the newest notice read above, so one arriving meanwhile is not marked unsent.
-    Notification.objects.filter(
-        user_id__in=mailed, read_at__isnull=True, emailed_at__isnull=True, pk__lte=newest
+    # Notices not sent (their deal is hidden from the recipient now) stay unmailed.
+    policy.sendable_notifications(
+        Notification.objects.filter(
+            user_id__in=mailed, read_at__isnull=True, emailed_at__isnull=True, pk__lte=newest
+        )
     ).update(emailed_at=now)
     return len(mailed)

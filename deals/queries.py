@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -28,6 +28,7 @@ from django.db.models import (
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from accounts import policy
 from common import formats
 from deals.models import Activity, Deal, StalledFlag
 from stages.models import Pipeline, Stage, StageKind
@@ -124,7 +125,7 @@ def _cards(user: User, filters: BoardFilters) -> QuerySet[Deal]:
     Only the joins a card prints (organization, owner); every extra join in each part of
     the first-pages UNION costs planning time on every board load.
     """
-    deals = filters.apply(Deal.objects.visible_to(user))
+    deals = filters.apply(policy.deals(user))
     return with_next_activity(deals.select_related("organization", "owner"))
 
 
@@ -182,7 +183,7 @@ def column_heads(user: User, filters: BoardFilters, stages: list[Stage]) -> list
     columns = {s.pk: Column(stage=s) for s in stages if s.kind == StageKind.OPEN}
     if not columns:
         return []
-    visible = filters.apply(Deal.objects.visible_to(user)).filter(stage_id__in=list(columns))
+    visible = filters.apply(policy.deals(user)).filter(stage_id__in=list(columns))
     # No join to stages: the stage default probability is applied per group in Python.
     totals = (
         visible.values("stage_id", "currency")
@@ -273,22 +274,6 @@ def board_pipelines(pipeline_id: int | None) -> tuple[Pipeline | None, list[Pipe
 
 def board_pipeline(pipeline_id: int | None) -> Pipeline | None:
     return board_pipelines(pipeline_id)[0]
-
-
-def edit_rule(user: User) -> Callable[[Deal], bool]:
-    """A per-card "may this user move it?" check that costs at most one query per request.
-
-    Mirrors `Deal.objects.editable_by` (the server still enforces it on every write);
-    the board uses it only to hide move controls on cards the user cannot move.
-    """
-    if not user.is_active:
-        return lambda deal: False
-    if user.is_admin:
-        return lambda deal: True
-    if user.is_manager:
-        managed = set(user.managed_teams.values_list("pk", flat=True))
-        return lambda deal: deal.owner_id == user.pk or deal.owner.team_id in managed
-    return lambda deal: deal.owner_id == user.pk
 
 
 @dataclass(frozen=True)
@@ -401,18 +386,10 @@ def days_by_stage(deal: Deal, now: datetime | None = None) -> dict[int, int]:
 
 def filter_people(user: User) -> list[User]:
     """Owners the board's owner filter offers: people whose deals the user may see."""
-    from accounts.models import User as UserModel
-
-    if user.is_admin:
-        people = UserModel.objects.filter(is_active=True)
-    elif user.is_manager:
-        people = UserModel.objects.filter(Q(team__manager=user) | Q(pk=user.pk))
-    elif user.team_id:
-        people = UserModel.objects.filter(team_id=user.team_id)
-    else:
-        people = UserModel.objects.filter(pk=user.pk)
     return list(
-        people.select_related("team").order_by("first_name", "last_name", "username", "pk")
+        policy.deal_owners(user)
+        .select_related("team")
+        .order_by("first_name", "last_name", "username", "pk")
     )
 
 

@@ -14,7 +14,7 @@ from django.db.models.expressions import Combinable
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from accounts import audit
+from accounts import audit, policy
 from accounts.models import AuditKind
 from common.errors import BadInput, DomainError, NotAllowed, NotVisible, RuleFailed, StaleVersion
 from deals import events, notifications
@@ -97,7 +97,7 @@ def _lock(deal_id: int, by: User, seen: Deal | None = None) -> Deal:
     """
     lock = {"of": ("self",)} if connection.features.has_select_for_update_of else {}
     try:
-        locked = Deal.objects.editable_by(by).select_for_update(**lock).get(pk=deal_id)
+        locked = policy.changeable_deals(by).select_for_update(**lock).get(pk=deal_id)
     except Deal.DoesNotExist:
         raise refusal_for(deal_id, by) from None
     if seen is not None:
@@ -111,7 +111,7 @@ def _lock(deal_id: int, by: User, seen: Deal | None = None) -> Deal:
 def refusal_for(deal_id: int, by: User) -> DomainError:
     """Why `by` may not change deal `deal_id`: NotAllowed (403) if they may see it,
     NotVisible (404) if not. Asked on the refusal path only (one query)."""
-    if Deal.objects.visible_to(by).filter(pk=deal_id).exists():
+    if policy.deals(by).filter(pk=deal_id).exists():
         return NotAllowed("You can only change deals you own or manage.")
     return NotVisible("Deal not found.")
 
@@ -254,7 +254,7 @@ def move_deal(
     if source not in MoveSource.values:
         raise BadInput("Unknown move source.")
     override_reason = override_reason.strip()
-    if override_reason and not by.can_override_gate:
+    if override_reason and not policy.can_override_gate(by):
         # The form offers no override to them, so this is a malformed request (400).
         raise InvalidMove("Only managers and admins can override entry criteria.")
     if to_stage.is_archived and to_stage.pk != deal.stage_id:
@@ -452,9 +452,7 @@ def create_deal(
     owner = owner or by
     if not by.is_active:
         raise NotAllowed("Deactivated users cannot create deals.")
-    if owner.pk != by.pk and not (
-        by.is_admin or (by.is_manager and by.managed_teams.filter(pk=owner.team_id).exists())
-    ):
+    if not policy.can_assign_to(by, owner):
         raise NotAllowed("You can create deals only for members of the teams you manage.")
     if stage.is_archived:
         raise InvalidMove(f"{stage.name} is archived.")
@@ -474,7 +472,7 @@ def create_deal(
         if stage.criteria.exists() or not stage.is_open
         else []
     )
-    if failures and not (override_reason and by.can_override_gate):
+    if failures and not (override_reason and policy.can_override_gate(by)):
         raise GateBlocked(deal, stage, failures)
     with transaction.atomic():
         now = timezone.now()
@@ -543,7 +541,7 @@ def complete_and_move(
     Either both happen or neither: if the deal still fails the gate, the fixes are rolled
     back with the refused move and GateBlocked tells what is still missing.
     """
-    from contacts.models import Person
+    from contacts import resolve
 
     with transaction.atomic():
         locked = _lock_current(deal, by, expected_version)
@@ -553,13 +551,11 @@ def complete_and_move(
                 setattr(locked, name, value)
                 changed.append(name)
         if fixes.organization_name:
-            locked.organization = resolve_contacts(
-                organization_name=fixes.organization_name, person_name="", by=by
-            )["organization"]
+            locked.organization = resolve.resolve_organization(fixes.organization_name, by=by)
             changed.append("organization")
         if fixes.person_name:
-            locked.person = Person.objects.create(
-                name=fixes.person_name, organization=locked.organization, created_by=by
+            locked.person = resolve.resolve_person(
+                fixes.person_name, by=by, organization=locked.organization
             )
             changed.append("person")
         published = []
@@ -703,7 +699,7 @@ def undo_move(deal: Deal, *, by: User, change_id: int) -> MoveResult:
         or timezone.now() - latest.at > settings.UNDO_WINDOW
     ):
         raise UndoExpired("This move can no longer be undone.")
-    current = Deal.objects.editable_by(by).filter(pk=deal.pk).values_list("version", flat=True)
+    current = policy.changeable_deals(by).filter(pk=deal.pk).values_list("version", flat=True)
     version = current.first()
     if version is None:
         raise NotFound("Deal not found.")
@@ -823,14 +819,12 @@ def reassign_deal(
     Publishes deal.reassigned with both owners: the deal leaves one owner's numbers and
     joins the other's, so both forecasts are recomputed.
     """
-    if not (by.is_admin or by.is_manager):
+    if not policy.can_reassign(by):
         raise NotAllowed("Only managers and admins can reassign deals.")
     if not new_owner.is_active:
         raise InvalidMove(f"{new_owner.display_name} is deactivated.")
-    if by.is_manager and not by.is_admin:
-        managed = set(by.managed_teams.values_list("pk", flat=True))
-        if new_owner.pk != by.pk and new_owner.team_id not in managed:
-            raise NotAllowed("You can only reassign to members of teams you manage.")
+    if not policy.can_assign_to(by, new_owner):
+        raise NotAllowed("You can only reassign to members of teams you manage.")
     with transaction.atomic():
         locked = _lock_current(deal, by, expected_version)
         if locked.owner_id == new_owner.pk:
@@ -853,9 +847,8 @@ def reassign_deal(
 
 
 def may_delete_deals(user: User) -> bool:
-    """Who deletes deals at all: managers (the deals they may change, i.e. their own and
-    their managed teams') and admins (any). Reps never: they archive by closing."""
-    return user.is_active and (user.is_admin or user.is_manager)
+    """Who deletes deals at all (`accounts.policy.can_delete_deals`)."""
+    return policy.can_delete_deals(user)
 
 
 def delete_deal(
@@ -874,7 +867,7 @@ def delete_deal(
     recomputed, webhooks and boards hear it.
     """
     if not may_delete_deals(by):
-        if Deal.objects.visible_to(by).filter(pk=deal.pk).exists():
+        if policy.deals(by).filter(pk=deal.pk).exists():
             raise NotAllowed("Only managers and admins can delete deals.")
         raise NotVisible("Deal not found.")
     with transaction.atomic():
@@ -916,10 +909,7 @@ def bulk_move(
     Deals the user may not see are reported as not found, never moved. Each owner of
     moved deals (other than `by`) gets one summary notice, not one per deal.
     """
-    found = {
-        d.pk: d
-        for d in Deal.objects.visible_to(by).filter(pk__in=deal_ids).select_related("stage")
-    }
+    found = {d.pk: d for d in policy.deals(by).filter(pk__in=deal_ids).select_related("stage")}
     outcomes = []
     for deal_id in dict.fromkeys(deal_ids):
         deal = found.get(deal_id)
@@ -943,24 +933,10 @@ def bulk_move(
 
 
 def resolve_contacts(*, organization_name: str, person_name: str, by: User) -> dict[str, Any]:
-    """Turn typed names into an organization and a person: match by name among the records
-    `by` may see (the oldest when several share it), else create one in `by`'s scope.
+    """Typed names to an organization and a person `by` may see, created when new
+    (`contacts.resolve`: a hidden record is never attached)."""
+    from contacts.resolve import resolve_names
 
-    A name that matches only records `by` may not see never attaches them: that would hand
-    another team's contact (and its e-mail) to whoever types its exact name.
-    """
-    from contacts.models import Organization, Person
-
-    found: dict[str, Any] = {"organization": None, "person": None}
-    if name := organization_name.strip():
-        found["organization"] = Organization.objects.visible_to(by).filter(
-            name__iexact=name
-        ).order_by("pk").first() or Organization.objects.create(name=name, created_by=by)
-    if name := person_name.strip():
-        people = Person.objects.visible_to(by).filter(name__iexact=name)
-        if found["organization"] is not None:
-            people = people.filter(organization=found["organization"])
-        found["person"] = people.order_by("pk").first() or Person.objects.create(
-            name=name, organization=found["organization"], created_by=by
-        )
-    return found
+    return resolve_names(
+        organization_name=organization_name, person_name=person_name, by=by
+    ).as_fields()

@@ -29,6 +29,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 
+from accounts import policy
 from common.errors import NotVisible, RuleFailed
 from common.sql import DaysBefore, hold_job_lock
 from deals import events
@@ -360,7 +361,7 @@ def _editable(deal_id: int, by: User) -> Deal:
     # Lock only the deal row: the permission joins may reach the nullable side of a join.
     lock = {"of": ("self",)} if connection.features.has_select_for_update_of else {}
     try:
-        return Deal.objects.editable_by(by).select_for_update(**lock).get(pk=deal_id)
+        return policy.changeable_deals(by).select_for_update(**lock).get(pk=deal_id)
     except Deal.DoesNotExist:
         raise SnoozeNotAllowed("Deal not found.") from None
 

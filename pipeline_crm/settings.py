@@ -86,6 +86,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "pipeline_crm.context_processors.navigation",
+                "accounts.context_processors.policy",
                 "deals.context_processors.notifications",
             ],
         },

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.db import models
 
-from deals.models import scope_q
+from accounts import policy
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -60,16 +60,12 @@ class ForecastFigures(models.Model):
 class ForecastQuerySet(models.QuerySet["Forecast"]):
     def visible_to(self, user: User) -> ForecastQuerySet:
         """Rows of the owners whose deals `user` may see: the deals' own rule, by owner."""
-        q = scope_q(user)
-        return self if q is None else self.filter(q)
+        return policy.forecast_rows(user, self, own_only=False)
 
     def numbers_for(self, user: User) -> ForecastQuerySet:
         """What the forecast page counts for `user`: `visible_to`, and for a rep only their
         own rows (DESIGN: a rep's dashboards show their own numbers, not teammates')."""
-        rows = self.visible_to(user)
-        if not (user.is_admin or user.is_manager):
-            rows = rows.filter(owner=user)
-        return rows
+        return policy.forecast_rows(user, self)
 
 
 class Forecast(ForecastFigures):

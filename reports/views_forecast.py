@@ -15,6 +15,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from accounts import policy
 from accounts.models import Team, User
 from common.exports import safe_cell
 from reports import forecasts
@@ -41,7 +42,7 @@ class ForecastFilterForm(forms.Form):
     def __init__(self, data: Any, *, user: User) -> None:
         super().__init__(data)
         self.fields["pipeline"].queryset = Pipeline.objects.filter(is_archived=False)
-        if user.is_admin or user.is_manager:
+        if policy.may_choose_whose_numbers(user):
             self.fields["team"].queryset = team_choices(user)
             self.fields["owner"].queryset = owner_choices(user)
         else:

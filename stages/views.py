@@ -19,6 +19,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts import policy
 from common.errors import BadInput, DomainError, NotVisible, Refusal
 from common.ids import query_number
 from common.refusals import flash_and_return, presents
@@ -54,7 +55,7 @@ def admin_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
     @wraps(view)
     @login_required
     def wrapped(request: AdminRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.is_admin:
+        if not policy.can_configure(request.user):
             raise Http404
         return view(request, *args, **kwargs)
 

@@ -23,9 +23,10 @@ from django.db import transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from accounts import policy
 from common import outbox
 from common.errors import BadInput, NotAllowed, NotVisible
-from deals.models import Deal, Notification, deal_owners
+from deals.models import Deal, Notification
 from webhooks import http, signing
 from webhooks.models import Attempt, Delivery, DeliveryStatus, Endpoint
 
@@ -251,9 +252,7 @@ def _saw_deleted(delivery: Delivery) -> bool:
     gone, but the rule is one on its owner, named in the event."""
     if delivery.event_name != "deal.deleted":
         return False
-    owners = deal_owners(delivery.endpoint.owner)
-    owner_id = delivery.data.get("owner_id")
-    return owners is None or owners.filter(pk=owner_id).exists()
+    return policy.sees_deals_owned_by(delivery.endpoint.owner, delivery.data.get("owner_id"))
 
 
 def body_of(delivery: Delivery, deal: dict[str, Any] | None) -> bytes:

@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts import policy
 from common import formats
 from common.errors import BadInput, DomainError, NotVisible, Refusal
 from common.ids import query_number
@@ -35,7 +36,15 @@ MOVE_RELATIONS = ("stage", "owner", "organization")
 
 def visible_deal(request: HttpRequest, pk: int, related: tuple[str, ...] = DEAL_RELATIONS) -> Deal:
     """The deal if the user may see it; 404 otherwise, so ids cannot be probed."""
-    return get_object_or_404(Deal.objects.visible_to(request.user).select_related(*related), pk=pk)
+    return policy.visible_or_404(policy.deals(request.user).select_related(*related), pk)
+
+
+def changeable_deal(
+    request: HttpRequest, pk: int, related: tuple[str, ...] = DEAL_RELATIONS
+) -> Deal:
+    """The deal if the user may change it: 404 if they may not see it, 403 if they see it
+    but may not change it (a rep and a teammate's deal). The action checks again."""
+    return policy.changeable_deal_or_403(request.user, visible_deal(request, pk, related))
 
 
 def _filters(request: HttpRequest) -> queries.BoardFilters:
@@ -48,7 +57,7 @@ def _prepare_cards(request: HttpRequest, deals: list[Deal], *, movable: bool = F
     already known), its page URL (its move, gate and next-step URLs hang off it, see
     deals/urls.py) built without one reverse() per card, its stalled badges, and its next
     activity's date and whether it is overdue."""
-    may_edit = (lambda deal: True) if movable else queries.edit_rule(request.user)
+    may_edit = (lambda deal: True) if movable else policy.deal_change_rule(request.user)
     prefix = reverse("deal_detail", args=[0]).removesuffix("0/")
     now = timezone.now()
     day = _day_label()
@@ -291,7 +300,7 @@ def move(request: HttpRequest, pk: int) -> HttpResponse:
     (`_card_response`); a drop within its own column reorders it (204). Refusals are
     answered by `_move_refused`. Without htmx: a redirect to the board.
     """
-    deal = visible_deal(request, pk, MOVE_RELATIONS)
+    deal = changeable_deal(request, pk, MOVE_RELATIONS)
     form = MoveForm(request.POST)
     data = form.command()
     may_edit = queries.edit_rule(request.user)
@@ -427,7 +436,7 @@ def _fix_refused(
 @presents(_fix_refused)
 def fix_and_move(request: HttpRequest, pk: int) -> HttpResponse:
     """Submit the blocked-move form: save the missing items and move, in one transaction."""
-    deal = visible_deal(request, pk)
+    deal = changeable_deal(request, pk)
     to_stage = Stage.objects.filter(
         pk=_int(request.POST.get("stage")), is_archived=False, pipeline__is_archived=False
     ).first()
@@ -491,7 +500,7 @@ def _undo_refused(
 @presents(_undo_refused)
 def undo(request: HttpRequest, pk: int) -> HttpResponse:
     """Move a deal back shortly after a move; on the board, answered like a menu move."""
-    deal = visible_deal(request, pk)
+    deal = changeable_deal(request, pk)
     from_stage = deal.stage
     change_id = _int(request.POST.get("change")) or 0
     result = services.undo_move(deal, by=request.user, change_id=change_id)

@@ -8,13 +8,14 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
+from accounts import policy
 from accounts.models import User
 from common.errors import BadInput, DomainError, NotAllowed, NotVisible, Refusal, describe
 from common.ids import parse_number
@@ -29,8 +30,8 @@ from deals.forms import (
     ReassignForm,
     active_stages,
 )
-from deals.models import Activity, Deal, MoveSource
-from deals.views.board import added, visible_deal
+from deals.models import Deal, MoveSource
+from deals.views.board import added, changeable_deal, visible_deal
 from stages.models import ActivityType, Stage, StageKind
 
 TEMPLATE = "deals/deal_detail.html"
@@ -42,8 +43,8 @@ def _detail_context(request: HttpRequest, deal: Deal) -> dict[str, Any]:
     for stage in stages:
         stage.days_spent = spent.get(stage.pk)
     upcoming = queries.next_step(deal, stages)
-    deal.can_move = queries.edit_rule(request.user)(deal)
-    deal.can_delete = deal.can_move and services.may_delete_deals(request.user)
+    deal.can_move = policy.can_change_deal(request.user, deal)
+    deal.can_delete = policy.can_delete_deal(request.user, deal)
     acts = list(deal.activities.select_related("owner").order_by("done", "due_at", "id"))
     return {
         "deal": deal,
@@ -60,18 +61,13 @@ def _detail_context(request: HttpRequest, deal: Deal) -> dict[str, Any]:
         "next_activity": next((a for a in acts if not a.done), None),
         "activity_form": ActivityForm(),
         "activity_types": ActivityType.choices,
-        "owners": _owner_choices(request.user)
-        if request.user.is_admin or request.user.is_manager
-        else None,
+        "owners": _owner_choices(request.user) if policy.can_reassign(request.user) else None,
         "now": timezone.now(),
     }
 
 
 def _owner_choices(user: User) -> Any:
-    users = User.objects.filter(is_active=True).order_by("first_name", "username")
-    if user.is_admin:
-        return users
-    return users.filter(team__manager=user) | users.filter(pk=user.pk)
+    return policy.assignable_owners(user).order_by("first_name", "username")
 
 
 def _page(request: HttpRequest, deal: Deal, *, status: int = 200, **extra: Any) -> HttpResponse:
@@ -148,7 +144,7 @@ def _edit_initial(deal: Deal) -> dict[str, Any]:
 @presents(_edit_refused)
 def edit(request: HttpRequest, pk: int) -> HttpResponse:
     """In-place edit of all fields; changing the stage here is a move through the gate."""
-    deal = visible_deal(request, pk)
+    deal = changeable_deal(request, pk)
     if request.method == "GET":
         form = DealEditForm(initial=_edit_initial(deal), pipeline_stages=active_stages())
         return _page(request, deal, edit_form=form)
@@ -176,7 +172,7 @@ def edit(request: HttpRequest, pk: int) -> HttpResponse:
 @presents(_refused)
 def close(request: HttpRequest, pk: int, outcome: str) -> HttpResponse:
     """Quick actions: mark won (amount required) or lost (reason required)."""
-    deal = visible_deal(request, pk)
+    deal = changeable_deal(request, pk)
     kind = StageKind.WON if outcome == "won" else StageKind.LOST
     target = deal.pipeline.stages.filter(kind=kind, is_archived=False).first()
     form = CloseForm(request.POST)
@@ -222,7 +218,7 @@ def delete(request: HttpRequest, pk: int) -> HttpResponse:
     """Delete a deal, after a confirm step (the GET): managers and admins only."""
     deal = visible_deal(request, pk)
     if request.method == "GET":
-        if not (queries.edit_rule(request.user)(deal) and services.may_delete_deals(request.user)):
+        if not policy.can_delete_deal(request.user, deal):
             raise NotAllowed("Only managers and admins can delete deals.")
         return TemplateResponse(request, "deals/deal_delete.html", {"deal": deal})
     version = parse_number(request.POST.get("version"), name="version")
@@ -241,7 +237,7 @@ def delete(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @presents(_refused)
 def activity_create(request: HttpRequest, pk: int) -> HttpResponse:
-    deal = visible_deal(request, pk)
+    deal = changeable_deal(request, pk)
     form = ActivityForm(request.POST)
     if not form.is_valid():
         return _page(request, deal, activity_form_errors=form, status=422)
@@ -251,11 +247,14 @@ def activity_create(request: HttpRequest, pk: int) -> HttpResponse:
     return _page(request, visible_deal(request, pk), notice="Activity saved.")
 
 
-def _activity_deal(request: HttpRequest, activity_id: int) -> Deal:
-    activity = get_object_or_404(
-        Activity.objects.filter(deal__in=Deal.objects.visible_to(request.user)), pk=activity_id
-    )
-    return visible_deal(request, activity.deal_id)
+def _activity_deal(request: HttpRequest, activity_id: int, *, delete: bool = False) -> Deal:
+    """The deal of an activity the user may change (complete, edit) or, with `delete`,
+    delete: 404 if they may not see it, 403 if they see it but may not do this."""
+    activity = policy.visible_or_404(policy.activities(request.user), activity_id)
+    deal = changeable_deal(request, activity.deal_id)
+    if delete and not policy.can_delete_activity(request.user, activity):
+        raise NotAllowed("You can only delete your own activities.")
+    return deal
 
 
 def _activity_refused(
@@ -314,7 +313,7 @@ def activity_update(request: HttpRequest, activity_id: int) -> HttpResponse:
 @require_POST
 @presents(_activity_refused)
 def activity_delete(request: HttpRequest, activity_id: int) -> HttpResponse:
-    deal = _activity_deal(request, activity_id)
+    deal = _activity_deal(request, activity_id, delete=True)
     activities.delete_activity(activity_id, by=request.user)
     return _back(request, visible_deal(request, deal.pk), "Activity deleted.")
 
@@ -327,7 +326,8 @@ def my_activities(request: HttpRequest) -> HttpResponse:
     start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     end = start + timezone.timedelta(days=1)
     rows = list(
-        Activity.objects.filter(owner=request.user, done=False)
+        policy.activities(request.user)
+        .filter(owner=request.user, done=False)
         .select_related("deal")
         .order_by("due_at", "id")[:300]
     )

@@ -1,6 +1,6 @@
 """The board as CSV: the deals the board shows with its filters, for the user who asks.
 
-Rows come from `Deal.objects.visible_to(user)` with the board's own filters
+Rows come from `policy.deals(user)` with the board's own filters
 (`BoardFilterForm` → `BoardFilters`), so an export never holds a deal its reader could
 not open. One query streams every row, whatever the number of deals; text cells are
 defused against spreadsheet formulas (common/exports.py).
@@ -20,11 +20,11 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
+from accounts import policy
 from common.exports import safe_row, streaming_csv
 from common.ids import query_number
 from deals import queries
 from deals.forms import BoardFilterForm
-from deals.models import Deal
 from stages.models import StageKind
 
 HEADER = [
@@ -67,7 +67,7 @@ def board_export(request: HttpRequest) -> StreamingHttpResponse:
     pipeline = queries.board_pipeline(query_number(request.GET, "pipeline"))
     form = BoardFilterForm(request.GET)
     filters = form.filters(request.user)
-    deals = filters.apply(Deal.objects.visible_to(request.user)).filter(
+    deals = filters.apply(policy.deals(request.user)).filter(
         pipeline=pipeline, stage__kind=StageKind.OPEN, stage__is_archived=False
     )
     owner = Coalesce(

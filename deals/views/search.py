@@ -16,11 +16,10 @@ from django.template.response import TemplateResponse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
+from accounts import policy
 from common.ratelimit import rate_limited
 from contacts import queries as contact_queries
 from contacts.forms import SearchForm
-from contacts.models import Organization, Person
-from deals.models import Deal
 from deals.queries import BoardFilters
 
 if TYPE_CHECKING:
@@ -51,15 +50,13 @@ def search_everything(user: User, q: str, *, limit: int) -> dict[str, Found]:
     starts = Case(When(title__istartswith=q, then=Value(0)), default=Value(1))
     deals = (
         BoardFilters(q=q)
-        .apply(Deal.objects.visible_to(user))
+        .apply(policy.deals(user))
         .select_related("stage", "organization", "person")
         .annotate(starts_with_q=starts)
         .order_by("starts_with_q", "-updated_at", "-pk")
     )
-    organizations = contact_queries.best_first(
-        Organization.objects.visible_to(user).matching(q), q
-    )
-    people = contact_queries.best_first(Person.objects.visible_to(user).matching(q), q)
+    organizations = contact_queries.best_first(policy.organizations(user).matching(q), q)
+    people = contact_queries.best_first(policy.people(user).matching(q), q)
     return {
         "deals": _first(deals, limit),
         "organizations": _first(organizations, limit),

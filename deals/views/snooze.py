@@ -9,18 +9,19 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from accounts import policy
 from common.errors import DomainError, Refusal, RuleFailed
 from common.refusals import presents
 from deals import stalled
 from deals.models import Deal, StalledFlag
-from deals.views.board import stalled_badges
+from deals.views.board import changeable_deal, stalled_badges
 
 
 class SnoozeForm(forms.Form):
@@ -31,7 +32,7 @@ class SnoozeForm(forms.Form):
 def _visible(request: HttpRequest, pk: int) -> Deal:
     """404 unless the user may see the deal (the service then checks they may edit it)."""
     flags = Prefetch("stalled_flags", queryset=StalledFlag.objects.order_by("rule"))
-    return get_object_or_404(Deal.objects.visible_to(request.user).prefetch_related(flags), pk=pk)
+    return policy.visible_or_404(policy.deals(request.user).prefetch_related(flags), pk)
 
 
 def _answer(request: HttpRequest, pk: int, *, error: str = "") -> HttpResponse:
@@ -80,7 +81,7 @@ def _refused(
 @require_POST
 @presents(_refused)
 def snooze(request: HttpRequest, pk: int) -> HttpResponse:
-    deal = get_object_or_404(Deal.objects.visible_to(request.user), pk=pk)
+    deal = changeable_deal(request, pk)
     form = SnoozeForm(request.POST)
     if not form.is_valid():
         return _answer(request, pk, error="Pick a date and give a reason.")
@@ -97,6 +98,6 @@ def snooze(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @presents(_refused)
 def unsnooze(request: HttpRequest, pk: int) -> HttpResponse:
-    deal = get_object_or_404(Deal.objects.visible_to(request.user), pk=pk)
+    deal = changeable_deal(request, pk)
     stalled.unsnooze_deal(deal, by=request.user)
     return _answer(request, pk)

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from django import forms
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from accounts import policy
 from accounts.models import Team, User
-from deals.models import Deal
 from stages.models import Pipeline
 
 if TYPE_CHECKING:
@@ -93,23 +93,13 @@ def periods_for(
 
 
 def team_choices(user: User) -> QuerySet[Team]:
-    """Teams whose numbers `user` may look at: all for admins, managed ones for managers."""
-    if user.is_admin:
-        return Team.objects.order_by("name", "pk")
-    if user.is_manager:
-        return Team.objects.filter(manager=user).order_by("name", "pk")
-    return Team.objects.none()
+    """Teams whose numbers `user` may look at (the policy decides)."""
+    return policy.report_teams(user).order_by("name", "pk")
 
 
 def owner_choices(user: User) -> QuerySet[User]:
-    """Owners `user` may filter by. Only narrows the menu: data still goes through visible_to."""
-    if user.is_admin:
-        people = User.objects.filter(is_active=True)
-    elif user.is_manager:
-        people = User.objects.filter(Q(pk=user.pk) | Q(team__manager=user)).distinct()
-    else:
-        people = User.objects.filter(pk=user.pk)
-    return people.order_by("first_name", "last_name", "username", "pk")
+    """Owners `user` may filter by. Only narrows the menu: data still goes through the policy."""
+    return policy.report_owners(user).order_by("first_name", "last_name", "username", "pk")
 
 
 class PipelineChoiceField(forms.ModelChoiceField):
@@ -153,7 +143,7 @@ class DashboardFilterForm(forms.Form):
         self.fields["pipeline"].queryset = Pipeline.objects.filter(is_archived=False)
         self.fields["team"].queryset = team_choices(user)
         self.fields["owner"].queryset = owner_choices(user)
-        if not (user.is_admin or user.is_manager):
+        if not policy.may_choose_whose_numbers(user):
             # A rep's dashboard is their own numbers: nothing to choose.
             del self.fields["team"]
             del self.fields["owner"]
@@ -219,9 +209,7 @@ class DashboardScope:
         Always `visible_to`; a rep's dashboard is their own numbers only (DESIGN: "own
         numbers"), narrower than what they may see on the board.
         """
-        deals = Deal.objects.visible_to(self.user).order_by()
-        if not (self.user.is_admin or self.user.is_manager):
-            deals = deals.filter(owner=self.user)
+        deals = policy.dashboard_deals(self.user)
         if self.team is not None:
             deals = deals.filter(owner__team=self.team)
         if self.owner is not None:

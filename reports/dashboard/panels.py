@@ -23,6 +23,7 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts import policy
 from reports.dashboard import backtest, charts, history, queries, stays
 from reports.dashboard.filters import DashboardScope
 from reports.dashboard.tables import Cell, Panel, Percent, days, display, percent
@@ -292,7 +293,7 @@ class Dashboard:
         scope = self.scope
         if scope.owner is not None:
             params["owner"] = scope.owner.pk
-        elif not (scope.user.is_admin or scope.user.is_manager):
+        elif policy.numbers_scope(scope.user) == "own":
             params["owner"] = scope.user.pk
         if scope.team is not None:
             params["team"] = scope.team.pk

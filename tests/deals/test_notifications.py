@@ -276,6 +276,46 @@ def test_digest_that_fails_to_send_is_retried_later(rep, monkeypatch):
     assert notifications.send_digests(now=NOW) == 1
 
 
+def test_digest_leaves_out_a_stalled_deal_reassigned_to_another_team(rep, outsider, stages):
+    """The notice was made for the deal's owner; the deal left their sight before the
+    digest went out, so the e-mail must not name it (it names only what they see now)."""
+    hidden = slipping_deal(rep, stages["lead"], title="Quietly handed over")
+    kept = slipping_deal(rep, stages["lead"], title="Still mine")
+    stalled.refresh_flags(now=NOW)
+    Deal.objects.filter(pk=hidden.pk).update(owner=outsider)
+
+    assert notifications.send_digests(now=NOW) == 1
+
+    (message,) = [m for m in mail.outbox if m.to == [rep.email]]
+    assert "Still mine" in message.body
+    assert "Quietly handed over" not in message.body
+    assert not Notification.objects.filter(deal=hidden, emailed_at__isnull=False).exists()
+    assert kept.notifications.filter(emailed_at__isnull=False).exists()
+
+
+def test_digest_names_a_teammates_deal_a_manager_still_sees(manager, rep, stages):
+    deal = slipping_deal(rep, stages["lead"], title="Team deal")
+    Notification.objects.create(user=manager, deal=deal, kind="stalled", text="“Team deal”")
+
+    assert notifications.send_digests(now=NOW) == 1
+
+    (message,) = mail.outbox
+    assert message.to == [manager.email] and "Team deal" in message.body
+
+
+def test_digest_to_a_rep_who_changed_teams_leaves_out_the_old_teams_deals(
+    rep, teammate, outsider, stages
+):
+    deal = slipping_deal(teammate, stages["lead"], title="Old team deal")
+    Notification.objects.create(user=rep, deal=deal, kind="stalled", text="“Old team deal”")
+    rep.team = outsider.team
+    rep.save()
+
+    assert notifications.send_digests(now=NOW) == 0
+
+    assert mail.outbox == []
+
+
 def test_digest_queries_do_not_grow_with_users(db, django_assert_max_num_queries):
     for _ in range(6):
         notify(UserFactory(), 3)

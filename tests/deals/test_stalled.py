@@ -421,9 +421,10 @@ def test_snooze_endpoint_answers_404_to_an_outsider(outsider, rep, stages):
     assert snooze_post(login(outsider), deal).status_code == 404
 
 
-def test_snooze_endpoint_answers_404_to_a_teammate_who_may_only_look(teammate, rep, stages):
+def test_snooze_endpoint_answers_403_to_a_teammate_who_may_only_look(teammate, rep, stages):
+    """The teammate sees the deal (so 404 would lie) but may not change it (DESIGN: 403)."""
     deal = DealFactory(owner=rep, stage=stages["lead"])
-    assert snooze_post(login(teammate), deal).status_code == 404
+    assert snooze_post(login(teammate), deal).status_code == 403
     deal.refresh_from_db()
     assert deal.snoozed_until is None
 

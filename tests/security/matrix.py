@@ -31,6 +31,9 @@ Design decisions the table records (not spelled out in DESIGN.md):
   delete even their own deal (403), another team's deal stays hidden (404).
 - Automations are kept by managers (acting on their teams' deals) and admins; reps get
   404 on Settings > Automations, as on the webhooks page.
+- A move (with or without an override reason) of a deal the user sees but may not change
+  is refused as such (403) before its form is read; a rep overriding on their own deal
+  gets 400 (the form has no override field for them).
 - Anyone who may see an organization or person may edit it (contacts/services.py:
   customer records are shared by the team that sells to them).
 """
@@ -65,8 +68,8 @@ delete              other_team_deal      H    H    N    H    Y    Y    L    L
 log_activity        rep_deal             Y    N    H    Y    H    Y    L    L
 log_activity        teammate_deal        N    Y    H    Y    H    Y    L    L
 log_activity        other_team_deal      H    H    Y    H    Y    Y    L    L
-override_gate       rep_deal             R    R    H    Y    H    Y    L    L
-override_gate       teammate_deal        R    R    H    Y    H    Y    L    L
+override_gate       rep_deal             R    N    H    Y    H    Y    L    L
+override_gate       teammate_deal        N    R    H    Y    H    Y    L    L
 override_gate       other_team_deal      H    H    R    H    Y    Y    L    L
 dashboard           rep_deal             Y    -    -    Y    -    Y    L    L
 dashboard           teammate_deal        -    Y    -    Y    -    Y    L    L
