@@ -318,6 +318,11 @@ def assignable_owners(user: Any) -> QuerySet[User]:
     return active.none()
 
 
+def assigns_anyone(user: Any) -> bool:
+    """Admins may give deals to anyone; managers only within the teams they manage."""
+    return is_admin(user)
+
+
 def can_assign_to(user: Any, owner: User) -> bool:
     """May `user` create or hand a deal to `owner`? Always to themselves, if active.
     (Whether `owner` is still active is the action's own rule, with its own message.)"""
@@ -505,6 +510,10 @@ class UserPolicy:
     @cached_property
     def can_reassign(self) -> bool:
         return can_reassign(self.user)
+
+    @cached_property
+    def assigns_anyone(self) -> bool:
+        return assigns_anyone(self.user)
 
     @cached_property
     def can_override_gate(self) -> bool:

@@ -5,6 +5,9 @@ that matches only records hidden from the user creates a new record in the user'
 scope, never attaches the hidden one (which would also reveal it, with its e-mail and
 phone, on the person's page).
 
+Imports match many names at once, set-based, with `organization_ids_named` and
+`people_matching`: the same rule (visible, case-insensitive, oldest first), in one query.
+
 Two visible records may share a name (two organizations called "Acme"). The resolver then
 picks deterministically, the oldest (lowest id), rather than asking: it is what the
 user most likely meant (the record the team has used longest), the answer is the same on
@@ -15,6 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from django.db.models import Q, QuerySet
+from django.db.models.functions import Lower
 
 from accounts import policy
 from contacts import services
@@ -33,12 +39,32 @@ class Resolved:
         return {"organization": self.organization, "person": self.person}
 
 
+def _named(rows: QuerySet, names: set[str]) -> QuerySet:
+    """Rows whose name, ignoring case, is one of `names` (lower-case), oldest first."""
+    return rows.annotate(lower=Lower("name")).filter(lower__in=names).order_by("pk")
+
+
+def organization_ids_named(names: set[str], *, by: User) -> dict[str, int]:
+    """Lower-case name -> id of the oldest visible organization of that name."""
+    found: dict[str, int] = {}
+    for lower, pk in _named(policy.organizations(by), names).values_list("lower", "pk"):
+        found.setdefault(lower, pk)
+    return found
+
+
+def people_matching(names: set[str], *, by: User, emails: set[str] = frozenset()) -> QuerySet:
+    """Visible people whose lower-case name is in `names` or e-mail in `emails`, oldest
+    first, annotated with `lower` (name) and `lower_email`."""
+    rows = policy.people(by).annotate(lower=Lower("name"), lower_email=Lower("email"))
+    return rows.filter(Q(lower__in=names) | Q(lower_email__in=emails)).order_by("pk")
+
+
 def find_organization(name: str, *, by: User) -> Organization | None:
     """The visible organization called `name` (case-insensitive), the oldest if several."""
     name = name.strip()
     if not name:
         return None
-    return policy.organizations(by).filter(name__iexact=name).order_by("pk").first()
+    return _named(policy.organizations(by), {name.lower()}).first()
 
 
 def find_person(name: str, *, by: User, organization: Organization | None) -> Person | None:
@@ -46,10 +72,10 @@ def find_person(name: str, *, by: User, organization: Organization | None) -> Pe
     name = name.strip()
     if not name:
         return None
-    people = policy.people(by).filter(name__iexact=name)
+    people = _named(policy.people(by), {name.lower()})
     if organization is not None:
         people = people.filter(organization=organization)
-    return people.order_by("pk").first()
+    return people.first()
 
 
 def resolve_organization(name: str, *, by: User) -> Organization | None:

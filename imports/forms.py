@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from django import forms
 
+from accounts import policy
 from imports.mapping import Mapping
 from imports.models import ImportKind, ImportMapping
 from imports.parsing import DATE_ORDERS
@@ -63,11 +64,7 @@ NOT_IMPORTED = ("", "— not imported —")
 
 
 def _user_choices(user: User) -> list[tuple[str, str]]:
-    from accounts.models import User as UserModel
-
-    people = UserModel.objects.filter(is_active=True)
-    if not user.is_admin:
-        people = people.filter(team__manager=user) | UserModel.objects.filter(pk=user.pk)
+    people = policy.assignable_owners(user)
     return [
         (str(u.pk), f"{u.display_name} ({u.username})")
         for u in people.order_by("first_name", "last_name", "username")
@@ -142,7 +139,7 @@ class MappingForm(forms.Form):
                 min_length=3,
                 initial=mapping.default_currency,
             )
-            if user.can_override_gate:
+            if policy.can_override_gate(user):
                 self.fields["override_reason"] = forms.CharField(
                     label="Import rows that fail entry criteria, with this reason",
                     required=False,
@@ -170,7 +167,7 @@ class MappingForm(forms.Form):
                     initial=str(mapping.owners.get(value) or ""),
                 )
                 self.owner_names.append((name, value, count))
-            if user.is_admin and job.kind == ImportKind.DEALS:
+            if policy.can_create_users_on_import(user) and job.kind == ImportKind.DEALS:
                 self.fields["create_missing"] = forms.BooleanField(
                     label="Create missing users and teams",
                     required=False,

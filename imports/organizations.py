@@ -10,9 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Q
-from django.db.models.functions import Lower
-
+from contacts import resolve
 from contacts.models import Organization, Person
 from imports.mapping import Mapping, correct_sector
 from imports.parsing import (
@@ -38,22 +36,18 @@ class OrganizationCache:
     def __init__(self) -> None:
         self.ids: dict[str, int] = {}
 
-    def load(self, names: set[str]) -> None:
+    def load(self, names: set[str], *, by: User) -> None:
+        """Match names among the organizations `by` may see (`contacts.resolve`): another
+        team's organization is never attached or updated, a new one is made instead."""
         missing = {n for n in names if n and n not in self.ids}
         if not missing:
             return
-        rows = (
-            Organization.objects.annotate(lower=Lower("name"))
-            .filter(lower__in=missing)
-            .order_by("id")
-            .values_list("lower", "id")
-        )
-        for lower, pk in rows:
+        for lower, pk in resolve.organization_ids_named(missing, by=by).items():
             self.ids.setdefault(lower, pk)
 
     def ensure(self, names: dict[str, str], *, by: User, recorder: Recorder) -> None:
         """Create the organizations among `names` (lower → as written) that do not exist."""
-        self.load(set(names))
+        self.load(set(names), by=by)
         new = [
             Organization(name=name, created_by=by)
             for lower, name in names.items()
@@ -77,11 +71,8 @@ class PersonCache:
         missing = {key for key in wanted if key not in self.ids}
         if missing:
             names = {name for name, _org in missing}
-            rows = (
-                Person.objects.annotate(lower=Lower("name"))
-                .filter(lower__in=names)
-                .order_by("id")
-                .values_list("lower", "organization_id", "id")
+            rows = resolve.people_matching(names, by=by).values_list(
+                "lower", "organization_id", "id"
             )
             for lower, organization_id, pk in rows:
                 self.ids.setdefault((lower, organization_id), pk)
@@ -164,7 +155,7 @@ class OrganizationWriter:
         self, rows: list[Row], recorder: Recorder, cache: OrganizationCache
     ) -> list[Outcome]:
         converted = [(row, *self.convert(row)) for row in rows]
-        cache.load({v["name"].lower() for _r, v, p in converted if v["name"]})
+        cache.load({v["name"].lower() for _r, v, p in converted if v["name"]}, by=self.by)
         existing = Organization.objects.in_bulk(
             [
                 cache.ids[v["name"].lower()]
@@ -297,10 +288,7 @@ class PersonWriter:
         names = {v["name"].lower() for _r, v, _p in good}
         by_email: dict[str, Person] = {}
         by_name: dict[tuple[str, int | None], Person] = {}
-        candidates = Person.objects.annotate(lower_email=Lower("email"), lower=Lower("name"))
-        for person in candidates.filter(Q(lower_email__in=emails) | Q(lower__in=names)).order_by(
-            "id"
-        ):
+        for person in resolve.people_matching(names, by=self.by, emails=emails):
             if person.email:
                 by_email.setdefault(person.email.lower(), person)
             by_name.setdefault((person.name.lower(), person.organization_id), person)

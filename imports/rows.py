@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
+from accounts import policy
 from deals.models import Deal
 from imports.mapping import (
     Mapping,
@@ -200,11 +201,7 @@ class OwnerIndex:
                 if key:
                     self.by_key.setdefault(normalise(key), user)
         self.mapped = mapped
-        self.allowed: set[int] | None = None
-        if not by.is_admin:
-            self.allowed = {by.pk} | {
-                u.pk for u in users if u.team is not None and u.team.manager_id == by.pk
-            }
+        self.by = by
 
     def find(self, value: str) -> User | None:
         if value in self.mapped:
@@ -212,7 +209,7 @@ class OwnerIndex:
         return self.by_key.get(normalise(value))
 
     def may_own(self, user: User) -> bool:
-        return self.allowed is None or user.pk in self.allowed
+        return policy.can_assign_to(self.by, user)
 
 
 PLACEHOLDER_ID = -1
@@ -233,7 +230,7 @@ class DealContext:
         self.by = by
         self.mapping = mapping
         self.pipeline = pipeline
-        self.override_reason = override_reason if by.can_override_gate else ""
+        self.override_reason = override_reason if policy.can_override_gate(by) else ""
         reference = reference or {}
         active = list(Stage.objects.filter(pipeline=pipeline, is_archived=False))
         self.stages = {s.pk: s for s in active}
@@ -362,7 +359,7 @@ class DealContext:
         column = self.mapping.columns["owner"]
         user = self.owners.find(value)
         if user is None:
-            if self.mapping.create_missing and self.by.is_admin:
+            if self.mapping.create_missing and policy.can_create_users_on_import(self.by):
                 record.owner_name = value
                 record.problems.append(
                     Problem(row.line, column, "new_owner", f"“{value}” will be created as a rep")

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from accounts import policy
 from common import outbox
 from common.exports import safe_row
 from deals import events
@@ -174,7 +175,7 @@ def _prepare(job: ImportJob, mapping: Mapping, by: User) -> dict[str, Any]:
             return fresh.summary.get("companions", {})
         recorder = Recorder(job)
         members = job.reference.get("team_members", [])
-        if members and mapping.create_missing and by.is_admin:
+        if members and mapping.create_missing and policy.can_create_users_on_import(by):
             sales = PeopleOfSales(by=by, recorder=recorder)
             sales.roster(members)
             done["users_created"] = sales.created_users

@@ -17,6 +17,7 @@ from django.core.files.base import File
 from django.db import transaction
 from django.db.models import Sum
 
+from accounts import policy
 from common import outbox
 from common.errors import BadInput, NotVisible
 from imports.mapping import (
@@ -54,7 +55,7 @@ class NotAllowed(NotVisible):
 
 
 def may_import(user: User) -> bool:
-    return user.is_authenticated and (user.is_admin or user.is_manager)
+    return policy.can_import(user)
 
 
 def _require(user: User) -> None:
@@ -257,8 +258,7 @@ def current_scan(job: ImportJob) -> Scan:
 
 
 def _editable(job: ImportJob, by: User) -> None:
-    _require(by)
-    if job.created_by_id != by.pk and not by.is_admin:
+    if not policy.can_handle_import(by, job):
         raise NotAllowed("Import not found.")
     if job.status != ImportStatus.UPLOADED:
         raise ImportRefused("This import has started; its mapping can no longer change.")
@@ -281,13 +281,13 @@ def update_mapping(
     the import publishes; they carry the choice in their payload.
     """
     _editable(job, by)
-    if not by.is_admin:
+    if not policy.can_create_users_on_import(by):
         mapping.create_missing = False
     if pipeline is not None and pipeline.pk != job.pipeline_id:
         mapping.stages = {}
         mapping.engaged_stage = None
     job.pipeline = pipeline if job.kind == ImportKind.DEALS else None
-    job.override_reason = override_reason.strip()[:500] if by.can_override_gate else ""
+    job.override_reason = override_reason.strip()[:500] if policy.can_override_gate(by) else ""
     job.run_automations = run_automations and job.kind == ImportKind.DEALS
     job.mapping = mapping.to_json()
     job.save(update_fields=["pipeline", "override_reason", "run_automations", "mapping"])
@@ -315,8 +315,7 @@ def confirm_import(job: ImportJob, *, by: User, run_in_background: bool = True) 
     not stay queued. Without a broker (IMPORT_RUNNER "thread") it runs beside the request.
     `run_in_background=False` leaves the running to the caller (manage.py import_csv).
     """
-    _require(by)
-    if job.created_by_id != by.pk and not by.is_admin:
+    if not policy.can_handle_import(by, job):
         raise NotAllowed("Import not found.")
     mapping = Mapping.from_json(job.mapping)
     missing = [f.label for f in FIELDS[job.kind] if f.required and not mapping.column(f.name)]
@@ -372,7 +371,4 @@ def _run_in_thread(job_id: int) -> None:
 
 def visible_jobs(user: User) -> Any:
     """Import jobs a user may see: their own; admins see everyone's."""
-    jobs = ImportJob.objects.select_related("created_by", "pipeline")
-    if not may_import(user):
-        return jobs.none()
-    return jobs if user.is_admin else jobs.filter(created_by=user)
+    return policy.import_jobs(user, ImportJob.objects.select_related("created_by", "pipeline"))

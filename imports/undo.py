@@ -21,13 +21,14 @@ from django.db import DatabaseError, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
+from accounts import policy
 from accounts.models import Team
 from contacts.models import Organization, Person
 from deals import events
 from deals.models import Activity, Deal, EventSource, GateEvent, RewrittenHistory, StageChange
 from imports.models import ImportAction, ImportedRecord, ImportJob, ImportStatus
 from imports.records import ACTIVITY, DEAL, ORGANIZATION, PERSON, TEAM, USER
-from imports.services import ImportRefused, NotAllowed, may_import
+from imports.services import ImportRefused, NotAllowed
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -103,7 +104,7 @@ def undo_import(job: ImportJob, *, by: User) -> dict[str, int]:
     points at them (they are then kept, and counted). The job stays, marked undone, with
     its summary. Its creator or an admin may undo; a job still running cannot be undone.
     """
-    if not may_import(by) or (job.created_by_id != by.pk and not by.is_admin):
+    if not policy.can_handle_import(by, job):
         raise NotAllowed("Import not found.")
     with transaction.atomic():
         locked = ImportJob.objects.select_for_update().get(pk=job.pk)

@@ -6,19 +6,26 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.urls import reverse
 
-# (url name, label, who sees it): "all", "staff" (managers and admins), "admin".
+from accounts import policy
+
+
+def _everyone(user: object) -> bool:
+    return True
+
+
+# (url name, label, the policy's question whether the user may open it).
 NAV = [
-    ("my_activities", "My activities", "all"),
-    ("contacts:organizations", "Organizations", "all"),
-    ("contacts:people", "People", "all"),
-    ("reports:dashboard", "Dashboard", "all"),
-    ("reports:forecast", "Forecast", "all"),
-    ("stages:pipelines", "Settings", "admin"),
-    ("import_start", "Import", "staff"),
-    ("accounts:audit", "Audit", "admin"),
-    ("api_tokens", "API tokens", "all"),
-    ("api_webhooks", "Webhooks", "staff"),
-    ("automations:rules", "Automations", "staff"),
+    ("my_activities", "My activities", _everyone),
+    ("contacts:organizations", "Organizations", _everyone),
+    ("contacts:people", "People", _everyone),
+    ("reports:dashboard", "Dashboard", _everyone),
+    ("reports:forecast", "Forecast", _everyone),
+    ("stages:pipelines", "Settings", policy.can_configure),
+    ("import_start", "Import", policy.can_import),
+    ("accounts:audit", "Audit", policy.can_view_audit),
+    ("api_tokens", "API tokens", _everyone),
+    ("api_webhooks", "Webhooks", policy.can_manage_webhooks),
+    ("automations:rules", "Automations", policy.can_manage_automations),
 ]
 
 HEADER_INCLUDES = ["deals/_search_box.html", "deals/_bell.html"]
@@ -28,11 +35,5 @@ def navigation(request: HttpRequest) -> dict[str, object]:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {"debug_demo": settings.DEBUG}
-    items = []
-    for name, label, audience in NAV:
-        if audience == "admin" and not user.is_admin:
-            continue
-        if audience == "staff" and not (user.is_admin or user.is_manager):
-            continue
-        items.append({"url": reverse(name), "label": label})
+    items = [{"url": reverse(name), "label": label} for name, label, may in NAV if may(user)]
     return {"nav_items": items, "header_includes": HEADER_INCLUDES, "debug_demo": settings.DEBUG}

@@ -10,7 +10,7 @@ from contacts.models import Organization, Person
 from deals.models import Activity, Deal
 from imports import preview, services
 from stages.models import CriterionKind
-from tests.factories import CriterionFactory, DealFactory, OrganizationFactory
+from tests.factories import CriterionFactory, DealFactory, OrganizationFactory, PersonFactory
 from tests.imports.imports_support import csv_of, import_root, run, start, upload  # noqa: F401
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("import_root")]
@@ -194,3 +194,34 @@ def test_a_saved_mapping_is_applied_to_the_next_file(admin_user, rep, stages):
 
     assert job.mapping["default_currency"] == "EUR"
     assert job.mapping["columns"]["amount"] == "close_value"
+
+
+# --- names resolve only to records the importer may see (contacts.resolve) ----------------
+
+
+def test_managers_organizations_import_never_updates_another_teams_organization(
+    manager, outsider, stages
+):
+    theirs = OrganizationFactory(name="Zenith", employees=10, created_by=outsider)
+    DealFactory(owner=outsider, stage=stages["lead"], organization=theirs)
+
+    job = run(manager, "name,employees\nZenith,99\n", kind="organizations")
+
+    theirs.refresh_from_db()
+    assert theirs.employees == 10
+    assert job.created_count == 1
+    mine = Organization.objects.exclude(pk=theirs.pk).get()
+    assert (mine.name, mine.employees, mine.created_by) == ("Zenith", 99, manager)
+
+
+def test_managers_people_import_never_matches_another_teams_person_by_email(
+    manager, outsider, stages
+):
+    theirs = PersonFactory(name="Ada Secret", email="ada@zenith.example", created_by=outsider)
+    DealFactory(owner=outsider, stage=stages["lead"], person=theirs)
+
+    run(manager, "name,email,job_title\nAda Secret,ada@zenith.example,CEO\n", kind="people")
+
+    theirs.refresh_from_db()
+    assert theirs.job_title != "CEO"
+    assert Person.objects.filter(created_by=manager, job_title="CEO").count() == 1
