@@ -42,14 +42,6 @@ class User(AbstractUser):
         return self.get_full_name() or self.username
 
     @property
-    def is_admin(self) -> bool:
-        return self.is_active and (self.role == Role.ADMIN or self.is_superuser)
-
-    @property
-    def is_manager(self) -> bool:
-        return self.is_active and self.role == Role.MANAGER
-
-    @property
     def display_name(self) -> str:
         return self.get_full_name() or self.username
 

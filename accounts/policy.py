@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
 from django.db import models
-from django.db.models import Exists, F, Func, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Case, Exists, F, Func, OuterRef, Q, QuerySet, Subquery, When
 
 from accounts.models import Role, Team, User
 from common.errors import NotAllowed, NotVisible
@@ -73,6 +73,14 @@ def is_admin(user: Any) -> bool:
 
 def is_manager(user: Any) -> bool:
     return _active(user) and user.role == Role.MANAGER
+
+
+def admins() -> QuerySet[User]:
+    """Active admins, those with the admin role first, then superusers, oldest first
+    (who acts when a command names no user)."""
+    admin = Q(role=Role.ADMIN) | Q(is_superuser=True)
+    by_role = Case(When(role=Role.ADMIN, then=0), default=1)
+    return User.objects.filter(admin, is_active=True).order_by(by_role, "pk")
 
 
 def _managed_team_ids(user: User) -> set[int]:

@@ -20,6 +20,7 @@ import yaml
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from accounts import policy
 from accounts.models import Role, User
 from common.errors import DomainError
 from imports import preview, runner, services, undo
@@ -89,12 +90,7 @@ class Command(BaseCommand):
 
     def _user(self, username: str | None) -> User:
         users = User.objects.filter(is_active=True)
-        user = (
-            users.filter(username=username).first()
-            if username
-            else users.filter(role=Role.ADMIN).order_by("id").first()
-            or users.filter(is_superuser=True).order_by("id").first()
-        )
+        user = users.filter(username=username).first() if username else policy.admins().first()
         if user is None:
             raise CommandError(f"No active user {username or 'with the admin role'}.")
         if not services.may_import(user):
