@@ -22,6 +22,7 @@ from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from accounts import policy
 from deals.models import Deal, GateEvent, GateOutcome, RewrittenHistory, StageChange
 from reports.dashboard import stays
 from reports.dashboard.filters import Period
@@ -181,7 +182,8 @@ class World:
         last = first + timedelta(days=(seed // 11) % (365 * 3))
         if seed == 0:
             last = self.now.date()
-        team = viewer.team if (seed // 13) % 2 and (viewer.is_manager or viewer.is_admin) else None
+        picks_team = (seed // 13) % 2 and policy.may_choose_whose_numbers(viewer)
+        team = viewer.team if picks_team else None
         owner = self.owners[0] if (seed // 17) % 3 == 0 else None
         scope = scope_for(
             viewer,
