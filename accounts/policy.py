@@ -38,8 +38,6 @@ of the app table (DESIGN, "Apps"), yet the rules must name the records they gove
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
@@ -497,54 +495,38 @@ def changeable_deal_or_403(user: Any, deal: Deal) -> Deal:
     return deal
 
 
-@dataclass
+# The questions about a user (not about one record) that templates may ask, by name.
+USER_QUESTIONS = frozenset(
+    {
+        "can_configure",
+        "can_view_audit",
+        "can_import",
+        "can_reassign",
+        "assigns_anyone",
+        "can_override_gate",
+        "can_create_users_on_import",
+        "can_filter_by_team",
+        "may_choose_whose_numbers",
+        "numbers_scope",
+        "can_manage_automations",
+    }
+)
+
+
 class UserPolicy:
-    """The policy's answers for one user, for templates: `{% if policy.can_configure %}`."""
+    """The policy's answers for one user, for templates: `{% if policy.can_configure %}`.
+    Each answer is worked out when first asked, once per request."""
 
-    user: Any
+    def __init__(self, user: Any) -> None:
+        self.user = user
+        self._answers: dict[str, Any] = {}
 
-    @cached_property
-    def can_configure(self) -> bool:
-        return can_configure(self.user)
-
-    @cached_property
-    def can_view_audit(self) -> bool:
-        return can_view_audit(self.user)
-
-    @cached_property
-    def can_import(self) -> bool:
-        return can_import(self.user)
-
-    @cached_property
-    def can_reassign(self) -> bool:
-        return can_reassign(self.user)
-
-    @cached_property
-    def assigns_anyone(self) -> bool:
-        return assigns_anyone(self.user)
-
-    @cached_property
-    def can_override_gate(self) -> bool:
-        return can_override_gate(self.user)
-
-    @cached_property
-    def can_create_users_on_import(self) -> bool:
-        return can_create_users_on_import(self.user)
-
-    @cached_property
-    def numbers_scope(self) -> str:
-        return numbers_scope(self.user)
-
-    @cached_property
-    def may_choose_whose_numbers(self) -> bool:
-        return may_choose_whose_numbers(self.user)
-
-    @cached_property
-    def can_filter_by_team(self) -> bool:
-        return can_filter_by_team(self.user)
-
-    def can_change(self, deal: Deal) -> bool:
-        return can_change_deal(self.user, deal)
+    def __getattr__(self, name: str) -> Any:
+        if name not in USER_QUESTIONS:
+            raise AttributeError(name)
+        if name not in self._answers:
+            self._answers[name] = globals()[name](self.user)
+        return self._answers[name]
 
 
 def for_user(user: Any) -> UserPolicy:

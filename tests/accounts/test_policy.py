@@ -134,3 +134,10 @@ def test_template_object_answers_for_its_user(manager):
     answers = policy.for_user(manager)
     assert answers.can_import and answers.can_reassign and not answers.can_configure
     assert answers.numbers_scope == "teams" and answers.can_filter_by_team
+
+
+def test_template_questions_are_policy_functions_and_nothing_else(rep):
+    answers = policy.for_user(rep)
+    assert all(callable(getattr(policy, name)) for name in policy.USER_QUESTIONS)
+    with pytest.raises(AttributeError):
+        answers.is_admin  # noqa: B018 - only the listed questions may be asked
