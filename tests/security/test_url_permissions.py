@@ -17,7 +17,9 @@ permission matrix as data, so the two cannot disagree. An answer is read as one 
     M  405: wrong method (GET on a POST-only URL or the reverse)
 
 POSTs carry no data: a refusal must come before the form is read, so an allowed user gets
-a 400/422 (Y) and a refused one a 403/404 whatever the form would have said.
+a 400/422 (Y) and a refused one a 403/404 whatever the form would have said. They are
+sent as htmx requests, as the board and the deal page send them (without htmx a refused
+board move is answered with a redirect to the board and the reason as a flash).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from deals.models import Notification
 from tests.security.matrix import cells
-from tests.security.support import data_for_module, is_login_redirect
+from tests.security.support import data_for_module, htmx, is_login_redirect
 from tests.security.world import ROLES, SCOPES, World, build_world
 
 pytestmark = pytest.mark.django_db
@@ -55,6 +57,7 @@ R = Route
 ROUTES: dict[str, Route] = {
     # Site wiring.
     "healthz": R("-", "public", "public"),
+    "readyz": R("-", "public", "public"),
     "login": R("-", "public", "public"),
     "logout": R("-", "method", "public"),
     # Board and deals.
@@ -375,7 +378,8 @@ def test_url_answers_as_the_policy_says(world, found, role):
     for scope, kwargs in build(world):
         url = found.url(kwargs)
         for method, rule in (("GET", route.get), ("POST", route.post)):
-            response = getattr(client, method.lower())(url)
+            headers = htmx() if method == "POST" else {}
+            response = getattr(client, method.lower())(url, headers=headers)
             assert response.status_code < 500, f"{method} {url} as {role}: a server error"
             expected = RULES[rule](role, scope)
             observed = _symbol(response)
