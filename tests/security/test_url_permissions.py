@@ -96,6 +96,7 @@ ROUTES: dict[str, Route] = {
     "import_status": R("import", "import_job", "method"),
     "import_summary": R("import", "import_job", "method"),
     "import_undo": R("import", "method", "import_job"),
+    "import_discard": R("import", "method", "import_job"),
     # Organizations and people.
     "contacts:organizations": R("-", "user", "method"),
     "contacts:organization_create": R("-", "user", "user"),
@@ -112,6 +113,7 @@ ROUTES: dict[str, Route] = {
     # Dashboards and forecasts: everyone, over what they may count.
     "reports:dashboard": R("-", "user", "method"),
     "reports:dashboard_csv": R("panel", "user", "method"),
+    "reports:dashboard_panel": R("panel", "user", "method"),
     "reports:forecast": R("-", "user", "method"),
     "reports:forecast_csv": R("-", "user", "method"),
     # Audit log and configuration: admins only, 404 for everyone else.
