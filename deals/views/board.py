@@ -303,7 +303,7 @@ def move(request: HttpRequest, pk: int) -> HttpResponse:
     deal = changeable_deal(request, pk, MOVE_RELATIONS)
     form = MoveForm(request.POST)
     data = form.command()
-    may_edit = queries.edit_rule(request.user)
+    may_edit = policy.deal_change_rule(request.user)
     if request.htmx and not data["stage"].is_open and may_edit(deal):
         return _closing_page(request, deal, data["stage"], source=data["source"])
     placement = services.Placement(after_id=data.get("after"), before_id=data.get("before"))
