@@ -41,26 +41,6 @@ class User(AbstractUser):
     def __str__(self) -> str:
         return self.get_full_name() or self.username
 
-    # Kept for the API and webhooks code written before the policy; new code asks
-    # accounts.policy directly (tests/test_architecture_roles.py lists who still does not).
-    @property
-    def is_admin(self) -> bool:
-        from accounts import policy
-
-        return policy.is_admin(self)
-
-    @property
-    def is_manager(self) -> bool:
-        from accounts import policy
-
-        return policy.is_manager(self)
-
-    @property
-    def can_override_gate(self) -> bool:
-        from accounts import policy
-
-        return policy.can_override_gate(self)
-
     @property
     def display_name(self) -> str:
         return self.get_full_name() or self.username

@@ -298,6 +298,13 @@ def people(user: Any, rows: QuerySet[Person] | None = None) -> QuerySet[Person]:
     )
 
 
+def customer_records(user: Any, model: type[models.Model]) -> QuerySet:
+    """`organizations` or `people`, for code that handles either kind (pickers, locks)."""
+    if model._meta.label == "contacts.Organization":
+        return organizations(user, model._default_manager.all())
+    return people(user, model._default_manager.all())
+
+
 # Anyone who may see a customer record may change it: organizations and people are shared
 # by the team that sells to them (Pipedrive's default visibility group).
 changeable_organizations = organizations
@@ -466,14 +473,56 @@ def automation_deals(user: Any) -> QuerySet[Deal]:
     return changeable_deals(user)
 
 
+def webhook_deals(subscriber: Any) -> QuerySet[Deal]:
+    """Deals a webhook endpoint's owner is told about, decided when each delivery is sent
+    (a manager who lost a team stops hearing about its deals)."""
+    return automation_deals(subscriber)
+
+
+def webhook_endpoints(user: Any, rows: QuerySet) -> QuerySet:
+    """Webhook endpoints `user` may see and manage: admins all, managers their own."""
+    if not can_manage_webhooks(user):
+        return rows.none()
+    return rows if is_admin(user) else rows.filter(owner=user)
+
+
+def sees_others_endpoints(user: Any) -> bool:
+    """The webhooks page lists other users' endpoints (with an owner column)."""
+    return is_admin(user)
+
+
 def api_tokens(user: Any, rows: QuerySet) -> QuerySet:
-    """Every user sees and manages their own API tokens only."""
+    """Every user's own API tokens (the tokens page's "your tokens")."""
     return rows.filter(user=user) if _active(user) else rows.none()
+
+
+def revocable_tokens(user: Any, rows: QuerySet) -> QuerySet:
+    """Tokens `user` may revoke: their own; admins anyone's. Others' are not found (404)."""
+    if not _active(user):
+        return rows.none()
+    return rows if is_admin(user) else rows.filter(user=user)
+
+
+def can_revoke_others_tokens(user: Any) -> bool:
+    """The tokens page lists everyone else's active tokens, to revoke them."""
+    return is_admin(user)
 
 
 def can_revoke_token(user: Any, token: Any) -> bool:
     """A token's owner may revoke it; admins may revoke anyone's."""
     return _active(user) and (token.user_id == user.pk or is_admin(user))
+
+
+# --- the API's read-only lists ----------------------------------------------------------
+
+
+def visible_users(user: Any) -> QuerySet[User]:
+    """Users `user` may look up (the API's users list): everyone for admins, else the
+    people whose deals they may see (themselves, their team, the teams they manage)."""
+    if not _active(user):
+        return User.objects.none()
+    owners = _owners(user, change=False)
+    return User.objects.all() if owners is None else owners
 
 
 # --- for views and templates ---------------------------------------------------------------
@@ -509,6 +558,8 @@ USER_QUESTIONS = frozenset(
         "may_choose_whose_numbers",
         "numbers_scope",
         "can_manage_automations",
+        "sees_others_endpoints",
+        "can_revoke_others_tokens",
     }
 )
 

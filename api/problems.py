@@ -15,6 +15,7 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from accounts import policy
 from common.errors import DomainError, RuleFailed, describe
 
 CONTENT_TYPE = "application/problem+json"
@@ -92,7 +93,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         if isinstance(exc, RuleFailed):
             extra["failures"] = failure_items(exc.failures)
             request = context.get("request")
-            extra["override_allowed"] = bool(request and request.user.can_override_gate)
+            extra["override_allowed"] = bool(request and policy.can_override_gate(request.user))
         return problem(
             refusal.status, refusal.message, kind=kind, headers=refusal.headers, **extra
         )

@@ -12,6 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from accounts import policy
 from accounts.models import Team, User
 from contacts.models import Organization, Person
 from deals.models import Activity, Deal, StageChange
@@ -112,11 +113,11 @@ class DealSerializer(serializers.ModelSerializer):
 
 
 def visible_organizations(user: User) -> Any:
-    return Organization.objects.visible_to(user)
+    return policy.organizations(user)
 
 
 def visible_people(user: User) -> Any:
-    return Person.objects.visible_to(user)
+    return policy.people(user)
 
 
 def open_stages(user: User) -> Any:
@@ -231,7 +232,7 @@ class ActivitySerializer(serializers.ModelSerializer):
 
 
 def editable_deals(user: User) -> Any:
-    return Deal.objects.editable_by(user)
+    return policy.changeable_deals(user)
 
 
 class ActivityIn(Strict):

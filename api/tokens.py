@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import audit
+from accounts import audit, policy
 from accounts.models import AuditKind
 from api.models import ApiToken, TokenScope
 from common.errors import BadInput, NotVisible
@@ -66,7 +66,7 @@ def create_token(
 
 def revoke_token(token_id: int, *, by: User) -> ApiToken:
     """Revoke one's own token; admins may revoke anyone's. Others' tokens are not found."""
-    tokens = ApiToken.objects.all() if by.is_admin else ApiToken.objects.filter(user=by)
+    tokens = policy.revocable_tokens(by, ApiToken.objects.all())
     with transaction.atomic():
         token = tokens.select_for_update().filter(pk=token_id).first()
         if token is None:

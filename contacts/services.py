@@ -46,7 +46,7 @@ def _clean(instance: Organization | Person) -> None:
 
 def _locked(model: type[Organization] | type[Person], pk: int, by: User) -> Any:
     """The row, locked, if `by` may see it; the caller's copy may be stale or foreign."""
-    row = model.objects.visible_to(by).select_for_update().filter(pk=pk).first()
+    row = policy.customer_records(by, model).select_for_update().filter(pk=pk).first()
     if row is None:
         raise ContactNotFound(f"That {model._meta.verbose_name} does not exist.")
     return row

@@ -1,6 +1,6 @@
 """Organizations and people: lists, detail pages, forms, and the pickers deal forms use.
 
-Every record is fetched through `visible_to(user)`, so one the user may not see answers 404
+Every record is fetched through `accounts.policy`, so one the user may not see answers 404
 and ids cannot be probed. Every form works as a plain POST followed by a redirect.
 """
 
@@ -255,7 +255,9 @@ def _pick(request: AuthedRequest, kind: str) -> HttpResponse:
         return HttpResponse("That picker request was not understood.", status=400)
     field, q, chosen_id = (form.cleaned_data[k] for k in ("field", "q", "chosen"))
     if chosen_id is not None:
-        chosen = get_object_or_404(picker["model"].objects.visible_to(request.user), pk=chosen_id)
+        chosen = get_object_or_404(
+            policy.customer_records(request.user, picker["model"]), pk=chosen_id
+        )
         return _picker(request, kind, field, chosen=chosen, focus=True)
     if request.GET.get("clear"):
         return _picker(request, kind, field, focus=True)
@@ -294,6 +296,8 @@ def suggest(request: AuthedRequest, kind: str) -> HttpResponse:
     model = Organization if kind == "organization" else Person
     names: list[str] = []
     if len(typed) >= 2:
-        rows = queries.best_first(model.objects.visible_to(request.user).matching(typed), typed)
+        rows = queries.best_first(
+            policy.customer_records(request.user, model).matching(typed), typed
+        )
         names = list(rows.values_list("name", flat=True)[:8])
     return TemplateResponse(request, "contacts/suggest.html", {"names": names})

@@ -82,7 +82,7 @@ def _own_activity(activity_id: int, by: User) -> Activity:
         .first()
     )
     if activity is None:
-        visible = Activity.objects.filter(pk=activity_id, deal__in=Deal.objects.visible_to(by))
+        visible = policy.activities(by).filter(pk=activity_id)
         if visible.exists():
             raise NotAllowed("You can only change activities on deals you own or manage.")
         raise NotVisible("Activity not found.")

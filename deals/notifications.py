@@ -166,6 +166,9 @@ def remind_activities(*, now: datetime | None = None) -> int:
             done=False, due_at__lt=end, deal__stage__kind=StageKind.OPEN, owner__is_active=True
         )
         .exclude(Exists(reminded))
+        # Only activities on deals their owner may still see: the notice counts them and
+        # "My activities" must show the same ones.
+        .filter(policy.deal_visible_to_recipient("deal_id", "owner_id"))
         .values("owner_id")
         .annotate(
             due_today=Count("id", filter=Q(due_at__gte=start)),

@@ -501,7 +501,7 @@ def column_versions(user: User, filters: BoardFilters, pipeline: Pipeline) -> di
     board polls while it has no live stream."""
     open_stages = [s.pk for s in pipeline.stages.all() if s.is_open and not s.is_archived]
     rows = (
-        filters.apply(Deal.objects.visible_to(user))
+        filters.apply(policy.deals(user))
         .filter(stage_id__in=open_stages)
         .values("stage_id")
         .annotate(n=Count("id"), versions=Sum("version"), newest=Max("updated_at"))

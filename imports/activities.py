@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
+from accounts import policy
 from deals.models import (
     Activity,
-    Deal,
 )
 from imports.mapping import Mapping, normalise
 from imports.parsing import (
@@ -133,7 +133,7 @@ class ActivityWriter:
         ids = {v["deal"] for _r, v, _p in converted if v["deal"]}
         deals = {
             d.external_id: d
-            for d in Deal.objects.editable_by(self.by).filter(external_id__in=ids).order_by("-id")
+            for d in policy.changeable_deals(self.by).filter(external_id__in=ids).order_by("-id")
         }
         existing = set(
             Activity.objects.filter(deal__in=list(deals.values())).values_list(

@@ -22,6 +22,7 @@ from django.db.models import Min
 from django.utils import timezone
 from django.utils.text import slugify
 
+from accounts import policy
 from accounts.models import Role, Team
 from contacts.models import Organization, Person
 from deals import events as deal_events
@@ -177,7 +178,7 @@ class DealWriter:
                 matches[values["external_id"]].append(SimpleNamespace(pk=values["id"], **values))
         matched = [d.pk for group in matches.values() for d in group]
         editable = set(
-            Deal.objects.editable_by(self.by).filter(pk__in=matched).values_list("pk", flat=True)
+            policy.changeable_deals(self.by).filter(pk__in=matched).values_list("pk", flat=True)
             if matched
             else ()
         )

@@ -112,12 +112,11 @@ def _uncounted(form: ForecastFilterForm, user: User) -> Uncounted:
     from django.db.models import Count, Q
     from django.urls import reverse
 
-    from deals.models import Deal
     from stages.models import StageKind
 
     today = timezone.localdate()
     data = form.cleaned_data if form.is_bound and form.is_valid() else {}
-    deals = Deal.objects.visible_to(user).filter(stage__kind=StageKind.OPEN)
+    deals = policy.deals(user).filter(stage__kind=StageKind.OPEN)
     query: dict[str, Any] = {}
     if data.get("pipeline"):
         deals = deals.filter(pipeline=data["pipeline"])

@@ -2,7 +2,7 @@
 
 Rules:
 - admins subscribe to events about every deal, managers about their teams' deals (what
-  `Deal.objects.visible_to(owner)` answers when the delivery is sent); reps cannot;
+  `accounts.policy.webhook_deals(owner)` answers when the delivery is sent); reps cannot;
 - each (endpoint, event) is one Delivery, sent at least once with the event's stable id
   as `webhook-id`, retried with exponential back-off for more than 24 hours;
 - an endpoint failing without a break for WEBHOOKS_DISABLE_AFTER_FAILURES attempts over
@@ -26,7 +26,7 @@ from django.utils import timezone
 from accounts import policy
 from common import outbox
 from common.errors import BadInput, NotAllowed, NotVisible
-from deals.models import Deal, Notification
+from deals.models import Notification
 from webhooks import http, signing
 from webhooks.models import Attempt, Delivery, DeliveryStatus, Endpoint
 
@@ -82,16 +82,12 @@ class EventLike(Protocol):
 
 
 def may_subscribe(user: User) -> bool:
-    return user.is_active and (user.is_admin or user.is_manager)
+    return policy.can_manage_webhooks(user)
 
 
 def endpoints_for(user: User) -> QuerySet[Endpoint]:
-    """Endpoints `user` may see and manage: admins all, managers their own, reps none."""
-    if user.is_admin:
-        return Endpoint.objects.all()
-    if user.is_manager:
-        return Endpoint.objects.filter(owner=user)
-    return Endpoint.objects.none()
+    """Endpoints `user` may see and manage (the policy: admins all, managers their own)."""
+    return policy.webhook_endpoints(user, Endpoint.objects.all())
 
 
 def _clean_events(names: Iterable[str]) -> list[str]:
@@ -224,7 +220,7 @@ def _deal_summary(deal_id: int | None, owner: User) -> dict[str, Any] | None:
     if deal_id is None:
         return None
     deal = (
-        Deal.objects.visible_to(owner)
+        policy.webhook_deals(owner)
         .filter(pk=deal_id)
         .values(
             "id",

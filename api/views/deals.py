@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts import policy
 from api import serializers as s
 from api.idempotency import idempotent
 from api.views.base import (
@@ -34,7 +35,7 @@ WRITE_PROBLEMS = problems(400, 401, 403, 404, 409, 422, 428, 429)
 
 def visible_deals(user: Any) -> QuerySet[Deal]:
     return (
-        Deal.objects.visible_to(user)
+        policy.deals(user)
         .select_related("stage")
         .prefetch_related(Prefetch("stalled_flags", queryset=StalledFlag.objects.order_by()))
     )
@@ -126,7 +127,9 @@ class DealDetail(APIView):
         responses={200: s.DealSerializer, **WRITE_PROBLEMS},
     )
     def patch(self, request: Request, pk: int) -> Response:
-        deal = get_or_404(Deal.objects.visible_to(request.user), pk)
+        deal = policy.changeable_deal_or_403(
+            request.user, get_or_404(policy.deals(request.user), pk)
+        )
         form = s.DealUpdateIn(data=request.data, context={"request": request}, partial=True)
         form.is_valid(raise_exception=True)
         changes = dict(form.validated_data)
@@ -159,7 +162,9 @@ class DealMove(APIView):
     )
     @idempotent
     def post(self, request: Request, pk: int) -> Response:
-        deal = get_or_404(Deal.objects.visible_to(request.user).select_related("stage"), pk)
+        deal = policy.changeable_deal_or_403(
+            request.user, get_or_404(policy.deals(request.user).select_related("stage"), pk)
+        )
         form = s.MoveIn(data=request.data, context={"request": request})
         form.is_valid(raise_exception=True)
         data = form.validated_data
@@ -183,7 +188,9 @@ class DealClose(APIView):
     )
     @idempotent
     def post(self, request: Request, pk: int) -> Response:
-        deal = get_or_404(Deal.objects.visible_to(request.user).select_related("stage"), pk)
+        deal = policy.changeable_deal_or_403(
+            request.user, get_or_404(policy.deals(request.user).select_related("stage"), pk)
+        )
         form = s.CloseIn(data=request.data, context={"request": request})
         form.is_valid(raise_exception=True)
         data = form.validated_data
@@ -213,7 +220,7 @@ class DealReassign(APIView):
     )
     @idempotent
     def post(self, request: Request, pk: int) -> Response:
-        deal = get_or_404(Deal.objects.visible_to(request.user), pk)
+        deal = get_or_404(policy.deals(request.user), pk)
         form = s.ReassignIn(data=request.data, context={"request": request})
         form.is_valid(raise_exception=True)
         version = expected_version(request, form.validated_data.get("version"))
@@ -229,6 +236,6 @@ class DealReassign(APIView):
 class DealHistory(APIView):
     @extend_schema(responses={200: s.StageChangeSerializer(many=True), **problems(401, 404)})
     def get(self, request: Request, pk: int) -> Response:
-        deal = get_or_404(Deal.objects.visible_to(request.user), pk)
+        deal = get_or_404(policy.deals(request.user), pk)
         rows = StageChange.objects.filter(deal=deal).order_by("seq")
         return Response(s.StageChangeSerializer(rows, many=True).data)

@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts import policy
 from api import tokens
 from api.models import ApiToken, TokenScope
 from common.errors import DomainError
@@ -44,11 +45,11 @@ def token_list(request: HttpRequest) -> HttpResponse:
 def _page(
     request: HttpRequest, form: TokenForm, *, secret: str = "", status: int = 200
 ) -> HttpResponse:
-    mine = ApiToken.objects.filter(user=request.user)
+    mine = policy.api_tokens(request.user, ApiToken.objects.all())
     others = (
-        ApiToken.objects.usable().exclude(user=request.user).select_related("user")
-        if request.user.is_admin
-        else ApiToken.objects.none()
+        policy.revocable_tokens(request.user, ApiToken.objects.usable())
+        .exclude(user=request.user)
+        .select_related("user")
     )
     context = {"form": form, "tokens": mine, "others": others, "secret": secret}
     return TemplateResponse(request, "api/tokens.html", context, status=status)

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import Team, User
+from accounts import policy
+from accounts.models import Team
 from api import serializers as s
 from api.idempotency import idempotent
 from api.views.base import IDEMPOTENCY_KEY, PAGE_PARAMETERS, Cursor, get_or_404, paged, problems
 from common.errors import NotAllowed
 from contacts import services as contact_services
-from contacts.models import Organization, Person
 from deals import activities
-from deals.models import Activity, Deal
+from deals.models import Activity
 from stages.models import EntryCriterion, Pipeline, Stage
 from stages.services import criteria as criterion_services
 from stages.services import pipelines as pipeline_services
@@ -36,7 +36,7 @@ def _page(view: APIView, request: Request, rows: QuerySet, serializer: Any) -> R
 
 
 def visible_activities(user: Any) -> QuerySet[Activity]:
-    return Activity.objects.filter(deal__in=Deal.objects.visible_to(user))
+    return policy.activities(user)
 
 
 class ActivityList(APIView):
@@ -113,7 +113,7 @@ class OrganizationList(APIView):
         responses={200: paged(s.OrganizationSerializer), **READ_PROBLEMS},
     )
     def get(self, request: Request) -> Response:
-        rows = Organization.objects.visible_to(request.user)
+        rows = policy.organizations(request.user)
         return _page(self, request, rows, s.OrganizationSerializer)
 
     @extend_schema(
@@ -132,7 +132,7 @@ class OrganizationList(APIView):
 class OrganizationDetail(APIView):
     @extend_schema(responses={200: s.OrganizationSerializer, **READ_PROBLEMS})
     def get(self, request: Request, pk: int) -> Response:
-        row = get_or_404(Organization.objects.visible_to(request.user), pk)
+        row = get_or_404(policy.organizations(request.user), pk)
         return Response(s.OrganizationSerializer(row).data)
 
     @extend_schema(
@@ -140,7 +140,7 @@ class OrganizationDetail(APIView):
         responses={200: s.OrganizationSerializer, **WRITE_PROBLEMS},
     )
     def patch(self, request: Request, pk: int) -> Response:
-        row = get_or_404(Organization.objects.visible_to(request.user), pk)
+        row = get_or_404(policy.organizations(request.user), pk)
         form = s.OrganizationUpdateIn(data=request.data, partial=True)
         form.is_valid(raise_exception=True)
         row = contact_services.update_organization(row, by=request.user, **form.validated_data)
@@ -154,7 +154,7 @@ class PersonList(APIView):
         responses={200: paged(s.PersonSerializer), **READ_PROBLEMS},
     )
     def get(self, request: Request) -> Response:
-        return _page(self, request, Person.objects.visible_to(request.user), s.PersonSerializer)
+        return _page(self, request, policy.people(request.user), s.PersonSerializer)
 
     @extend_schema(
         request=s.PersonIn,
@@ -172,12 +172,12 @@ class PersonList(APIView):
 class PersonDetail(APIView):
     @extend_schema(responses={200: s.PersonSerializer, **READ_PROBLEMS})
     def get(self, request: Request, pk: int) -> Response:
-        row = get_or_404(Person.objects.visible_to(request.user), pk)
+        row = get_or_404(policy.people(request.user), pk)
         return Response(s.PersonSerializer(row).data)
 
     @extend_schema(request=s.PersonUpdateIn, responses={200: s.PersonSerializer, **WRITE_PROBLEMS})
     def patch(self, request: Request, pk: int) -> Response:
-        row = get_or_404(Person.objects.visible_to(request.user), pk)
+        row = get_or_404(policy.people(request.user), pk)
         form = s.PersonUpdateIn(data=request.data, partial=True, context={"request": request})
         form.is_valid(raise_exception=True)
         row = contact_services.update_person(row, by=request.user, **form.validated_data)
@@ -237,7 +237,7 @@ def _admins_only() -> NotAllowed:
 
 def _require_admin(request: Request) -> None:
     """Configuration is for admins; everyone else sees it (403, not 404)."""
-    if not request.user.is_admin:
+    if not policy.can_configure(request.user):
         raise _admins_only()
 
 
@@ -345,17 +345,6 @@ class CriterionDetail(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-def visible_users(user: Any) -> QuerySet[User]:
-    """Everyone for admins; otherwise the people whose work the user may see."""
-    if user.is_admin:
-        return User.objects.all()
-    if user.is_manager:
-        return User.objects.filter(Q(team__manager=user) | Q(pk=user.pk)).distinct()
-    if user.team_id:
-        return User.objects.filter(Q(team_id=user.team_id) | Q(pk=user.pk))
-    return User.objects.filter(pk=user.pk)
-
-
 class UserList(APIView):
     @extend_schema(
         operation_id="users_list",
@@ -363,13 +352,13 @@ class UserList(APIView):
         responses={200: paged(s.UserSerializer), **READ_PROBLEMS},
     )
     def get(self, request: Request) -> Response:
-        return _page(self, request, visible_users(request.user), s.UserSerializer)
+        return _page(self, request, policy.visible_users(request.user), s.UserSerializer)
 
 
 class UserDetail(APIView):
     @extend_schema(responses={200: s.UserSerializer, **READ_PROBLEMS})
     def get(self, request: Request, pk: int) -> Response:
-        return Response(s.UserSerializer(get_or_404(visible_users(request.user), pk)).data)
+        return Response(s.UserSerializer(get_or_404(policy.visible_users(request.user), pk)).data)
 
 
 class TeamList(APIView):

@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from api.idempotency import idempotent
 from api.serializers import Strict
 from api.views.base import IDEMPOTENCY_KEY, PAGE_PARAMETERS, Cursor, get_or_404, paged, problems
+from common.errors import NotAllowed
 from webhooks import services
 from webhooks.models import Attempt, Delivery, Endpoint
 
@@ -112,6 +113,8 @@ class EndpointList(APIView):
     )
     @idempotent
     def post(self, request: Request) -> Response:
+        if not services.may_subscribe(request.user):
+            raise NotAllowed("Only managers and admins can subscribe webhooks.")
         form = EndpointIn(data=request.data)
         form.is_valid(raise_exception=True)
         new = services.create_endpoint(by=request.user, **form.validated_data)

@@ -1,7 +1,7 @@
 """Global search: the header box's dropdown (htmx) and the /search/ page (plain GET).
 
 Three queries whatever the data (deals, organizations, people), each through its
-`visible_to(user)`, so search never shows a record its page would answer 404 for.
+`accounts.policy`, so search never shows a record its page would answer 404 for.
 """
 
 from __future__ import annotations

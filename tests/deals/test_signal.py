@@ -105,3 +105,17 @@ def test_a_reminder_of_overdue_activities_only_says_what_is_overdue():
     assert notifications._reminder_text(2, 3) == (
         "You have 2 activities due today and 3 overdue. See My activities."
     )
+
+
+def test_reminders_count_only_activities_on_deals_their_owner_still_sees(rep, outsider, stages):
+    """A rep's activity on a deal now owned by another team is not counted: the notice
+    must agree with My activities, which no longer shows it (issue 13, item 7)."""
+    mine = DealFactory(owner=rep, stage=stages["lead"])
+    gone = DealFactory(owner=outsider, stage=stages["lead"])
+    ActivityFactory(deal=mine, owner=rep, due_at=timezone.now() - timedelta(days=2))
+    ActivityFactory(deal=gone, owner=rep, due_at=timezone.now() - timedelta(days=3))
+    assert notifications.remind_activities() == 1
+    assert (
+        Notification.objects.get(user=rep).text
+        == "You have 1 overdue activity. See My activities."
+    )

@@ -21,7 +21,7 @@ from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts import policy
-from accounts.models import Role, User
+from accounts.models import User
 from common.errors import DomainError
 from imports import preview, runner, services, undo
 from imports.mapping import Mapping
