@@ -846,11 +846,6 @@ def reassign_deal(
     return locked
 
 
-def may_delete_deals(user: User) -> bool:
-    """Who deletes deals at all (`accounts.policy.can_delete_deals`)."""
-    return policy.can_delete_deals(user)
-
-
 def delete_deal(
     deal: Deal, *, by: User, expected_version: int, source: str = MoveSource.FORM
 ) -> None:
@@ -866,7 +861,7 @@ def delete_deal(
     next read. Publishes deal.deleted (ids only) after commit: the owner's forecast is
     recomputed, webhooks and boards hear it.
     """
-    if not may_delete_deals(by):
+    if not policy.can_delete_deals(by):
         if policy.deals(by).filter(pk=deal.pk).exists():
             raise NotAllowed("Only managers and admins can delete deals.")
         raise NotVisible("Deal not found.")

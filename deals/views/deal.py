@@ -217,9 +217,9 @@ def reassign(request: HttpRequest, pk: int) -> HttpResponse:
 def delete(request: HttpRequest, pk: int) -> HttpResponse:
     """Delete a deal, after a confirm step (the GET): managers and admins only."""
     deal = visible_deal(request, pk)
+    if not policy.can_delete_deal(request.user, deal):
+        raise NotAllowed("Only managers and admins can delete deals.")
     if request.method == "GET":
-        if not policy.can_delete_deal(request.user, deal):
-            raise NotAllowed("Only managers and admins can delete deals.")
         return TemplateResponse(request, "deals/deal_delete.html", {"deal": deal})
     version = parse_number(request.POST.get("version"), name="version")
     if version is None:
