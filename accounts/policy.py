@@ -5,6 +5,23 @@ templates (through `for_user`, in every template's context as `policy`), form ch
 lists, search, suggestions, reports, exports, e-mails, notifications and imports. Nothing
 else tests a role: `tests/test_architecture_roles.py` keeps it so.
 
+How to use it: `from accounts import policy`. To read records, start from the policy's
+queryset and narrow it: `policy.deals(user).filter(...)`, `policy.activities(user)`,
+`policy.organizations(user)`, `policy.people(user)`, `policy.notifications(user)`,
+`policy.dashboard_deals(user)`; for one record in a view use
+`policy.visible_or_404(policy.deals(user), pk)` (404 if hidden), then ask the yes/no
+question for the action, e.g. `policy.changeable_deal_or_403(user, deal)` or
+`policy.can_delete_deal(user, deal)` (403 if seen but not allowed), before reading the
+form. Actions in services ask the same questions (`policy.can_reassign`,
+`policy.can_assign_to`, `policy.can_override_gate`, `policy.can_import`, …), and lock
+rows from `policy.changeable_deals(user)`. Mail and notices decided at send time filter
+with `policy.sendable_notifications(rows)` or `policy.deal_visible_to_recipient(...)`.
+Templates read `{% if policy.can_configure %}` (context processor
+`accounts.context_processors.policy`); per-record answers are worked out in the view
+(`deal.can_move = policy.can_change_deal(user, deal)`). A new rule goes here, with a
+test in tests/accounts/test_policy.py and, for a new URL, a line in
+tests/security/test_url_permissions.py.
+
 Two kinds of answer:
 - querysets of what a user may see or change (`deals`, `changeable_deals`, `activities`,
   `organizations`, `people`, `notifications`, `dashboard_deals`, `forecast_rows`, …);
@@ -19,6 +36,7 @@ The rules, as a table (rep / manager / admin; a deactivated or anonymous user: n
 |---|---|---|---|
 | see a deal (its activities, history, notices) | own + team's | own + managed teams' | all |
 | change a deal (edit, move, close, snooze, log) | own | own + managed teams' | all |
+| delete a deal | no (403) | own + managed teams' | all |
 | delete an activity | its author | its author | its author |
 | create for another owner / reassign | no | to self, managed teams' members | anyone |
 | override a failed entry criterion | no | yes, with a reason | yes, with a reason |
@@ -28,8 +46,9 @@ The rules, as a table (rep / manager / admin; a deactivated or anonymous user: n
 | configure pipelines, stages, criteria; audit log | no | no | yes |
 | import CSV; see/confirm/undo an import | no | into their teams; own jobs | all; every job |
 | import: create missing users | no | no | yes |
-| webhooks, automations | no | their teams' deals | all |
+| webhooks, automations | no | own endpoints; their teams' deals | all |
 | API tokens | own | own | own; may revoke anyone's |
+| users (API list) | own team | self + managed teams | all |
 
 Models of the apps above are looked up by label, not imported: accounts sits at the bottom
 of the app table (DESIGN, "Apps"), yet the rules must name the records they govern.

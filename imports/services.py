@@ -54,12 +54,8 @@ class NotAllowed(NotVisible):
     """Not an importer, or someone else's import: answered as not found (404)."""
 
 
-def may_import(user: User) -> bool:
-    return policy.can_import(user)
-
-
 def _require(user: User) -> None:
-    if not may_import(user):
+    if not policy.can_import(user):
         raise NotAllowed("Only managers and admins can import.")
 
 

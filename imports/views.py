@@ -17,6 +17,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts import policy
 from common.errors import DomainError, Refusal
 from common.refusals import flash_and_return, presents
 from imports import preview as previews
@@ -28,7 +29,7 @@ RECENT_JOBS = 20
 
 
 def _importer(request: HttpRequest) -> None:
-    if not services.may_import(request.user):
+    if not policy.can_import(request.user):
         raise Http404("Not found.")
 
 

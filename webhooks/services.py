@@ -81,10 +81,6 @@ class EventLike(Protocol):
     source: str
 
 
-def may_subscribe(user: User) -> bool:
-    return policy.can_manage_webhooks(user)
-
-
 def endpoints_for(user: User) -> QuerySet[Endpoint]:
     """Endpoints `user` may see and manage (the policy: admins all, managers their own)."""
     return policy.webhook_endpoints(user, Endpoint.objects.all())
@@ -121,7 +117,7 @@ def create_endpoint(
     *, by: User, url: str, events: Iterable[str], description: str = ""
 ) -> NewEndpoint:
     """Subscribe an HTTPS address; the address must resolve to public addresses only."""
-    if not may_subscribe(by):
+    if not policy.can_manage_webhooks(by):
         raise NotAllowed("Only managers and admins can subscribe webhooks.")
     if Endpoint.objects.filter(owner=by).count() >= MAX_ENDPOINTS_PER_USER:
         raise BadInput("Too many webhook endpoints; delete one first.")
@@ -199,7 +195,7 @@ def fan_out(events: Iterable[EventLike]) -> list[int]:
         )
         for event in events
         for endpoint in endpoints
-        if may_subscribe(endpoint.owner)
+        if policy.can_manage_webhooks(endpoint.owner)
         and any(fnmatch.fnmatchcase(event.name, p) for p in endpoint.events)
     ]
     if not rows:
@@ -294,7 +290,7 @@ def deliver(delivery_id: int) -> str | None:
     deal = _deal_summary(delivery.deal_id, endpoint.owner)
     if (
         not endpoint.is_active
-        or not may_subscribe(endpoint.owner)
+        or not policy.can_manage_webhooks(endpoint.owner)
         or (delivery.deal_id is not None and deal is None and not _saw_deleted(delivery))
     ):
         Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.SKIPPED)

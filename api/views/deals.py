@@ -25,7 +25,7 @@ from api.views.base import (
     paged,
     problems,
 )
-from common.errors import BadInput
+from common.errors import BadInput, NotAllowed
 from deals import services
 from deals.models import Deal, MoveSource, StageChange, StalledFlag
 from stages.models import StageKind
@@ -146,7 +146,9 @@ class DealDetail(APIView):
     )
     def delete(self, request: Request, pk: int) -> Response:
         """Delete the deal for good: managers (their teams' deals) and admins."""
-        deal = get_or_404(Deal.objects.visible_to(request.user), pk)
+        deal = get_or_404(policy.deals(request.user), pk)
+        if not policy.can_delete_deal(request.user, deal):
+            raise NotAllowed("Only managers and admins can delete deals.")
         version = expected_version(request, None)
         services.delete_deal(
             deal, by=request.user, expected_version=version, source=MoveSource.API

@@ -10,6 +10,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts import policy
 from common.errors import DomainError
 from webhooks import services
 from webhooks.models import Delivery
@@ -25,7 +26,7 @@ class EndpointForm(forms.Form):
 
 
 def _subscriber(request: HttpRequest) -> None:
-    if not services.may_subscribe(request.user):
+    if not policy.can_manage_webhooks(request.user):
         raise Http404("Webhooks are for managers and admins.")
 
 

@@ -8,6 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts import policy
 from api.idempotency import idempotent
 from api.serializers import Strict
 from api.views.base import IDEMPOTENCY_KEY, PAGE_PARAMETERS, Cursor, get_or_404, paged, problems
@@ -113,7 +114,7 @@ class EndpointList(APIView):
     )
     @idempotent
     def post(self, request: Request) -> Response:
-        if not services.may_subscribe(request.user):
+        if not policy.can_manage_webhooks(request.user):
             raise NotAllowed("Only managers and admins can subscribe webhooks.")
         form = EndpointIn(data=request.data)
         form.is_valid(raise_exception=True)

@@ -141,3 +141,57 @@ def test_template_questions_are_policy_functions_and_nothing_else(rep):
     assert all(callable(getattr(policy, name)) for name in policy.USER_QUESTIONS)
     with pytest.raises(AttributeError):
         answers.is_admin  # noqa: B018 - only the listed questions may be asked
+
+
+def test_deleting_deals_is_for_managers_within_what_they_change_and_admins(
+    rep, manager, other_manager, admin_user, deals
+):
+    assert not policy.can_delete_deal(rep, deals["rep"])  # not even their own
+    assert policy.can_delete_deal(manager, deals["rep"])
+    assert not policy.can_delete_deal(other_manager, deals["rep"])
+    assert policy.can_delete_deal(admin_user, deals["outsider"])
+
+
+def test_whose_deals_a_user_sees_is_answered_by_owner_for_deleted_deals(
+    rep, teammate, outsider, manager, admin_user
+):
+    assert policy.sees_deals_owned_by(rep, teammate.pk)
+    assert not policy.sees_deals_owned_by(rep, outsider.pk)
+    assert policy.sees_deals_owned_by(manager, rep.pk)
+    assert not policy.sees_deals_owned_by(manager, outsider.pk)
+    assert policy.sees_deals_owned_by(admin_user, outsider.pk)
+    rep.is_active = False
+    assert not policy.sees_deals_owned_by(rep, rep.pk)
+
+
+def test_tokens_are_their_owners_and_admins_revoke_anyones(rep, teammate, admin_user):
+    from api import tokens
+    from api.models import ApiToken
+
+    mine = tokens.create_token(by=rep, name="mine", scope="read").token
+    theirs = tokens.create_token(by=teammate, name="theirs", scope="read").token
+    rows = ApiToken.objects.all()
+    assert _ids(policy.api_tokens(rep, rows)) == {mine.pk}
+    assert _ids(policy.revocable_tokens(rep, rows)) == {mine.pk}
+    assert _ids(policy.revocable_tokens(admin_user, rows)) == {mine.pk, theirs.pk}
+    assert _ids(policy.api_tokens(admin_user, rows)) == set()
+
+
+def test_webhook_endpoints_are_managers_own_and_all_for_admins(
+    rep, manager, other_manager, admin_user
+):
+    from webhooks.models import Endpoint
+
+    ours = Endpoint.objects.create(owner=manager, url="https://a.example/", events=["deal.*"])
+    Endpoint.objects.create(owner=other_manager, url="https://b.example/", events=["deal.*"])
+    rows = Endpoint.objects.all()
+    assert _ids(policy.webhook_endpoints(manager, rows)) == {ours.pk}
+    assert not policy.webhook_endpoints(rep, rows).exists()
+    assert policy.webhook_endpoints(admin_user, rows).count() == 2
+
+
+def test_users_listed_are_those_whose_deals_one_sees(rep, teammate, outsider, manager, admin_user):
+    assert {rep.pk, teammate.pk} <= _ids(policy.visible_users(rep))
+    assert outsider.pk not in _ids(policy.visible_users(rep))
+    assert outsider.pk not in _ids(policy.visible_users(manager))
+    assert outsider.pk in _ids(policy.visible_users(admin_user))

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from accounts import policy
 from accounts.models import Role, Team, User
 from contacts.models import Organization
 from deals.models import Deal, FieldChange, GateEvent, StageChange
@@ -452,7 +453,7 @@ def _file(text: str):
 
 
 def test_only_admins_and_managers_may_import(admin_user, manager, rep):
-    assert [services.may_import(u) for u in (admin_user, manager, rep)] == [True, True, False]
+    assert [policy.can_import(u) for u in (admin_user, manager, rep)] == [True, True, False]
 
 
 @pytest.mark.parametrize("name", ["imports.run_import", "deals.run_import"])

@@ -93,7 +93,7 @@ class Command(BaseCommand):
         user = users.filter(username=username).first() if username else policy.admins().first()
         if user is None:
             raise CommandError(f"No active user {username or 'with the admin role'}.")
-        if not services.may_import(user):
+        if not policy.can_import(user):
             raise CommandError(f"{user.username} may not import (managers and admins only).")
         return user
 
