@@ -450,6 +450,14 @@ def can_override_gate(user: Any) -> bool:
     return is_admin(user) or is_manager(user)
 
 
+def _own_or_all(user: Any, rows: QuerySet, owner_field: str, *, allowed: bool) -> QuerySet:
+    """Records `user` owns (through `owner_field`); every one for admins; none at all
+    unless `allowed` (import jobs, webhook endpoints, API tokens)."""
+    if not allowed:
+        return rows.none()
+    return rows if is_admin(user) else rows.filter(**{owner_field: user})
+
+
 # --- imports -------------------------------------------------------------------------------
 
 
@@ -460,9 +468,7 @@ def can_import(user: Any) -> bool:
 
 def import_jobs(user: Any, rows: QuerySet) -> QuerySet:
     """Import jobs `user` may see, confirm or undo: their own; admins everyone's."""
-    if not can_import(user):
-        return rows.none()
-    return rows if is_admin(user) else rows.filter(created_by=user)
+    return _own_or_all(user, rows, "created_by", allowed=can_import(user))
 
 
 def can_handle_import(user: Any, job: Any) -> bool:
@@ -500,9 +506,7 @@ def webhook_deals(subscriber: Any) -> QuerySet[Deal]:
 
 def webhook_endpoints(user: Any, rows: QuerySet) -> QuerySet:
     """Webhook endpoints `user` may see and manage: admins all, managers their own."""
-    if not can_manage_webhooks(user):
-        return rows.none()
-    return rows if is_admin(user) else rows.filter(owner=user)
+    return _own_or_all(user, rows, "owner", allowed=can_manage_webhooks(user))
 
 
 def sees_others_endpoints(user: Any) -> bool:
@@ -517,19 +521,12 @@ def api_tokens(user: Any, rows: QuerySet) -> QuerySet:
 
 def revocable_tokens(user: Any, rows: QuerySet) -> QuerySet:
     """Tokens `user` may revoke: their own; admins anyone's. Others' are not found (404)."""
-    if not _active(user):
-        return rows.none()
-    return rows if is_admin(user) else rows.filter(user=user)
+    return _own_or_all(user, rows, "user", allowed=_active(user))
 
 
 def can_revoke_others_tokens(user: Any) -> bool:
     """The tokens page lists everyone else's active tokens, to revoke them."""
     return is_admin(user)
-
-
-def can_revoke_token(user: Any, token: Any) -> bool:
-    """A token's owner may revoke it; admins may revoke anyone's."""
-    return _active(user) and (token.user_id == user.pk or is_admin(user))
 
 
 # --- the API's read-only lists ----------------------------------------------------------

@@ -31,32 +31,6 @@ def hidden(outsider, stages):
     return organization, person
 
 
-def test_new_deal_with_another_teams_names_creates_records_of_its_own(
-    client_for, rep, hidden, stages
-):
-    organization, person = hidden
-    client = client_for(rep)
-
-    response = client.post(
-        reverse("deal_new"),
-        {
-            "stage": stages["lead"].pk,
-            "title": "Probe",
-            "currency": "USD",
-            "organization_name": "Zenith Corp",
-            "person_name": "Ada Secret",
-        },
-    )
-
-    assert response.status_code == 302
-    deal = Deal.objects.get(title="Probe")
-    assert deal.organization_id != organization.pk and deal.person_id != person.pk
-    assert (deal.organization.name, deal.person.name) == ("Zenith Corp", "Ada Secret")
-    assert deal.person.email == "" and deal.person.created_by == rep
-    assert client.get(reverse("contacts:person", args=[person.pk])).status_code == 404
-    assert client.get(reverse("contacts:organization", args=[organization.pk])).status_code == 404
-
-
 def test_deal_edit_with_another_teams_names_never_attaches_them(client_for, rep, hidden, stages):
     organization, person = hidden
     deal = DealFactory(owner=rep, stage=stages["lead"], title="Mine")

@@ -60,6 +60,7 @@ def test_new_deal_never_hands_a_rep_another_teams_person(client_for, hidden_cont
     assert response.status_code in (200, 302)
     deal = Deal.objects.get(title="Fresh")
     assert deal.organization not in (None, organization) and deal.person not in (None, person)
+    assert deal.person.email == "" and deal.person.created_by == rep
     assert client.get(reverse("contacts:person", args=[person.pk])).status_code == 404
     assert client.get(reverse("contacts:organization", args=[organization.pk])).status_code == 404
     assert Person.objects.filter(name="Hank Scorpio").count() == 2
