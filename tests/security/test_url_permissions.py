@@ -146,6 +146,8 @@ ROUTES: dict[str, Route] = {
     "live_heads": R("board", "user", "method"),
     "live_versions": R("board", "user", "method"),
     "live_card": R("card", "see_deal", "method"),
+    "live_presence": R("-", "method", "user"),
+    "live_editing": R("deal", "see_deal", "method"),
     # Personal API tokens: one's own; admins may revoke anyone's (others' are not found).
     "api_tokens": R("-", "user", "method"),
     "api_token_create": R("-", "method", "user"),
