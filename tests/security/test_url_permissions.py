@@ -66,7 +66,7 @@ ROUTES: dict[str, Route] = {
     "column_more": R("stage", "user", "method"),
     "bulk_move": R("-", "method", "user"),
     "board_export": R("-", "user", "method"),
-    "deal_new": R("-", "user", "user"),
+    "deal_new": R("new_deal", "user", "user"),
     "deal_detail": R("deal", "see_deal", "method"),
     "deal_next": R("deal", "see_deal", "method"),
     "deal_gate": R("deal", "see_deal", "method"),
@@ -350,6 +350,8 @@ OBJECTS: dict[str, Callable[[World], Iterator[tuple[str, dict[str, Any]]]]] = {
     ),
     "panel": lambda world: iter([("-", {"panel": "pipeline"})]),
     "board": lambda world: iter([("-", {QUERY: f"pipeline={world.pipeline.pk}"})]),
+    # New deal names its column's stage (an unknown or missing stage is a 404).
+    "new_deal": lambda world: iter([("-", {QUERY: f"stage={world.stages['lead'].pk}"})]),
     "card": lambda world: (
         (scope, {"pk": world.deals[scope].pk, QUERY: f"pipeline={world.pipeline.pk}"})
         for scope in SCOPES
