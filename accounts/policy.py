@@ -491,6 +491,22 @@ def can_manage_automations(user: Any) -> bool:
 can_manage_webhooks = can_manage_automations
 
 
+def automation_rules(user: Any, rows: QuerySet) -> QuerySet:
+    """Automation rules `user` may see and change: admins all, managers their own."""
+    return _own_or_all(user, rows, "owner", allowed=can_manage_automations(user))
+
+
+def acts_on_every_team(user: Any) -> bool:
+    """Admins' rules and endpoints may name any team or user (and the pages show owners);
+    a manager's only the teams they manage."""
+    return is_admin(user)
+
+
+def admin_users() -> Q:
+    """Who counts as an admin, as a filter on users (e.g. "notify the admins")."""
+    return Q(role=Role.ADMIN) | Q(is_superuser=True)
+
+
 def automation_deals(user: Any) -> QuerySet[Deal]:
     """Deals a manager's webhooks and automations may act on: those they may change."""
     if not can_manage_automations(user):
@@ -576,6 +592,7 @@ USER_QUESTIONS = frozenset(
         "can_manage_automations",
         "sees_others_endpoints",
         "can_revoke_others_tokens",
+        "acts_on_every_team",
     }
 )
 

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import Role, Team, User
+from accounts import policy
+from accounts.models import Team, User
 from common import formats, outbox
 from deals import activities, services
 from deals.models import Deal, EventSource, MoveSource, Notification
@@ -134,7 +135,7 @@ def notify(ctx: Context, action: dict[str, Any]) -> str:
     if "team_manager" in action["roles"] and deal.owner.team is not None:
         wanted |= Q(pk=deal.owner.team.manager_id)
     if "admins" in action["roles"]:
-        wanted |= Q(role=Role.ADMIN) | Q(is_superuser=True)
+        wanted |= policy.admin_users()
     users = list(User.objects.filter(wanted, is_active=True).order_by("pk"))
     if not users:
         raise Skip("Nobody to notify: every recipient is gone or deactivated.")

@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from accounts import policy
 from automations import actions, conditions, labels, spec
 from automations.models import Rule, RuleRun, RunStatus
 from common import formats, outbox
@@ -47,18 +48,12 @@ BATCH = 200
 
 
 def may_manage(user: User) -> bool:
-    return user.is_active and (user.is_admin or user.is_manager)
+    return policy.can_manage_automations(user)
 
 
 def rules_for(user: User) -> QuerySet[Rule]:
-    """Rules `user` may see and change: admins all, managers their own, reps none."""
-    if not user.is_active:
-        return Rule.objects.none()
-    if user.is_admin:
-        return Rule.objects.all()
-    if user.is_manager:
-        return Rule.objects.filter(owner=user)
-    return Rule.objects.none()
+    """Rules `user` may see and change (the policy: admins all, managers their own)."""
+    return policy.automation_rules(user, Rule.objects.all())
 
 
 def rule_for(rule_id: int, user: User, *, lock: bool = False) -> Rule:
@@ -132,7 +127,7 @@ def _check_references(refs: spec.References, *, owner: User) -> None:
     problems = names.problems(refs)
     if problems:
         raise BadInput(f"This rule refers to what is gone: {'; '.join(problems)}.")
-    if owner.is_admin:
+    if policy.acts_on_every_team(owner):
         allowed_users = None
     else:
         managed = set(owner.managed_teams.values_list("pk", flat=True))
@@ -235,7 +230,7 @@ def _in_reach(rules: list[Rule], deal_ids: set[int]) -> dict[int, set[int]]:
     for rule in rules:
         if rule.owner_id not in by_owner:
             by_owner[rule.owner_id] = set(
-                Deal.objects.editable_by(rule.owner)
+                policy.changeable_deals(rule.owner)
                 .filter(pk__in=deal_ids)
                 .values_list("pk", flat=True)
             )
@@ -387,7 +382,7 @@ def _why_not(rule: Rule, deal: Deal | None) -> str:
         return f"Not run: the rule's owner {rule.owner.display_name} is deactivated."
     if rule.pipeline_id and deal.pipeline_id != rule.pipeline_id:
         return "Not run: the deal is in another pipeline now."
-    if not Deal.objects.editable_by(rule.owner).filter(pk=deal.pk).exists():
+    if not policy.changeable_deals(rule.owner).filter(pk=deal.pk).exists():
         return "Not run: the deal is out of the rule owner's reach now."
     return ""
 
@@ -483,7 +478,7 @@ def _reach(rule: Rule, open_stage_ids: list[int] | None = None) -> QuerySet[Deal
     """Open deals of the rule's reach that meet its conditions. With the open stages'
     ids given, the stage is filtered by id, so PostgreSQL reads the (stage, pipeline,
     entered) index per stage instead of joining every deal to its stage."""
-    deals = Deal.objects.editable_by(rule.owner).filter(conditions.rule_q(rule.conditions))
+    deals = policy.changeable_deals(rule.owner).filter(conditions.rule_q(rule.conditions))
     deals = deals.filter(stage_id__in=open_stage_ids) if open_stage_ids else deals.open()
     if rule.pipeline_id:
         deals = deals.filter(pipeline_id=rule.pipeline_id)
@@ -602,11 +597,11 @@ def dry_run(rule_id: int, *, by: User, deal_id: int | None = None, days: int = 3
         raise BadInput(f"This rule no longer reads ({why}); edit it first.")
     now = timezone.now()
     names = labels.Names.load(labels.references(rule))
-    deals = Deal.objects.editable_by(rule.owner).select_related("stage", "owner__team")
+    deals = policy.changeable_deals(rule.owner).select_related("stage", "owner__team")
     if rule.pipeline_id:
         deals = deals.filter(pipeline_id=rule.pipeline_id)
     if deal_id is not None:
-        deal = Deal.objects.visible_to(by).filter(pk=deal_id).first()
+        deal = policy.deals(by).filter(pk=deal_id).first()
         if deal is None:
             raise NotVisible("Deal not found.")
         deal = deals.filter(pk=deal_id).first()

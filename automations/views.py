@@ -17,6 +17,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts import policy
 from accounts.models import Team
 from automations import labels, recipes, services, spec
 from automations.forms import DryRunForm, RuleForm
@@ -82,7 +83,7 @@ def rule_list(request: HttpRequest) -> HttpResponse:
         .annotate(last_status=Subquery(last.values("status")[:1]))
     )
     user = request.user
-    teams = Team.objects.all() if user.is_admin else user.managed_teams.all()
+    teams = Team.objects.all() if policy.acts_on_every_team(user) else user.managed_teams.all()
     context = {
         "rules": _described(rules),
         "recipes": recipes.RECIPES,

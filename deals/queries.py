@@ -488,7 +488,7 @@ def card_after(user: User, filters: BoardFilters, deal: Deal) -> int | None:
         F(name).asc(nulls_first=True) if descending else F(name).desc(nulls_first=True)
         for name, descending in keys
     ]
-    deals = filters.apply(Deal.objects.visible_to(user)).filter(stage_id=deal.stage_id)
+    deals = filters.apply(policy.deals(user)).filter(stage_id=deal.stage_id)
     if filters.sort == "next_activity":
         deals = with_next_activity(deals)
     found = deals.filter(before).order_by(*reverse, "-id").values_list("pk", flat=True)[:1]

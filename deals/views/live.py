@@ -17,9 +17,9 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, Stream
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts import policy
 from accounts.models import User
 from deals import live, queries
-from deals.models import Deal
 from deals.views.board import _card_context, _filters, _int, _prepare_cards
 
 # Proxies drop connections silent for a minute or so; a comment line keeps them open.
@@ -187,7 +187,7 @@ def versions(request: HttpRequest) -> JsonResponse:
 
 def _visible_deal(request: HttpRequest, pk: int | None) -> int:
     """`pk` when the user may see that deal; 404 otherwise (unknown and unseen alike)."""
-    if not pk or not Deal.objects.visible_to(request.user).filter(pk=pk).exists():
+    if not pk or not policy.deals(request.user).filter(pk=pk).exists():
         raise Http404("No such deal.")
     return pk
 

@@ -190,7 +190,18 @@ ROUTES: dict[str, Route] = {
     "api:webhook_rotate": R("endpoint_pk", "api_method", "api_endpoint"),
     "api:webhook_deliveries": R("endpoint_pk", "api_endpoint", "api_method"),
     "api:webhook_redeliver": R("delivery_pk", "api_method", "api_endpoint"),
+    "api:criteria": R("-", "api_user", "api_configure"),
+    "api:criterion": R("criterion_pk", "api_user", "api_method"),
     "api:unknown": R("-", "api_nowhere", "api_nowhere"),
+    # Automations: managers (their own rules) and admins (all); 404 for everyone else.
+    "automations:rules": R("-", "subscriber", "method"),
+    "automations:new": R("-", "subscriber", "subscriber"),
+    "automations:recipe_add": R("recipe", "method", "subscriber"),
+    "automations:edit": R("rule", "endpoint", "endpoint"),
+    "automations:toggle": R("rule", "method", "endpoint"),
+    "automations:delete": R("rule", "method", "endpoint"),
+    "automations:runs": R("rule", "endpoint", "method"),
+    "automations:test": R("rule", "endpoint", "method"),
 }
 # Whole namespaces that follow one rule (a name in ROUTES wins over its namespace's rule):
 # Django's admin site, staff only, with its own login page.
@@ -221,7 +232,7 @@ LOGGED_OUT = {"anonymous", "deactivated"}
 IMPORTERS = {"manager", "other_manager", "admin"}
 JOB_OWNER = "manager"  # the import job the world holds was uploaded by North's manager
 SUBSCRIBERS = {"manager", "other_manager", "admin"}
-ENDPOINT_OWNER = "manager"  # the webhook endpoint the world holds is North's manager's
+ENDPOINT_OWNER = "manager"  # the webhook endpoint and the automation rule: North's manager's
 TOKEN_OWNER = {"rep": "rep", "teammate": "teammate", "other_team": "outsider"}
 NOTICE_OWNER = {"rep": "rep", "teammate": "teammate", "other_team": "outsider"}
 
@@ -367,6 +378,9 @@ OBJECTS: dict[str, Callable[[World], Iterator[tuple[str, dict[str, Any]]]]] = {
     "endpoint_pk": lambda world: iter([("-", {"pk": world.endpoint.pk})]),
     "delivery": lambda world: iter([("-", {"delivery_id": world.delivery.pk})]),
     "delivery_pk": lambda world: iter([("-", {"pk": world.delivery.pk})]),
+    "criterion_pk": lambda world: iter([("-", {"pk": world.stages["demo"].criteria.get().pk})]),
+    "recipe": lambda world: iter([("-", {"slug": "demo_prep"})]),
+    "rule": lambda world: iter([("-", {"rule_id": world.rule.pk})]),
 }
 
 
@@ -470,6 +484,14 @@ def _with_tokens_and_webhooks(world: World) -> World:
         event_name="deal.moved",
         event_at=timezone.now(),
         deal_id=world.deals["rep"].pk,
+    )
+    from automations.models import Rule
+
+    world.rule = Rule.objects.create(  # type: ignore[attr-defined]
+        name="North's rule",
+        owner=world.users[ENDPOINT_OWNER],
+        trigger={"event": "deal.moved"},
+        actions=[],
     )
     return world
 
