@@ -203,7 +203,7 @@ def presence(request: HttpRequest) -> HttpResponse:
     if pk is None:
         return HttpResponse("Which deal? Send deal=<id>.", status=400, content_type="text/plain")
     editing = request.POST.get("editing") == "1"
-    if editing and not Deal.objects.editable_by(request.user).filter(pk=pk).exists():
+    if editing and not policy.changeable_deals(request.user).filter(pk=pk).exists():
         _visible_deal(request, pk)
         return HttpResponse("You may not change this deal.", status=403, content_type="text/plain")
     live.set_presence(_visible_deal(request, pk), request.user.pk, editing=editing)
