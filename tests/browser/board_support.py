@@ -64,3 +64,12 @@ def phone_page(browser, live_server, user):
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(f"{live_server.url}/")
     return page
+
+
+def htmx_idle(page) -> None:
+    """Wait until htmx has finished swapping and settling: it wires new content (an
+    `hx-post` form, say) only when it settles, so a key pressed before then would submit
+    the plain HTML form instead."""
+    page.wait_for_function(
+        "!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
+    )

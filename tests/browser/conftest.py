@@ -7,6 +7,8 @@ distribution's browser (`make browser` installs it); they fail loudly if it is m
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -52,6 +54,24 @@ def page(browser):
     page.set_default_timeout(10_000)
     yield page
     context.close()
+    _wait_for_server_requests()
+
+
+def _wait_for_server_requests(timeout: float = 15.0) -> None:
+    """Let the live server finish what the closed page left in flight.
+
+    A test may end while the server still answers its last request (a move holding its
+    row locks, say). pytest-django flushes the database right after this fixture, and a
+    TRUNCATE racing that request deadlocks on PostgreSQL, leaving rows for the next test.
+    Each request runs in a thread of the server's `process_request_thread`.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        targets = [getattr(thread, "_target", None) for thread in threading.enumerate()]
+        names = {getattr(target, "__name__", "") for target in targets}
+        if "process_request_thread" not in names:
+            return
+        time.sleep(0.05)
 
 
 @pytest.fixture

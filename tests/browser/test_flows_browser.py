@@ -6,7 +6,7 @@ import pytest
 
 from deals.models import Deal, StageChange
 from stages.models import CriterionKind
-from tests.browser.board_support import phone_page
+from tests.browser.board_support import htmx_idle, phone_page
 from tests.browser.test_board_browser import move_with_menu
 from tests.factories import CriterionFactory, DealFactory
 
@@ -86,6 +86,7 @@ def test_new_deal_in_a_column_that_needs_a_checklist_item_and_a_contact_role(
     page.keyboard.press("Enter")
     form = column.get_by_role("form", name="New deal in Demo")
     form.wait_for()
+    htmx_idle(page)
     assert page.evaluate("document.activeElement.name") == "title"
     page.keyboard.type("Straight to demo")
     page.keyboard.press("Tab")
@@ -100,6 +101,7 @@ def test_new_deal_in_a_column_that_needs_a_checklist_item_and_a_contact_role(
     assert page.evaluate("document.activeElement.type") == "checkbox"
     assert not Deal.objects.filter(title="Straight to demo").exists()
 
+    htmx_idle(page)
     page.keyboard.press("Space")
     page.keyboard.press("Tab")
     page.keyboard.type("Dana Lee")
