@@ -66,10 +66,13 @@ def phone_page(browser, live_server, user):
     return page
 
 
-def htmx_idle(page) -> None:
-    """Wait until htmx has finished swapping and settling: it wires new content (an
-    `hx-post` form, say) only when it settles, so a key pressed before then would submit
-    the plain HTML form instead."""
+def htmx_idle(page, within: str = ".quick-add") -> None:
+    """Wait until htmx has finished swapping and settling `within`: it wires new content
+    (an `hx-post` form, say) only when it settles, so a key pressed before then would
+    submit the plain HTML form instead."""
     page.wait_for_function(
-        "!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
+        """(within) => !document.querySelector(
+            [".htmx-request", ".htmx-swapping", ".htmx-settling", ".htmx-added"]
+                .flatMap((name) => [within + name, within + " " + name]).join(", "))""",
+        arg=within,
     )

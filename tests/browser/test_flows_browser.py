@@ -48,8 +48,8 @@ def test_manager_overrides_a_gate_from_the_deal_page_stage_path(
         "button", name="Qualified"
     ).click()
     # The gate form keeps the deal's header and a way back to the deal.
-    assert page.get_by_role("heading", name="Path override", level=1).is_visible()
-    assert page.get_by_role("link", name="← Back to Path override").is_visible()
+    page.get_by_role("heading", name="Path override", level=1).wait_for()
+    page.get_by_role("link", name="← Back to Path override").wait_for()
     page.get_by_label("Or override with a reason").fill("Signed LOI")
     page.get_by_role("button", name="Save and move").click()
     page.wait_for_url(f"{live_server.url}/deals/{deal.pk}/")
