@@ -17,6 +17,15 @@ if TYPE_CHECKING:
     from accounts.models import User
 
 
+def _summarised(to: str) -> models.ForeignKey:
+    """A summary row's link to what it summarises: no database constraint or index of
+    its own (the summaries' indexes lead with the columns their panels read), no reverse
+    accessor, and left alone when the target goes (the catch-up removes the row)."""
+    return models.ForeignKey(
+        to, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+
+
 class PeriodKind(models.TextChoices):
     MONTH = "month", "Month"
     QUARTER = "quarter", "Quarter"
@@ -198,20 +207,8 @@ class FromHistory(models.Model):
         primary_key=True,
         related_name="+",
     )
-    deal = models.ForeignKey(
-        "deals.Deal",
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
-    stage = models.ForeignKey(
-        "stages.Stage",
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
+    deal = _summarised("deals.Deal")
+    stage = _summarised("stages.Stage")
 
     class Meta:
         abstract = True
@@ -275,13 +272,7 @@ class StageEntry(FromHistory):
     `StageStayMark.covered_until`; plain columns for the same reasons.
     """
 
-    pipeline = models.ForeignKey(
-        "stages.Pipeline",
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
+    pipeline = _summarised("stages.Pipeline")
     seq = models.PositiveIntegerField()
     entered_at = models.DateTimeField()
     previous_at = models.DateTimeField(null=True)
@@ -310,13 +301,7 @@ class StageDay(models.Model):
     always counts exactly the stored stays.
     """
 
-    stage = models.ForeignKey(
-        "stages.Stage",
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
+    stage = _summarised("stages.Stage")
     day = models.DateField()
     entered = models.IntegerField(default=0)
     exited = models.IntegerField(default=0)
@@ -336,13 +321,7 @@ class StageLength(models.Model):
     `StageDay` (entry no later than exit), kept in the same statements' transaction.
     """
 
-    stage = models.ForeignKey(
-        "stages.Stage",
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
+    stage = _summarised("stages.Stage")
     day = models.DateField()
     bucket = models.IntegerField()
     stays = models.IntegerField(default=0)
