@@ -1,132 +1,114 @@
-"""The rule form: a trigger chosen from lists, conditions and actions as JSON (each kind
-and its values are listed beside the form), all checked by `automations.spec`."""
+"""The rule form: name, pipeline, on/off and the trigger with the options of its kind.
+Conditions and actions are rows of the editor (`automations.editor`); `spec` judges."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django import forms
 
 from automations import spec
+from automations.editor import Choices, Rows, _pick
 from automations.models import Rule
 from automations.services import RuleInput
-from stages.models import Pipeline, Stage
 
-MAX_JSON = 20_000
+# The trigger's options, by kind: only these are shown (and read) for it.
+TRIGGER_KEYS = {
+    "stage_entered": ["stage", "from_stage"],
+    "stage_left": ["stage"],
+    "deal_stalled": ["stalled_rule"],
+    "field_changed": ["field"],
+    "close_date": ["days"],
+    "days_in_stage": ["days"],
+}
 
 
 class RuleForm(forms.Form):
-    name = forms.CharField(max_length=100)
-    pipeline = forms.ModelChoiceField(
-        queryset=Pipeline.objects.filter(is_archived=False),
-        required=False,
-        empty_label="Every pipeline",
-        help_text="The rule only looks at deals of this pipeline.",
-    )
+    name = forms.CharField(label="Name", strip=True)
     is_active = forms.BooleanField(required=False, initial=True, label="Active")
-    trigger_kind = forms.ChoiceField(choices=list(spec.TRIGGERS.items()), label="Trigger")
-    trigger_stage = forms.ModelChoiceField(
-        queryset=Stage.objects.select_related("pipeline").filter(is_archived=False),
-        required=False,
-        label="Stage (enters / leaves)",
-    )
-    trigger_from_stage = forms.ModelChoiceField(
-        queryset=Stage.objects.select_related("pipeline").filter(is_archived=False),
-        required=False,
-        label="Coming from stage (optional)",
-    )
+    trigger_kind = forms.ChoiceField(choices=list(spec.TRIGGERS.items()), label="When")
     trigger_field = forms.ChoiceField(
         choices=[("", "—"), *[(f, f.replace("_", " ")) for f in sorted(spec.TRIGGER_FIELDS)]],
         required=False,
-        label="Field (field changes)",
+        label="Field",
     )
     trigger_stalled_rule = forms.ChoiceField(
         choices=[("", "Any"), *[(r, r.replace("_", " ")) for r in sorted(spec.STALLED_RULES)]],
         required=False,
-        label="Stalled rule (optional)",
+        label="Stalled rule",
     )
     trigger_days = forms.IntegerField(
         required=False,
-        label="Days (time-based)",
+        label="Days",
         help_text="Close date: negative before, positive after. Days in stage: 1 to 365.",
     )
-    conditions = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 6}),
-        required=False,
-        max_length=MAX_JSON,
-        help_text='JSON: {"match": "all", "items": [{"kind": "amount", "op": "gte", "value": '
-        '"1000", "currency": "USD"}]}',
-    )
-    actions = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 8}),
-        max_length=MAX_JSON,
-        help_text='JSON list: [{"kind": "create_activity", "type": "task", "subject": '
-        '"Prepare demo", "due_days": 1, "assignee": "owner"}]',
+    match = forms.ChoiceField(
+        choices=[("all", "all conditions"), ("any", "any condition")],
+        initial="all",
+        widget=forms.RadioSelect,
+        label="The deal must meet",
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, choices: Choices, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        for name in ("trigger_stage", "trigger_from_stage"):
-            self.fields[name].label_from_instance = lambda s: f"{s.pipeline.name}: {s.name}"
-
-    @classmethod
-    def for_rule(cls, rule: Rule) -> RuleForm:
-        trigger = rule.trigger
-        return cls(
-            initial={
-                "name": rule.name,
-                "pipeline": rule.pipeline_id,
-                "is_active": rule.is_active,
-                "trigger_kind": trigger.get("kind"),
-                "trigger_stage": trigger.get("stage"),
-                "trigger_from_stage": trigger.get("from_stage"),
-                "trigger_field": trigger.get("field", ""),
-                "trigger_stalled_rule": trigger.get("stalled_rule", ""),
-                "trigger_days": trigger.get("days"),
-                "conditions": json.dumps(rule.conditions, indent=2) if rule.conditions else "",
-                "actions": json.dumps(rule.actions, indent=2),
-            }
+        self.fields["pipeline"] = _pick(choices.pipelines, "Pipeline", required=False)
+        self.fields["pipeline"].choices = [("", "Every pipeline"), *choices.pipelines]
+        self.fields["pipeline"].help_text = "The rule only looks at deals of this pipeline."
+        self.fields["trigger_stage"] = _pick(choices.stages, "Stage", required=False)
+        self.fields["trigger_from_stage"] = _pick(
+            choices.stages, "Coming from (optional)", required=False
         )
+        self.order_fields(["name", "pipeline", "is_active", "trigger_kind"])
 
-    def _json(self, name: str, empty: Any) -> Any:
-        text = self.cleaned_data.get(name) or ""
-        if not text.strip():
-            return empty
-        try:
-            return json.loads(text)
-        except ValueError as error:
-            raise forms.ValidationError({name: f"Not valid JSON: {error}."}) from None
+    @property
+    def kind(self) -> str:
+        value = self["trigger_kind"].value()
+        return value if value in spec.TRIGGERS else next(iter(spec.TRIGGERS))
 
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        if self.errors:
-            return data
-        data["conditions_json"] = self._json("conditions", {})
-        data["actions_json"] = self._json("actions", [])
-        return data
+    @property
+    def trigger_options(self) -> list[forms.BoundField]:
+        return [self[f"trigger_{key}"] for key in TRIGGER_KEYS.get(self.kind, [])]
 
-    def to_input(self) -> RuleInput:
+    @staticmethod
+    def initial_for(rule: Rule) -> dict[str, Any]:
+        trigger = rule.trigger
+        return {
+            "name": rule.name,
+            "pipeline": rule.pipeline_id or "",
+            "is_active": rule.is_active,
+            "match": rule.conditions.get("match", "all"),
+            "trigger_kind": trigger.get("kind"),
+            **{
+                f"trigger_{key}": trigger.get(key, "")
+                for keys in TRIGGER_KEYS.values()
+                for key in keys
+            },
+        }
+
+    def to_input(self, items: dict[str, list[dict[str, Any]]]) -> RuleInput:
         data = self.cleaned_data
         trigger: dict[str, Any] = {"kind": data["trigger_kind"]}
-        if data.get("trigger_stage"):
-            trigger["stage"] = data["trigger_stage"].pk
-        if data.get("trigger_from_stage"):
-            trigger["from_stage"] = data["trigger_from_stage"].pk
-        if data.get("trigger_field"):
-            trigger["field"] = data["trigger_field"]
-        if data.get("trigger_stalled_rule"):
-            trigger["stalled_rule"] = data["trigger_stalled_rule"]
-        if data.get("trigger_days") is not None:
-            trigger["days"] = data["trigger_days"]
+        for key in TRIGGER_KEYS.get(data["trigger_kind"], []):
+            if data.get(f"trigger_{key}") not in (None, ""):
+                trigger[key] = data[f"trigger_{key}"]
         return RuleInput(
             name=data["name"],
             trigger=trigger,
-            conditions=data["conditions_json"],
-            actions=data["actions_json"],
-            pipeline_id=data["pipeline"].pk if data.get("pipeline") else None,
+            conditions={"match": data.get("match") or "all", "items": items["c"]},
+            actions=items["a"],
+            pipeline_id=data.get("pipeline"),
             is_active=data.get("is_active", False),
         )
+
+
+# A new rule starts with one action, the commonest: a task for the owner.
+FIRST_ACTION = {"kind": "create_activity", "type": "task", "due_days": "1", "assignee": "owner"}
+
+
+def starting_rows(rule: Rule | None) -> Rows:
+    if rule is None:
+        return Rows(rows={"c": [], "a": [dict(FIRST_ACTION)]})
+    return Rows.from_rule(rule.conditions, rule.actions)
 
 
 class DryRunForm(forms.Form):

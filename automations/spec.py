@@ -26,6 +26,8 @@ update_field (field, value); move_stage (stage, through the gate); send_webhook
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -121,8 +123,28 @@ class References:
     endpoints: set[int] = field(default_factory=set)
 
 
-def _fail(where: str, message: str) -> BadInput:
-    return BadInput(f"{where}: {message}")
+class SpecError(BadInput):
+    """A refused part of a rule: `where` ("Trigger", "Condition 2", "Action 1") and, when
+    known, `key`, the value that is wrong ("due_days"), so a form can show the message
+    beside the field that caused it."""
+
+    def __init__(self, message: str, *, where: str = "", key: str = "") -> None:
+        super().__init__(message)
+        self.where, self.key = where, key
+
+
+def _fail(where: str, message: str) -> SpecError:
+    return SpecError(f"{where}: {message}", where=where)
+
+
+@contextmanager
+def _at(key: str) -> Iterator[None]:
+    """Name the value being checked on any refusal raised inside."""
+    try:
+        yield
+    except SpecError as error:
+        error.key = error.key or key
+        raise
 
 
 def _int(value: Any, where: str, what: str, low: int, high: int) -> int:
@@ -190,22 +212,31 @@ def clean_trigger(raw: Any, refs: References) -> dict[str, Any]:
     where = "Trigger"
     if not isinstance(raw, dict):
         raise _fail(where, "choose what starts the rule.")
-    kind = _choice(raw.get("kind"), TRIGGERS, where, "trigger")
+    with _at("kind"):
+        kind = _choice(raw.get("kind"), TRIGGERS, where, "trigger")
     out: dict[str, Any] = {"kind": kind}
     if kind in {"stage_entered", "stage_left"}:
-        out["stage"] = _id(raw.get("stage"), where, "the stage")
+        with _at("stage"):
+            out["stage"] = _id(raw.get("stage"), where, "the stage")
         refs.stages.add(out["stage"])
         if kind == "stage_entered" and raw.get("from_stage") not in (None, ""):
-            out["from_stage"] = _id(raw.get("from_stage"), where, "the stage it comes from")
+            with _at("from_stage"):
+                out["from_stage"] = _id(raw.get("from_stage"), where, "the stage it comes from")
             refs.stages.add(out["from_stage"])
     elif kind == "deal_stalled" and raw.get("stalled_rule"):
-        out["stalled_rule"] = _choice(raw["stalled_rule"], STALLED_RULES, where, "stalled rule")
+        with _at("stalled_rule"):
+            out["stalled_rule"] = _choice(
+                raw["stalled_rule"], STALLED_RULES, where, "stalled rule"
+            )
     elif kind == "field_changed":
-        out["field"] = _choice(raw.get("field"), TRIGGER_FIELDS, where, "field")
+        with _at("field"):
+            out["field"] = _choice(raw.get("field"), TRIGGER_FIELDS, where, "field")
     elif kind == "close_date":
-        out["days"] = _int(raw.get("days"), where, "the days", -MAX_DAYS, MAX_DAYS)
+        with _at("days"):
+            out["days"] = _int(raw.get("days"), where, "the days", -MAX_DAYS, MAX_DAYS)
     elif kind == "days_in_stage":
-        out["days"] = _int(raw.get("days"), where, "the days", 1, MAX_DAYS)
+        with _at("days"):
+            out["days"] = _int(raw.get("days"), where, "the days", 1, MAX_DAYS)
     return out
 
 
@@ -230,41 +261,59 @@ def clean_conditions(raw: Any, refs: References) -> dict[str, Any]:
 def _condition(raw: Any, where: str, refs: References) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise _fail(where, "expected a kind and its values.")
-    kind = _choice(raw.get("kind"), CONDITIONS, where, "condition")
+    with _at("kind"):
+        kind = _choice(raw.get("kind"), CONDITIONS, where, "condition")
     out: dict[str, Any] = {"kind": kind}
     if kind in ID_CONDITIONS:
-        out["op"] = _choice(raw.get("op") or "in", {"in", "not_in"}, where, "comparison")
-        out["ids"] = _ids(raw.get("ids"), where, kind)
+        with _at("op"):
+            out["op"] = _choice(raw.get("op") or "in", {"in", "not_in"}, where, "comparison")
+        with _at("ids"):
+            out["ids"] = _ids(raw.get("ids"), where, kind)
         getattr(refs, {"owner": "users"}.get(kind, f"{kind}s")).update(out["ids"])
     elif kind == "amount":
-        out["op"] = _choice(raw.get("op"), COMPARISONS, where, "comparison")
-        out["value"] = _amount(raw.get("value"), where)
+        with _at("op"):
+            out["op"] = _choice(raw.get("op"), COMPARISONS, where, "comparison")
+        with _at("value"):
+            out["value"] = _amount(raw.get("value"), where)
         if raw.get("currency"):
-            out["currency"] = _currency(raw["currency"], where)
+            with _at("currency"):
+                out["currency"] = _currency(raw["currency"], where)
     elif kind == "currency":
-        out["op"] = _choice(raw.get("op") or "in", {"in", "not_in"}, where, "comparison")
+        with _at("op"):
+            out["op"] = _choice(raw.get("op") or "in", {"in", "not_in"}, where, "comparison")
         values = raw.get("values")
-        if not isinstance(values, list) or not values or len(values) > MAX_IDS:
-            raise _fail(where, "choose at least one currency.")
-        out["values"] = sorted({_currency(v, where) for v in values})
+        with _at("values"):
+            if not isinstance(values, list) or not values or len(values) > MAX_IDS:
+                raise _fail(where, "choose at least one currency.")
+            out["values"] = sorted({_currency(v, where) for v in values})
     elif kind == "organization":
-        out["field"] = _choice(raw.get("field"), ORGANIZATION_FIELDS, where, "organization field")
+        with _at("field"):
+            out["field"] = _choice(
+                raw.get("field"), ORGANIZATION_FIELDS, where, "organization field"
+            )
         numeric = ORGANIZATION_FIELDS[out["field"]] == "number"
         ops = COMPARISONS if numeric else TEXT_OPS
-        out["op"] = _choice(raw.get("op"), {*ops, "empty", "not_empty"}, where, "comparison")
+        with _at("op"):
+            out["op"] = _choice(raw.get("op"), {*ops, "empty", "not_empty"}, where, "comparison")
         if out["op"] not in {"empty", "not_empty"}:
             value = raw.get("value")
-            out["value"] = (
-                _amount(value, where) if numeric else _text(value, where, "the value", 200)
-            )
+            with _at("value"):
+                out["value"] = (
+                    _amount(value, where) if numeric else _text(value, where, "the value", 200)
+                )
     elif kind == "contact_role":
-        out["op"] = _choice(raw.get("op") or "has", {"has", "lacks"}, where, "comparison")
-        out["role"] = _choice(raw.get("role"), ContactRole.values, where, "contact role")
+        with _at("op"):
+            out["op"] = _choice(raw.get("op") or "has", {"has", "lacks"}, where, "comparison")
+        with _at("role"):
+            out["role"] = _choice(raw.get("role"), ContactRole.values, where, "contact role")
     elif kind == "open_activity":
-        out["op"] = _choice(raw.get("op") or "has", {"has", "lacks"}, where, "comparison")
+        with _at("op"):
+            out["op"] = _choice(raw.get("op") or "has", {"has", "lacks"}, where, "comparison")
     elif kind == "days_in_stage":
-        out["op"] = _choice(raw.get("op"), {"gte", "lte"}, where, "comparison")
-        out["days"] = _int(raw.get("days"), where, "the days", 0, MAX_DAYS)
+        with _at("op"):
+            out["op"] = _choice(raw.get("op"), {"gte", "lte"}, where, "comparison")
+        with _at("days"):
+            out["days"] = _int(raw.get("days"), where, "the days", 0, MAX_DAYS)
     return out
 
 
@@ -286,43 +335,64 @@ def clean_actions(raw: Any, refs: References) -> list[dict[str, Any]]:
 def _action(raw: Any, where: str, refs: References) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise _fail(where, "expected a kind and its values.")
-    kind = _choice(raw.get("kind"), ACTIONS, where, "action")
+    with _at("kind"):
+        kind = _choice(raw.get("kind"), ACTIONS, where, "action")
     out: dict[str, Any] = {"kind": kind}
     if kind == "create_activity":
-        out["type"] = _choice(raw.get("type") or "task", ActivityType.values, where, "type")
-        out["subject"] = _text(raw.get("subject"), where, "the subject", MAX_SUBJECT)
-        out["note"] = _text(raw.get("note"), where, "the note", MAX_NOTE, required=False)
-        out["due_days"] = _int(raw.get("due_days", 0), where, "the due offset", 0, MAX_DUE_DAYS)
-        out["assignee"] = _choice(raw.get("assignee") or "owner", ASSIGNEES, where, "assignee")
+        with _at("type"):
+            out["type"] = _choice(raw.get("type") or "task", ActivityType.values, where, "type")
+        with _at("subject"):
+            out["subject"] = _text(raw.get("subject"), where, "the subject", MAX_SUBJECT)
+        with _at("note"):
+            out["note"] = _text(raw.get("note"), where, "the note", MAX_NOTE, required=False)
+        with _at("due_days"):
+            out["due_days"] = _int(
+                raw.get("due_days", 0), where, "the due offset", 0, MAX_DUE_DAYS
+            )
+        with _at("assignee"):
+            out["assignee"] = _choice(raw.get("assignee") or "owner", ASSIGNEES, where, "assignee")
         if out["assignee"] == "user":
-            out["user"] = _id(raw.get("user"), where, "the user")
+            with _at("user"):
+                out["user"] = _id(raw.get("user"), where, "the user")
             refs.users.add(out["user"])
     elif kind == "notify":
         roles = raw.get("roles") or []
         users = raw.get("users") or []
         if not isinstance(roles, list) or not isinstance(users, list) or not (roles or users):
-            raise _fail(where, "choose whom to notify.")
-        out["roles"] = sorted({_choice(r, NOTIFY_ROLES, where, "role") for r in roles})
-        out["users"] = _ids(users, where, "user") if users else []
+            with _at("roles"):
+                raise _fail(where, "choose whom to notify.")
+        with _at("roles"):
+            out["roles"] = sorted({_choice(r, NOTIFY_ROLES, where, "role") for r in roles})
+        with _at("users"):
+            out["users"] = _ids(users, where, "user") if users else []
         refs.users.update(out["users"])
-        out["text"] = _text(raw.get("text"), where, "the message", MAX_TEXT)
-        out["email"] = bool(raw.get("email"))
+        with _at("text"):
+            out["text"] = _text(raw.get("text"), where, "the message", MAX_TEXT)
+        with _at("email"):
+            out["email"] = bool(raw.get("email"))
     elif kind == "assign_owner":
-        out["mode"] = _choice(raw.get("mode"), {"user", "round_robin"}, where, "assignment")
+        with _at("mode"):
+            out["mode"] = _choice(raw.get("mode"), {"user", "round_robin"}, where, "assignment")
         if out["mode"] == "user":
-            out["user"] = _id(raw.get("user"), where, "the user")
+            with _at("user"):
+                out["user"] = _id(raw.get("user"), where, "the user")
             refs.users.add(out["user"])
         else:
-            out["team"] = _id(raw.get("team"), where, "the team")
+            with _at("team"):
+                out["team"] = _id(raw.get("team"), where, "the team")
             refs.teams.add(out["team"])
     elif kind == "update_field":
-        out["field"] = _choice(raw.get("field"), UPDATABLE_FIELDS, where, "field")
-        out["value"] = _field_value(out["field"], raw.get("value"), where)
+        with _at("field"):
+            out["field"] = _choice(raw.get("field"), UPDATABLE_FIELDS, where, "field")
+        with _at("value"):
+            out["value"] = _field_value(out["field"], raw.get("value"), where)
     elif kind == "move_stage":
-        out["stage"] = _id(raw.get("stage"), where, "the stage")
+        with _at("stage"):
+            out["stage"] = _id(raw.get("stage"), where, "the stage")
         refs.stages.add(out["stage"])
     elif kind == "send_webhook":
-        out["endpoint"] = _id(raw.get("endpoint"), where, "the webhook endpoint")
+        with _at("endpoint"):
+            out["endpoint"] = _id(raw.get("endpoint"), where, "the webhook endpoint")
         refs.endpoints.add(out["endpoint"])
     return out
 
@@ -401,38 +471,3 @@ def find_loop(
         return None
 
     return walk(0, {0})
-
-
-# One example per kind, shown beside the rule form (each passes `clean` as it is).
-CONDITION_EXAMPLES = {
-    "pipeline": {"kind": "pipeline", "op": "in", "ids": [1]},
-    "stage": {"kind": "stage", "op": "not_in", "ids": [3, 4]},
-    "owner": {"kind": "owner", "op": "in", "ids": [7]},
-    "team": {"kind": "team", "op": "in", "ids": [2]},
-    "amount": {"kind": "amount", "op": "gte", "value": "10000", "currency": "EUR"},
-    "currency": {"kind": "currency", "op": "in", "values": ["USD", "EUR"]},
-    "organization": {"kind": "organization", "field": "employees", "op": "gt", "value": "500"},
-    "contact_role": {"kind": "contact_role", "op": "lacks", "role": "decision_maker"},
-    "open_activity": {"kind": "open_activity", "op": "lacks"},
-    "days_in_stage": {"kind": "days_in_stage", "op": "gte", "days": 10},
-}
-ACTION_EXAMPLES = {
-    "create_activity": {
-        "kind": "create_activity",
-        "type": "call",
-        "subject": "Check in",
-        "due_days": 2,
-        "assignee": "team_manager",
-    },
-    "notify": {
-        "kind": "notify",
-        "roles": ["owner", "team_manager"],
-        "users": [],
-        "text": "{deal} needs a look",
-        "email": True,
-    },
-    "assign_owner": {"kind": "assign_owner", "mode": "round_robin", "team": 2},
-    "update_field": {"kind": "update_field", "field": "expected_close_date", "value": "+30"},
-    "move_stage": {"kind": "move_stage", "stage": 4},
-    "send_webhook": {"kind": "send_webhook", "endpoint": 1},
-}

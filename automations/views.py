@@ -7,6 +7,7 @@ rules, an admin every rule. Views parse, call one service, render.
 from __future__ import annotations
 
 import json
+import re
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -19,8 +20,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts import policy
 from accounts.models import Team
-from automations import labels, recipes, services, spec
-from automations.forms import DryRunForm, RuleForm
+from automations import editor, labels, recipes, services, spec
+from automations.forms import DryRunForm, RuleForm, starting_rows
 from automations.models import Rule, RuleRun
 from common.errors import DomainError
 from common.ids import query_number
@@ -93,50 +94,107 @@ def rule_list(request: HttpRequest) -> HttpResponse:
     return TemplateResponse(request, "automations/rules.html", context)
 
 
-def _form_page(request: HttpRequest, form: RuleForm, rule: Rule | None, status: int = 200):
+def _editor(request: HttpRequest, rule: Rule | None) -> HttpResponse:
+    """The rule editor: shown (GET), stepped (an editor_op: add, remove or reorder a row,
+    or show a new kind's fields, saving nothing) or saved (spec judges; a refusal lands
+    beside its field and changes nothing)."""
+    owner = rule.owner if rule else request.user
+    choices = editor.Choices.for_owner(owner)
+    if request.method == "GET":
+        form = RuleForm(initial=RuleForm.initial_for(rule) if rule else {}, choices=choices)
+        return _page(request, rule, form, starting_rows(rule).forms(choices, bound=False))
+    rows = editor.Rows.from_post(request.POST)
+    op = request.POST.get("editor_op", "")
+    if op:
+        focus = rows.step(op)
+        form = RuleForm(initial=request.POST.dict(), choices=choices)
+        form.initial["is_active"] = "is_active" in request.POST
+        return _page(request, rule, form, rows.forms(choices, bound=False), focus=focus)
+    form = RuleForm(request.POST, choices=choices)
+    row_forms = rows.forms(choices, bound=True)
+    valid = form.is_valid() & all([f.is_valid() for part in row_forms.values() for f in part])
+    if not valid:
+        return _page(request, rule, form, row_forms, status=400)
+    items = {part: [f.item() for f in forms_] for part, forms_ in row_forms.items()}
+    try:
+        saved = services.save_rule(
+            form.to_input(items), by=request.user, rule_id=rule.pk if rule else None
+        )
+    except DomainError as error:
+        if error.status == 404:
+            raise
+        if error.message.startswith("Name:"):
+            form.add_error("name", error.message)
+        elif not editor.place_error(error, row_forms, form):
+            form.add_error(None, error.message)
+        return _page(request, rule, form, row_forms, status=error.status)
+    messages.success(request, f"Automation “{saved.name}” saved.")
+    return redirect("automations:rules")
+
+
+def _page(
+    request: HttpRequest,
+    rule: Rule | None,
+    form: RuleForm,
+    rows: dict[str, list[editor.RowForm]],
+    *,
+    status: int = 200,
+    focus: str = "",
+) -> HttpResponse:
+    _wire(request, form, rows, focus)
     context = {
         "form": form,
         "rule": rule,
-        "triggers": spec.TRIGGERS,
-        "examples": [
-            (spec.CONDITIONS[k], json.dumps(v)) for k, v in spec.CONDITION_EXAMPLES.items()
-        ]
-        + [(spec.ACTIONS[k], json.dumps(v)) for k, v in spec.ACTION_EXAMPLES.items()],
-    }
-    return TemplateResponse(request, "automations/rule_form.html", context, status=status)
-
-
-def _save(request: HttpRequest, rule: Rule | None) -> HttpResponse:
-    form = RuleForm(request.POST)
-    if not form.is_valid():
-        return _form_page(request, form, rule, status=400)
-    try:
-        saved = services.save_rule(
-            form.to_input(), by=request.user, rule_id=rule.pk if rule else None
+        "conditions": rows["c"],
+        "actions": rows["a"],
+        "max_items": spec.MAX_ITEMS,
+        "focus": focus,
+        "saved_json": json.dumps(
+            {"trigger": rule.trigger, "conditions": rule.conditions, "actions": rule.actions},
+            indent=2,
         )
-    except DomainError as error:
-        form.add_error(None, error.message)
-        return _form_page(request, form, rule, status=error.status)
-    messages.success(request, f"Automation “{saved.name}” saved.")
-    return redirect("automations:rules")
+        if rule
+        else "",
+    }
+    template = "automations/rule_form.html"
+    if request.htmx and request.method == "POST" and status == 200:
+        template += "#editor"
+    return TemplateResponse(request, template, context, status=status)
+
+
+def _wire(
+    request: HttpRequest, form: RuleForm, rows: dict[str, list[editor.RowForm]], focus: str
+) -> None:
+    """Kind pickers show their kind's fields when changed (htmx), and the focus goes back
+    where the keyboard was after an editor step (the new row, the moved button)."""
+    refresh = {
+        "hx-post": request.path,
+        "hx-trigger": "change",
+        "hx-vals": json.dumps({"editor_op": "refresh"}),
+    }
+    form.fields["trigger_kind"].widget.attrs.update(refresh)
+    for part in rows.values():
+        for row in part:
+            row.fields["kind"].widget.attrs.update(refresh)
+            row.focus = ""
+    if found := re.fullmatch(r"(c|a)-(\d+)-kind", focus):
+        rows[found[1]][int(found[2])].fields["kind"].widget.attrs["autofocus"] = True
+    elif found := re.fullmatch(r"(up|down)-a-(\d+)", focus):
+        n, last = int(found[2]), len(rows["a"]) - 1
+        rows["a"][n].focus = "down" if n == 0 else "up" if n == last else found[1]
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def rule_new(request: HttpRequest) -> HttpResponse:
     _manager(request)
-    if request.method == "POST":
-        return _save(request, None)
-    return _form_page(request, RuleForm(initial={"is_active": True}), None)
+    return _editor(request, None)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def rule_edit(request: HttpRequest, rule_id: int) -> HttpResponse:
-    rule = services.rule_for(rule_id, request.user)
-    if request.method == "POST":
-        return _save(request, rule)
-    return _form_page(request, RuleForm.for_rule(rule), rule)
+    return _editor(request, services.rule_for(rule_id, request.user))
 
 
 @login_required

@@ -287,7 +287,10 @@ def configure_automations(client: Client, world: World, owner: str) -> str:
         "name": name,
         "is_active": "on",
         "trigger_kind": "deal_won",
-        "actions": '[{"kind": "notify", "roles": ["owner"], "text": "Won"}]',
+        "match": "all",
+        "a-0-kind": "notify",
+        "a-0-roles": "owner",
+        "a-0-text": "Won",
     }
     response = client.post(reverse("automations:new"), data)
     return _write(response, lambda: Rule.objects.filter(name=name).exists(), ok=(302,))
