@@ -97,6 +97,8 @@ class RuleRun(models.Model):
         ]
         indexes = [
             models.Index(fields=["rule", "created_at"], name="rule_run_log"),
+            # Pruning old runs (automations.services.prune_runs) reads them by age.
+            models.Index(fields=["created_at"], name="rule_run_age"),
             models.Index(
                 fields=["created_at"], condition=Q(status="pending"), name="rule_run_pending"
             ),

@@ -573,6 +573,52 @@ def scan_time_based(*, now: datetime | None = None) -> int:
     return created
 
 
+# --- old runs ------------------------------------------------------------------------------
+
+PRUNE_BATCH = 5000
+
+
+def prune_runs(*, now: datetime | None = None, batch: int = PRUNE_BATCH) -> int:
+    """Delete finished runs older than AUTOMATION_RUN_RETENTION_DAYS, except each rule's
+    latest AUTOMATION_FAILED_RUNS_KEPT failed runs (why a rule failed, or paused itself,
+    stays readable however long ago). Pending runs are never deleted.
+
+    Set-based: one DELETE of at most `batch` rows per statement (each a short
+    transaction), whatever the number of rules; running it again deletes nothing. The
+    retention never drops below the time-based scan's catch-up window, since a run inside
+    it is what keeps a (deal, rule, due date) from running twice.
+    """
+    from django.conf import settings
+    from django.db.models import F, Window
+    from django.db.models.functions import RowNumber
+
+    days = max(settings.AUTOMATION_RUN_RETENTION_DAYS, CATCH_UP_DAYS + 1)
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    latest_failed = (
+        RuleRun.objects.filter(status=RunStatus.FAILED)
+        .annotate(
+            newest=Window(
+                RowNumber(),
+                partition_by=[F("rule_id")],
+                order_by=[F("created_at").desc(), F("id").desc()],
+            )
+        )
+        .filter(newest__lte=settings.AUTOMATION_FAILED_RUNS_KEPT)
+        .values("pk")
+    )
+    old = (
+        RuleRun.objects.filter(created_at__lt=cutoff)
+        .exclude(status=RunStatus.PENDING)
+        .exclude(pk__in=latest_failed)
+    )
+    deleted = 0
+    while True:
+        count, _ = RuleRun.objects.filter(pk__in=old.values("pk")[:batch]).delete()
+        deleted += count
+        if count < batch:
+            return deleted
+
+
 # --- dry run -------------------------------------------------------------------------------
 
 

@@ -29,6 +29,12 @@ def scan(outbox_id: int | None = None) -> int:
     return services.scan_time_based()
 
 
+@shared_task(name="automations.prune_runs", acks_late=True)
+def prune_runs(outbox_id: int | None = None) -> int:
+    """Delete run log entries past their retention (set-based; safe to run twice)."""
+    return services.prune_runs()
+
+
 @shared_task(name="automations.email_notices", acks_late=True)
 def email_notices(notification_ids: list[int], outbox_id: int | None = None) -> int:
     """E-mail an automation's notices to their users with the existing mailer; each notice

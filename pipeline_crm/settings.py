@@ -328,6 +328,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Time-based automations (days before/after a date, overdue activities): set-based,
     # each (deal, rule, due date) once, so running often costs little and misses nothing.
     "automations-scan": {"task": "automations.scan", "schedule": 5 * 60.0},
+    # Run log entries past AUTOMATION_RUN_RETENTION_DAYS (each rule's latest failures kept).
+    "automations-prune-runs": {
+        "task": "automations.prune_runs",
+        "schedule": crontab(hour=3, minute=40),
+    },
     "snapshot-forecasts": {
         "task": "reports.snapshot_forecasts",
         "schedule": crontab(hour=3, minute=0, day_of_week="mon"),
@@ -338,6 +343,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 BOARD_PAGE_SIZE = env_int("BOARD_PAGE_SIZE", 25)
 UNDO_SECONDS = env_int("UNDO_SECONDS", 10)
 STALLED_NO_ACTIVITY_DAYS = env_int("STALLED_NO_ACTIVITY_DAYS", 14)
+# Automation run log: finished runs older than this are deleted nightly, except each
+# rule's latest AUTOMATION_FAILED_RUNS_KEPT failed runs (never below the scan's 8 days).
+AUTOMATION_RUN_RETENTION_DAYS = env_int("AUTOMATION_RUN_RETENTION_DAYS", 90)
+AUTOMATION_FAILED_RUNS_KEPT = env_int("AUTOMATION_FAILED_RUNS_KEPT", 20)
 STALLED_SLIPPING_PUSHES = env_int("STALLED_SLIPPING_PUSHES", 3)
 # One run announcing more new flags than this to one person sends one notice ("312 deals
 # newly stalled", opening their stalled deals on the board) instead of one per deal.
