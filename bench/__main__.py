@@ -65,6 +65,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="results directory")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="use the data a --keep run left in --database when it has the size asked "
+        "(one size only; steps that change data may have run on it already)",
+    )
+    parser.add_argument(
         "--only", default="", help="run only these steps, e.g. B4,B5 (data is generated anyway)"
     )
     parser.add_argument(
@@ -141,7 +147,11 @@ def measure_size(
     run.out["load_average_at_start"] = round(os.getloadavg()[0], 1)
     run.out["commit"] = ctx["commit"]
     started = time.perf_counter()
-    data = datagen.generate(size, history=args.history, seed=args.seed, log=log)
+    data = datagen.existing(size) if args.reuse else None
+    if data is None:
+        data = datagen.generate(size, history=args.history, seed=args.seed, log=log)
+    else:
+        log("    reusing the data left by a --keep run")
     generated = time.perf_counter() - started
     vacuum = datagen.vacuum_analyze(log=log)
     open_deals = raw.execute(
@@ -289,8 +299,9 @@ def main(argv: list[str] | None = None) -> int:
         log(f"No Redis at {redis_url}: follow-up tasks run in-process during moves.")
         redis_url = ""
 
-    log(f"Creating database {args.database!r} on {server}")
-    db.recreate_database(server, args.database)
+    if not args.reuse:
+        log(f"Creating database {args.database!r} on {server}")
+        db.recreate_database(server, args.database)
     db.configure_django(url, redis_url=redis_url)
     from django.core.management import call_command
     from django.db import connection

@@ -457,6 +457,45 @@ def generate(size: int, *, history: int = 10, seed: float = 0.42, log: Any = Non
     return data
 
 
+def existing(size: int) -> Dataset | None:
+    """The data a previous `--keep` run left, if it holds `size` deals (`--reuse`): the
+    ids are found again by the names `_setup` gives; None when there is nothing to reuse."""
+    from accounts.models import Role, User
+    from deals.models import Deal
+    from stages.models import Pipeline, StageKind
+
+    pipeline = Pipeline.objects.filter(name="Sales").first()
+    if pipeline is None or Deal.objects.count() != size:
+        return None
+    stages = list(pipeline.stages.order_by("position"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, reltuples::bigint FROM pg_class WHERE relname = ANY(%s)",
+            [BIG_TABLES],
+        )
+        rows = dict(cursor.fetchall())
+    return Dataset(
+        size=size,
+        pipeline_id=pipeline.pk,
+        open_stage_ids=[s.pk for s in stages if s.kind == StageKind.OPEN],
+        won_id=next(s.pk for s in stages if s.kind == StageKind.WON),
+        lost_id=next(s.pk for s in stages if s.kind == StageKind.LOST),
+        admin_id=User.objects.get(username="admin").pk,
+        manager_ids=list(
+            User.objects.filter(role=Role.MANAGER, username__startswith="manager")
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        ),
+        rep_ids=list(
+            User.objects.filter(role=Role.REP, username__startswith="rep")
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        ),
+        rows=rows,
+        seconds={"reused": 0.0},
+    )
+
+
 def vacuum_analyze(log: Any = None) -> float:
     """VACUUM ANALYZE every table (visibility map for index-only scans, fresh statistics)."""
     started = time.perf_counter()
