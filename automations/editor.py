@@ -114,23 +114,20 @@ def _number(label: str, *, help_text: str = "") -> forms.Field:
 
 Fields = dict[str, Callable[[Choices], forms.Field]]
 
+
+def _one_of(options: Callable[[Choices], Options], label: str) -> Fields:
+    """A condition on a record the deal points to: is / is none of the chosen ones."""
+    return {
+        "op": lambda c: _pick(_ops(IN_OPS), "Comparison", ids=False),
+        "ids": lambda c: _pick_many(options(c), label),
+    }
+
+
 CONDITION_FIELDS: dict[str, Fields] = {
-    "pipeline": {
-        "op": lambda c: _pick(_ops(IN_OPS), "Comparison", ids=False),
-        "ids": lambda c: _pick_many(c.pipelines, "Pipelines"),
-    },
-    "stage": {
-        "op": lambda c: _pick(_ops(IN_OPS), "Comparison", ids=False),
-        "ids": lambda c: _pick_many(c.stages, "Stages"),
-    },
-    "owner": {
-        "op": lambda c: _pick(_ops(IN_OPS), "Comparison", ids=False),
-        "ids": lambda c: _pick_many(c.users, "Owners"),
-    },
-    "team": {
-        "op": lambda c: _pick(_ops(IN_OPS), "Comparison", ids=False),
-        "ids": lambda c: _pick_many(c.teams, "Teams"),
-    },
+    "pipeline": _one_of(lambda c: c.pipelines, "Pipelines"),
+    "stage": _one_of(lambda c: c.stages, "Stages"),
+    "owner": _one_of(lambda c: c.users, "Owners"),
+    "team": _one_of(lambda c: c.teams, "Teams"),
     "amount": {
         "op": lambda c: _pick(_ops(NUMBER_OPS), "Comparison", ids=False),
         "value": lambda c: _text("Amount"),

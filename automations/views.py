@@ -179,9 +179,9 @@ def _wire(
             row.focus = ""
     if found := re.fullmatch(r"(c|a)-(\d+)-kind", focus):
         rows[found[1]][int(found[2])].fields["kind"].widget.attrs["autofocus"] = True
-    elif found := re.fullmatch(r"(up|down)-a-(\d+)", focus):
-        n, last = int(found[2]), len(rows["a"]) - 1
-        rows["a"][n].focus = "down" if n == 0 else "up" if n == last else found[1]
+    elif found := re.fullmatch(r"(up|down)-(c|a)-(\d+)", focus):
+        part, n = rows[found[2]], int(found[3])
+        part[n].focus = "down" if n == 0 else "up" if n == len(part) - 1 else found[1]
 
 
 @login_required
