@@ -273,6 +273,16 @@ class StageEntry(FromHistory):
     """
 
     pipeline = _summarised("stages.Pipeline")
+    # The change's from-stage (null for a deal's first change): the movement panel's
+    # direction, counted per day in `StageEntryDay`.
+    from_stage = models.ForeignKey(
+        "stages.Stage",
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
     seq = models.PositiveIntegerField()
     entered_at = models.DateTimeField()
     previous_at = models.DateTimeField(null=True)
@@ -329,6 +339,38 @@ class StageLength(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["stage", "day", "bucket"], name="stage_length_unique"),
+        ]
+
+
+class StageEntryDay(models.Model):
+    """Per pipeline, day (in `StageStayMark.days_zone`), stage and from-stage: the
+    entries in `StageEntry` — the admin's funnel and movement over years without reading
+    every entry (`history.funnel`, `queries.movement`).
+
+    Each entry counts on the day it was made (`entered`, and `went_on` if it went on),
+    and a re-entry (one with `previous_at`) also on the day of that previous entry
+    (`reentered`, `reentered_went_on`): the entries of a period that are not a deal's
+    first into the stage since the period began are the re-entries whose previous entry
+    is in the period too, so for a period running to the mark or later they are the
+    re-entries counted on its days. `from_stage` 0: a deal's first change. Kept by
+    `reports.dashboard.stays` in the same statements' transaction as every `StageEntry`
+    insert, delete and `went_on` update, so it always counts exactly the stored entries.
+    """
+
+    pipeline = _summarised("stages.Pipeline")
+    day = models.DateField()
+    stage = _summarised("stages.Stage")
+    from_stage = models.IntegerField()
+    entered = models.IntegerField(default=0)
+    went_on = models.IntegerField(default=0)
+    reentered = models.IntegerField(default=0)
+    reentered_went_on = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pipeline", "day", "stage", "from_stage"], name="stage_entry_day_unique"
+            ),
         ]
 
 

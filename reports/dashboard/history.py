@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from deals.models import Deal, StageChange
 from reports.dashboard.filters import DashboardScope, Period
-from reports.models import StageDay, StageEntry, StageLength, StageStay
+from reports.models import StageDay, StageEntry, StageEntryDay, StageLength, StageStay
 from stages.models import Stage, StageKind
 
 HISTORY = StageChange._meta.db_table
@@ -32,6 +32,7 @@ STAGE = Stage._meta.db_table
 DEAL_TABLE = Deal._meta.db_table
 STAY = StageStay._meta.db_table
 ENTRY = StageEntry._meta.db_table
+ENTRY_DAY = StageEntryDay._meta.db_table
 
 # Every stage with its place in its pipeline (1 = first), closed stages included.
 RANKED = f"""(SELECT id, pipeline_id, kind,
@@ -275,7 +276,12 @@ class StageFunnel:
     converted: int
 
 
-def funnel(scope: DashboardScope, *, entries_until: datetime | None = None) -> list[StageFunnel]:
+def funnel(
+    scope: DashboardScope,
+    *,
+    entries_until: datetime | None = None,
+    entries_counted: bool = False,
+) -> list[StageFunnel]:
     """Per stage: deals that entered it in the period, and how many of those went on.
 
     "Went on" (DESIGN: stage conversion) = a later change of the same deal entered a later
@@ -285,10 +291,21 @@ def funnel(scope: DashboardScope, *, entries_until: datetime | None = None) -> l
     `entries_until`: the entries summary's mark (`StageEntry`, kept by
     `reports.dashboard.stays.refresh`), None if it was never built or the stages changed
     since. Entries before the mark are read from it; without it, from the history.
+    `entries_counted`: `StageEntryDay` counts the stored entries in the current time
+    zone. Then, when every deal counts (an admin, unfiltered) and the period runs to the
+    mark or later, they are read from those per-day counts (`_funnel_from_days`).
     """
     if entries_until is None or entries_until <= scope.period.start:
         return _funnel_from_history(scope)
+    if entries_counted and everyone(scope) and scope.period.end >= entries_until:
+        return _funnel_from_days(scope, entries_until)
     return _funnel_from_summary(scope, entries_until)
+
+
+def everyone(scope: DashboardScope) -> bool:
+    """Whether visible_to restricts nothing (an admin, unfiltered): only then can the
+    per-day summaries, which count every deal, stand for the deals in scope."""
+    return not scope.deals().query.where
 
 
 def _funnel_from_history(scope: DashboardScope) -> list[StageFunnel]:
@@ -346,27 +363,7 @@ def _funnel_from_summary(scope: DashboardScope, mark: datetime) -> list[StageFun
     pipeline = int(scope.pipeline.pk)
     start, end = _dt(scope.period.start), _dt(scope.period.end)
     sql = f"""
-    WITH {cte},
-    ordered AS (
-        SELECT id, {reach("r", str(pipeline))} AS reach FROM {RANKED} r
-    ),
-    -- After the mark the history holds only the last minutes' changes: every change
-    -- enters a stage, so the (to_stage, at) index finds them.
-    recent AS (
-        SELECT x.deal_id, x.to_stage_id, x.pipeline_id, x.at, o.reach,
-               MAX(o.reach) OVER (PARTITION BY x.deal_id ORDER BY x.seq DESC
-                                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS best,
-               (SELECT p.at FROM {HISTORY} p
-                WHERE p.deal_id = x.deal_id AND p.to_stage_id = x.to_stage_id
-                  AND p.seq < x.seq
-                ORDER BY p.seq DESC LIMIT 1) AS previous_at
-        FROM {HISTORY} x JOIN ordered o ON o.id = x.to_stage_id
-        WHERE {member.format(deal="x.deal_id")} AND x.to_stage_id IN (SELECT id FROM {STAGE})
-          AND x.at >= %s
-    ),
-    reached AS (
-        SELECT deal_id, MAX(reach) AS best FROM recent GROUP BY deal_id
-    ),
+    WITH {cte}, {_recent_entries(member, pipeline)},
     entries AS (
         SELECT e.stage_id,
                CASE WHEN e.went_on OR r.best > o.reach THEN 1 ELSE 0 END AS went_on
@@ -393,6 +390,88 @@ def _funnel_from_summary(scope: DashboardScope, mark: datetime) -> list[StageFun
         start,
     ]
     return [StageFunnel(row[0], row[1], row[2] or 0) for row in _fetch(sql, params)]
+
+
+def _recent_entries(member: str, pipeline: int) -> str:
+    """`ordered`, `recent` and `reached` CTEs for the entries after the mark (parameter:
+    the mark): the last minutes' changes, each with the best stage the deal reached after
+    it and its previous entry into the same stage (through the (deal, seq) index)."""
+    return f"""
+    ordered AS (
+        SELECT id, {reach("r", str(pipeline))} AS reach FROM {RANKED} r
+    ),
+    -- After the mark the history holds only the last minutes' changes: every change
+    -- enters a stage, so the (to_stage, at) index finds them.
+    recent AS (
+        SELECT x.deal_id, x.to_stage_id, x.pipeline_id, x.at, o.reach,
+               MAX(o.reach) OVER (PARTITION BY x.deal_id ORDER BY x.seq DESC
+                                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS best,
+               (SELECT p.at FROM {HISTORY} p
+                WHERE p.deal_id = x.deal_id AND p.to_stage_id = x.to_stage_id
+                  AND p.seq < x.seq
+                ORDER BY p.seq DESC LIMIT 1) AS previous_at
+        FROM {HISTORY} x JOIN ordered o ON o.id = x.to_stage_id
+        WHERE {member.format(deal="x.deal_id")} AND x.to_stage_id IN (SELECT id FROM {STAGE})
+          AND x.at >= %s
+    ),
+    reached AS (
+        SELECT deal_id, MAX(reach) AS best FROM recent GROUP BY deal_id
+    )"""
+
+
+def _funnel_from_days(scope: DashboardScope, mark: datetime) -> list[StageFunnel]:
+    """The funnel of every deal for a period that runs to the mark or later, the stored
+    entries read from `StageEntryDay`: the entries made on the period's days, less the
+    re-entries whose previous entry was on one of them too (not a deal's first entry
+    since the period began; all made before the mark, so before the period's end).
+    Stored entries not gone on whose deal went further after the mark, and the entries
+    after the mark, are read as `_funnel_from_summary` reads them.
+    """
+    pipeline = int(scope.pipeline.pk)
+    first, last = _day(scope.period.first_day), _day(scope.period.last_day)
+    start, end = _dt(scope.period.start), _dt(scope.period.end)
+    sql = f"""
+    WITH {_recent_entries("1 = 1", pipeline)},
+    entries AS (
+        SELECT stage_id, SUM(entered) AS entered, SUM(went_on) AS went_on
+        FROM {ENTRY_DAY} WHERE pipeline_id = %s AND day >= %s AND day <= %s
+        GROUP BY stage_id
+        UNION ALL
+        SELECT stage_id, -SUM(reentered), -SUM(reentered_went_on)
+        FROM {ENTRY_DAY} WHERE pipeline_id = %s AND day >= %s
+        GROUP BY stage_id
+        UNION ALL
+        SELECT e.stage_id, 0, 1
+        FROM reached r JOIN {ENTRY} e ON e.deal_id = r.deal_id
+        JOIN ordered o ON o.id = e.stage_id
+        WHERE e.pipeline_id = %s AND NOT e.went_on AND r.best > o.reach
+          AND e.entered_at >= %s AND e.entered_at < %s
+          AND (e.previous_at IS NULL OR e.previous_at < %s)
+        UNION ALL
+        SELECT to_stage_id, 1, CASE WHEN best > reach THEN 1 ELSE 0 END
+        FROM recent
+        WHERE pipeline_id = %s AND at < %s AND (previous_at IS NULL OR previous_at < %s)
+    )
+    SELECT stage_id, SUM(entered), SUM(went_on) FROM entries GROUP BY stage_id
+    """
+    params = [
+        _dt(mark),
+        pipeline,
+        first,
+        last,
+        pipeline,
+        first,
+        pipeline,
+        start,
+        _dt(mark),
+        start,
+        pipeline,
+        end,
+        start,
+    ]
+    return [
+        StageFunnel(row[0], int(row[1]), int(row[2] or 0)) for row in _fetch(sql, params) if row[1]
+    ]
 
 
 # --- time in stage ------------------------------------------------------------------------

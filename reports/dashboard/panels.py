@@ -86,7 +86,8 @@ class Dashboard:
 
     @cached_property
     def days_counted(self) -> bool:
-        """Whether `StageDay` counts the stored stays in the current time zone."""
+        """Whether `StageDay`, `StageLength` and `StageEntryDay` count the stored stays and
+        entries in the current time zone."""
         if not self.summaries or not self.stages:
             return False
         return self.stages[0].days_zone == timezone.get_current_timezone_name()
@@ -104,7 +105,9 @@ class Dashboard:
 
     @cached_property
     def funnel_by_stage(self) -> dict[int, history.StageFunnel]:
-        rows = history.funnel(self.scope, entries_until=self.entries_until)
+        rows = history.funnel(
+            self.scope, entries_until=self.entries_until, entries_counted=self.days_counted
+        )
         return {row.stage_id: row for row in rows}
 
     @cached_property
@@ -472,7 +475,9 @@ class Dashboard:
         )
 
     def movement(self) -> Panel:
-        counts = queries.movement(self.scope)
+        counts = queries.movement(
+            self.scope, stays_until=self.stays_until if self.days_counted else None
+        )
         labels = [
             ("new", "New"),
             ("advanced", "Advanced"),

@@ -7,7 +7,7 @@ stages x currencies, reps x currencies, criteria. Stage-history reads are in his
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -33,7 +33,7 @@ from deals.models import (
     StageChange,
     StalledFlag,
 )
-from reports.dashboard import stays
+from reports.dashboard import history, stays
 from reports.dashboard.filters import DashboardScope, Period
 from reports.models import StageStayMark
 from stages.models import Stage, StageKind
@@ -187,13 +187,20 @@ def outcomes(scope: DashboardScope) -> dict[str, list[Outcomes]]:
 # --- movement -----------------------------------------------------------------------------
 
 
-def movement(scope: DashboardScope) -> dict[str, int]:
+def movement(scope: DashboardScope, *, stays_until: datetime | None = None) -> dict[str, int]:
     """Stage changes in the period by direction (each change counts once).
 
     new: a deal was created; advanced / regressed: from an open stage to a later / an
     earlier open stage of the pipeline (reopening a closed deal counts as regressed);
     won / lost: into a won / lost stage.
+
+    `stays_until`: the summaries' mark, given when `StageEntryDay` counts the stored
+    entries in the current time zone; then, when every deal counts (an admin,
+    unfiltered), the changes before it are read from those per-day counts
+    (`_movement_from_days`).
     """
+    if stays_until is not None and stays_until > scope.period.start and history.everyone(scope):
+        return _movement_from_days(scope, stays_until)
     later = Q(to_stage__position__gt=F("from_stage__position")) | Q(
         to_stage__position=F("from_stage__position"), to_stage_id__gt=F("from_stage_id")
     )
@@ -218,6 +225,52 @@ def movement(scope: DashboardScope) -> dict[str, int]:
         won=Count("pk", filter=Q(to_stage__kind=StageKind.WON)),
         lost=Count("pk", filter=Q(to_stage__kind=StageKind.LOST)),
     )
+
+
+def _movement_from_days(scope: DashboardScope, mark: datetime) -> dict[str, int]:
+    """`movement` for every deal: the changes before the mark counted per day, from-stage
+    and to-stage in `StageEntryDay` (every change is an entry into its to-stage), those
+    after it read from the history; then the same directions as `movement`, judged per
+    (from, to) pair."""
+    open_, won, lost = StageKind.OPEN, StageKind.WON, StageKind.LOST
+    between_open = f"f.kind = '{open_}' AND t.kind = '{open_}' AND f.pipeline_id = t.pipeline_id"
+    later = "(t.position > f.position OR (t.position = f.position AND t.id > f.id))"
+    sql = f"""
+    WITH moves AS (
+        SELECT from_stage AS from_id, stage_id AS to_id, SUM(entered) AS n
+        FROM {history.ENTRY_DAY}
+        WHERE pipeline_id = %s AND day >= %s AND day <= %s
+        GROUP BY from_stage, stage_id
+        UNION ALL
+        SELECT COALESCE(x.from_stage_id, 0), x.to_stage_id, COUNT(*)
+        FROM {history.HISTORY} x
+        WHERE x.pipeline_id = %s AND x.to_stage_id IN (SELECT id FROM {history.STAGE})
+          AND x.at >= %s AND x.at < %s
+        GROUP BY 1, 2
+    )
+    SELECT
+        SUM(CASE WHEN m.from_id = 0 THEN m.n ELSE 0 END),
+        SUM(CASE WHEN {between_open} AND {later} THEN m.n ELSE 0 END),
+        SUM(CASE WHEN ({between_open} AND NOT {later})
+                   OR (t.kind = '{open_}' AND f.kind <> '{open_}') THEN m.n ELSE 0 END),
+        SUM(CASE WHEN t.kind = '{won}' THEN m.n ELSE 0 END),
+        SUM(CASE WHEN t.kind = '{lost}' THEN m.n ELSE 0 END)
+    FROM moves m JOIN {history.STAGE} t ON t.id = m.to_id
+    LEFT JOIN {history.STAGE} f ON f.id = m.from_id
+    """
+    pipeline = scope.pipeline.pk
+    period = scope.period
+    params = [
+        pipeline,
+        history._day(period.first_day),
+        history._day(period.last_day),
+        pipeline,
+        history._dt(max(mark, period.start)),
+        history._dt(period.end),
+    ]
+    row = history._fetch(sql, params)[0]
+    names = ("new", "advanced", "regressed", "won", "lost")
+    return {name: int(value or 0) for name, value in zip(names, row, strict=True)}
 
 
 # --- gate report --------------------------------------------------------------------------

@@ -47,7 +47,7 @@ from reports.dashboard.history import (
     reach,
     stays_ending,
 )
-from reports.models import StageDay, StageLength, StageStayMark
+from reports.models import StageDay, StageEntryDay, StageLength, StageStayMark
 from stages.models import Stage, StageKind
 
 # The mark never passes a time at which a transaction still open could be writing (see
@@ -119,11 +119,12 @@ def refresh(*, now: datetime | None = None) -> StaysRefreshed:
             key = stages_key(
                 Stage.objects.order_by("id").values_list("id", "pipeline_id", "position", "kind")
             )
-            if first or mark.stages_key != key:
+            rebuilt = first or mark.stages_key != key
+            if rebuilt:
                 cursor.execute(f"DELETE FROM {ENTRY}")
                 _add_entries(cursor, "x.at < %s", [cutoff], first=True)
             else:
-                _add_entries(cursor, where, params, first=False)
+                _add_entries(cursor, where, params, first=False, counted=not recount)
             if claimed and not first:
                 _recompute_claimed(cursor, cutoff, days=not recount)
             _release_claimed(cursor, claimed)
@@ -131,6 +132,9 @@ def refresh(*, now: datetime | None = None) -> StaysRefreshed:
                 cursor.execute(f"DELETE FROM {DAY}")
                 cursor.execute(f"DELETE FROM {LENGTH}")
                 _count_days(cursor, "1 = 1", [], sign=1)
+            if recount or rebuilt:
+                cursor.execute(f"DELETE FROM {ENTRY_DAY}")
+                _count_entries(cursor, "1 = 1", [], sign=1)
         if first or recount or cutoff != mark.covered_until or mark.stages_key != key:
             mark.covered_until = cutoff
             mark.stages_key = key
@@ -219,6 +223,7 @@ def _recompute_claimed(cursor: Any, until: datetime, *, days: bool) -> None:
     deal that is gone simply loses its rows."""
     if days:
         _count_days(cursor, f"st.deal_id IN {CLAIMED}", [], sign=-1)
+        _count_entries(cursor, f"e.deal_id IN {CLAIMED}", [], sign=-1)
     cursor.execute(f"DELETE FROM {STAY} WHERE deal_id IN {CLAIMED}")
     cursor.execute(f"DELETE FROM {ENTRY} WHERE deal_id IN {CLAIMED}")
     where = f"x.deal_id IN {CLAIMED} AND x.at < %s"
@@ -233,10 +238,13 @@ def _recompute_claimed(cursor: Any, until: datetime, *, days: bool) -> None:
     if days:
         _count_days(cursor, f"st.deal_id IN {CLAIMED}", [], sign=1)
     _add_entries(cursor, where, [until], first=True)
+    if days:
+        _count_entries(cursor, f"e.deal_id IN {CLAIMED}", [], sign=1)
 
 
 DAY = StageDay._meta.db_table
 LENGTH = StageLength._meta.db_table
+ENTRY_DAY = StageEntryDay._meta.db_table
 
 
 def _count_days(cursor: Any, where: str, params: list[Any], *, sign: int) -> None:
@@ -275,6 +283,43 @@ def _count_days(cursor: Any, where: str, params: list[Any], *, sign: int) -> Non
     cursor.execute(sql, [*exit_params, *adapted])
 
 
+def _count_entries(
+    cursor: Any, where: str, params: list[Any], *, sign: int, went_only: bool = False
+) -> None:
+    """Add (`sign` 1) or take away (-1) the stored entries meeting `where` (alias `e`) in
+    `StageEntryDay`, in the current time zone: each on its day, and a re-entry also on
+    the day of its previous entry. With `went_only` only their went-on counts change
+    (entries about to go on, see `_add_entries`)."""
+    tz = timezone.get_current_timezone_name()
+    entry_day, entry_params = connection.ops.datetime_cast_date_sql("e.entered_at", (), tz)
+    previous_day, previous_params = connection.ops.datetime_cast_date_sql("e.previous_at", (), tz)
+    went = str(sign) if went_only else f"CASE WHEN e.went_on THEN {sign} ELSE 0 END"
+    entered = 0 if went_only else sign
+    sql = f"""
+    INSERT INTO {ENTRY_DAY}
+        (pipeline_id, day, stage_id, from_stage, entered, went_on, reentered, reentered_went_on)
+    SELECT pipeline_id, day, stage_id, from_stage, SUM(a), SUM(b), SUM(c), SUM(d) FROM (
+        SELECT e.pipeline_id, {entry_day} AS day, e.stage_id,
+               COALESCE(e.from_stage_id, 0) AS from_stage,
+               {entered} AS a, {went} AS b, 0 AS c, 0 AS d
+        FROM {ENTRY} e WHERE {where}
+        UNION ALL
+        SELECT e.pipeline_id, {previous_day}, e.stage_id, COALESCE(e.from_stage_id, 0),
+               0, 0, {entered}, {went}
+        FROM {ENTRY} e WHERE ({where}) AND e.previous_at IS NOT NULL
+    ) c
+    WHERE 1 = 1
+    GROUP BY pipeline_id, day, stage_id, from_stage
+    ON CONFLICT (pipeline_id, day, stage_id, from_stage) DO UPDATE
+    SET entered = {ENTRY_DAY}.entered + excluded.entered,
+        went_on = {ENTRY_DAY}.went_on + excluded.went_on,
+        reentered = {ENTRY_DAY}.reentered + excluded.reentered,
+        reentered_went_on = {ENTRY_DAY}.reentered_went_on + excluded.reentered_went_on
+    """
+    adapted = [connection.ops.adapt_datetimefield_value(p) for p in params]
+    cursor.execute(sql, [*entry_params, *adapted, *previous_params, *adapted])
+
+
 def stages_key(stages: Iterable[tuple[int, int, int, str]]) -> str:
     """A digest of every stage's (id, pipeline, position, kind): what decides which
     stage is later than which, so what `StageEntry.went_on` depends on."""
@@ -282,9 +327,13 @@ def stages_key(stages: Iterable[tuple[int, int, int, str]]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _add_entries(cursor: Any, where: str, params: list[Any], *, first: bool) -> None:
+def _add_entries(
+    cursor: Any, where: str, params: list[Any], *, first: bool, counted: bool = False
+) -> None:
     """Store the entries of the changes meeting `where` (alias `x`), then mark as gone on
-    the stored entries those changes took further.
+    the stored entries those changes took further. With `counted` (later runs only),
+    `StageEntryDay` counts the new entries and the entries that went on, in the same
+    transaction.
 
     On the first run `where` holds the whole history up to the cutoff, so a deal's
     previous entry into the stage and its later changes are all among the rows (LAG and
@@ -308,9 +357,10 @@ def _add_entries(cursor: Any, where: str, params: list[Any], *, first: bool) -> 
     own = reach("r", "x.pipeline_id")
     won = f"CASE WHEN r.kind = '{StageKind.WON}' THEN 1 ELSE 0 END"
     sql = f"""
-    INSERT INTO {ENTRY}
-        (change_id, deal_id, stage_id, pipeline_id, seq, entered_at, previous_at, went_on)
-    SELECT x.id, x.deal_id, x.to_stage_id, x.pipeline_id, x.seq, x.at, {previous},
+    INSERT INTO {ENTRY} (change_id, deal_id, stage_id, pipeline_id, from_stage_id, seq,
+                         entered_at, previous_at, went_on)
+    SELECT x.id, x.deal_id, x.to_stage_id, x.pipeline_id, x.from_stage_id, x.seq, x.at,
+           {previous},
            CASE WHEN COALESCE(MAX({own}) {later.format(", x.pipeline_id")}, 0) > {own}
                   OR (COALESCE(MAX({won}) {later.format("")}, 0) = 1
                       AND r.kind <> '{StageKind.WON}')
@@ -323,16 +373,26 @@ def _add_entries(cursor: Any, where: str, params: list[Any], *, first: bool) -> 
     cursor.execute(sql, adapted)
     if first:
         return
-    sql = f"""
-    UPDATE {ENTRY} SET went_on = TRUE
-    WHERE went_on = FALSE
-      AND deal_id IN (SELECT x.deal_id FROM {HISTORY} x WHERE {where})
+    if counted:
+        _count_entries(
+            cursor, f"e.change_id IN (SELECT x.id FROM {HISTORY} x WHERE {where})", params, sign=1
+        )
+    going_on = """{e}.went_on = FALSE
+      AND {e}.deal_id IN (SELECT x.deal_id FROM {history} x WHERE {where})
       AND EXISTS (
-          SELECT 1 FROM {HISTORY} x
-          JOIN {RANKED} r ON r.id = x.to_stage_id
-          JOIN {RANKED} s ON s.id = {ENTRY}.stage_id
-          WHERE {where} AND x.deal_id = {ENTRY}.deal_id AND x.seq > {ENTRY}.seq
-            AND {reach("r", f"{ENTRY}.pipeline_id")} > {reach("s", f"{ENTRY}.pipeline_id")}
-      )
-    """
-    cursor.execute(sql, adapted + adapted)
+          SELECT 1 FROM {history} x
+          JOIN {ranked} r ON r.id = x.to_stage_id
+          JOIN {ranked} s ON s.id = {e}.stage_id
+          WHERE {where} AND x.deal_id = {e}.deal_id AND x.seq > {e}.seq
+            AND {further}
+      )"""
+
+    def went_on(e: str) -> str:
+        further = f"{reach('r', f'{e}.pipeline_id')} > {reach('s', f'{e}.pipeline_id')}"
+        return going_on.format(e=e, history=HISTORY, where=where, ranked=RANKED, further=further)
+
+    if counted:
+        # The same condition as the update below, read first: these entries' days gain
+        # a went-on each.
+        _count_entries(cursor, went_on("e"), params + params, sign=1, went_only=True)
+    cursor.execute(f"UPDATE {ENTRY} SET went_on = TRUE WHERE {went_on(ENTRY)}", adapted + adapted)

@@ -198,12 +198,13 @@ class World:
         for slug in PANELS:
             assert summary.panel(slug).csv_rows == raw.panel(slug).csv_rows, (slug, scope)
         # The same period for the admin, unfiltered: the flow then reads `StageDay`, time
-        # in stage and the bottleneck `StageLength`.
+        # in stage and the bottleneck `StageLength`, the funnel (for a period running to
+        # now) and the movement `StageEntryDay`.
         every = scope_for(
             self.viewers[0], pipeline, period=Period(first, last, "Custom"), now=self.now
         )
         summary, raw = Dashboard(every), Dashboard(every, summaries=False)
-        for slug in ("flow", "time", "bottleneck"):
+        for slug in ("flow", "time", "bottleneck", "funnel", "movement"):
             assert summary.panel(slug).csv_rows == raw.panel(slug).csv_rows, (slug, every)
 
     def run(self, op: tuple[Any, ...]) -> None:

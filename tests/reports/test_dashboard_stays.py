@@ -5,14 +5,24 @@ History as in tests/reports/dashboard_data.py (March 2025, every move at 12:00).
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from deals.models import RewrittenHistory, StageChange
 from deals.services import delete_deal
 from reports.dashboard import stays
+from reports.dashboard.filters import Period
 from reports.dashboard.history import bucket_of
 from reports.dashboard.panels import PANELS, Dashboard
-from reports.models import StageDay, StageEntry, StageLength, StageStay, StageStayMark
+from reports.models import (
+    StageDay,
+    StageEntry,
+    StageEntryDay,
+    StageLength,
+    StageStay,
+    StageStayMark,
+)
 from reports.tasks import refresh_stage_stays
 from stages.models import Stage
 from tests.reports.dashboard_data import NOW, at, build_history, make_deal, march, scope_for
@@ -178,6 +188,8 @@ def test_a_later_refresh_adds_the_new_entries_and_marks_older_ones_as_gone_on(hi
     assert entries(history.deals["A"])[3] == ("Proposal", march(8), None, False)
     assert entries(history.deals["X"])[1][3] is False
     stays.refresh(now=NOW)
+    # The entries that went on count as such on their days.
+    assert stored_entry_day_counts() == entry_day_counts()
     assert entries(history.deals["A"])[3] == ("Proposal", march(8), None, True)
     assert entries(history.deals["A"])[4] == ("Won", march(20), None, False)
     assert entries(history.deals["X"])[1][3] is True
@@ -208,6 +220,28 @@ def test_the_funnel_reads_entries_before_the_mark_from_the_summary(history, mana
     stays.refresh(now=NOW)
     StageEntry.objects.filter(deal=history.deals["D"]).update(went_on=True)
     assert funnel_rows(manager, pipeline)["Lead in"] == [5, 3, 60.0]
+
+
+@pytest.mark.parametrize("first", [date(2025, 2, 1), date(2025, 3, 1)])
+def test_the_admins_funnel_and_movement_read_the_entry_day_counts(
+    history, admin_user, pipeline, first
+):
+    """Every deal, a period running past the mark: the entries before it come from
+    `StageEntryDay`. Qualified: A, and C (Feb 25 → Demo → back on Mar 10). From Feb 1,
+    C's Mar 10 re-entry is not its first, so both went on; from Mar 1 it is, and it did
+    not. Summary up to Mar 12, so A's win (20th) takes its Proposal entry on from the
+    history."""
+    stays.refresh(now=march(12))
+    scope = scope_for(
+        admin_user, pipeline, period=Period(first, date(2025, 4, 30), "Custom"), now=NOW
+    )
+    assert Dashboard(scope).days_counted
+    for slug in ("funnel", "movement"):
+        summary = Dashboard(scope).panel(slug).csv_rows
+        assert summary == Dashboard(scope, summaries=False).panel(slug).csv_rows, slug
+    qualified = {row[0]: row[1] for row in Dashboard(scope).funnel().rows}["Qualified"]
+    qualified = {row[0]: row[1:] for row in Dashboard(scope).funnel().rows}["Qualified"]
+    assert qualified == ([2, 2, 100.0] if first.month == 2 else [2, 1, 50.0])
 
 
 def test_the_funnel_derives_entries_and_conversions_after_the_mark(history, manager, pipeline):
@@ -276,6 +310,32 @@ def stored_length_counts():
     }
 
 
+def entry_day_counts():
+    """`StageEntryDay` as it should be: each stored entry on its day, and a re-entry also
+    on its previous entry's day (UTC here)."""
+    counts = {}
+    for entry in StageEntry.objects.all():
+        key = (entry.pipeline_id, entry.stage_id, entry.from_stage_id or 0)
+        went = int(entry.went_on)
+        row = counts.setdefault((*key, entry.entered_at.date()), [0, 0, 0, 0])
+        row[0] += 1
+        row[1] += went
+        if entry.previous_at is not None:
+            row = counts.setdefault((*key, entry.previous_at.date()), [0, 0, 0, 0])
+            row[2] += 1
+            row[3] += went
+    return counts
+
+
+def stored_entry_day_counts():
+    counts = {}
+    for row in StageEntryDay.objects.all():
+        figures = [row.entered, row.went_on, row.reentered, row.reentered_went_on]
+        if any(figures):
+            counts[(row.pipeline_id, row.stage_id, row.from_stage, row.day)] = figures
+    return counts
+
+
 def test_a_deleted_deal_loses_its_stored_rows_and_day_counts_when_the_summaries_catch_up(
     history,
 ):
@@ -290,6 +350,7 @@ def test_a_deleted_deal_loses_its_stored_rows_and_day_counts_when_the_summaries_
     assert stored(gone) and entries(gone)
     assert stored_day_counts() == day_counts()
     assert stored_length_counts() == length_counts()
+    assert stored_entry_day_counts() == entry_day_counts()
 
     RewrittenHistory.mark([gone.pk])
     StageChange.objects.filter(deal=gone).delete()
@@ -302,28 +363,34 @@ def test_a_deleted_deal_loses_its_stored_rows_and_day_counts_when_the_summaries_
     assert stored(kept) and entries(kept)
     assert stored_day_counts() == day_counts()
     assert stored_length_counts() == length_counts()
+    assert stored_entry_day_counts() == entry_day_counts()
 
 
 def test_day_counts_follow_every_refresh_and_catch_up(history, rep, stages):
     stays.refresh(now=march(12))
     assert stored_day_counts() == day_counts()
     assert stored_length_counts() == length_counts()
+    assert stored_entry_day_counts() == entry_day_counts()
     stays.refresh(now=NOW)
     assert stored_day_counts() == day_counts()
     assert stored_length_counts() == length_counts()
+    assert stored_entry_day_counts() == entry_day_counts()
     late = make_deal(rep, [(stages["lead"], march(2)), (stages["demo"], march(4))], title="late")
     RewrittenHistory.mark([late.pk])
     stays.catch_up()
     assert stored(late) == [("Lead in", march(2), march(4))]
     assert stored_day_counts() == day_counts()
     assert stored_length_counts() == length_counts()
+    assert stored_entry_day_counts() == entry_day_counts()
     # Counted in another zone, they are counted again by the next refresh.
     StageDay.objects.all().delete()
     StageLength.objects.all().delete()
+    StageEntryDay.objects.all().delete()
     StageStayMark.objects.update(days_zone="Asia/Tokyo")
     stays.refresh(now=NOW)
     assert stored_day_counts() == day_counts()
     assert stored_length_counts() == length_counts()
+    assert stored_entry_day_counts() == entry_day_counts()
 
 
 def test_a_deal_deleted_through_the_service_leaves_no_stored_rows_behind(
@@ -343,6 +410,7 @@ def test_a_deal_deleted_through_the_service_leaves_no_stored_rows_behind(
     assert not StageStay.objects.filter(deal_id=gone.pk).exists()
     assert stored_day_counts() == day_counts()
     assert stored_length_counts() == length_counts()
+    assert stored_entry_day_counts() == entry_day_counts()
 
 
 # stages (with the mark), stays not counted, counts per bucket, the wanted buckets' stays,
