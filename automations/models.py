@@ -39,6 +39,9 @@ class Rule(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    # Time-based rules: when the scan last looked; the next looks only at what fell due
+    # since (at most CATCH_UP_DAYS back).
+    scanned_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts import policy
@@ -466,12 +466,25 @@ CATCH_UP_DAYS = 7  # a scan missed (beat down) for less than this still fires
 def _due_days(
     rule: Rule, today: Any, days: int = CATCH_UP_DAYS, *, since_created: bool = True
 ) -> list[Any]:
-    """Due dates the scan looks at: the last `days` days, never before the rule existed
+    """Due dates the dry run looks at: the last `days` days, never before the rule existed
     (a new rule does not fire for every deal whose date passed long ago)."""
     first = today - timedelta(days=days)
     if since_created:
         first = max(first, timezone.localdate(rule.created_at))
     return [first + timedelta(days=n) for n in range((today - first).days + 1)]
+
+
+def _scan_since(rule: Rule, now: datetime) -> datetime:
+    """Where a scan of `rule` starts: its last scan, but never more than CATCH_UP_DAYS
+    back nor before the day the rule was made (a new rule does not fire for every deal
+    whose date passed long ago)."""
+    floor = max(
+        _day_start(timezone.localdate(now) - timedelta(days=CATCH_UP_DAYS)),
+        _day_start(timezone.localdate(rule.created_at)),
+    )
+    if rule.scanned_at and floor < rule.scanned_at <= now:
+        return rule.scanned_at
+    return floor
 
 
 def _reach(rule: Rule, open_stage_ids: list[int] | None = None) -> QuerySet[Deal]:
@@ -516,9 +529,11 @@ def due_deals(rule: Rule, day: Any, *, now: datetime, **reach: Any) -> QuerySet[
 
 def scan_time_based(*, now: datetime | None = None) -> int:
     """Write a pending run for each (deal, time-based rule, due date) not written yet,
-    set-based, and hand them to workers: one INSERT … SELECT per rule and due day (an
-    index lookup each: close date, or stage and entry time), or one per rule for overdue
-    activities (due date: the activity's day). Safe to run twice and concurrently: the
+    set-based, and hand them to workers: one INSERT … SELECT per rule and due day since
+    the rule's last scan (an index lookup each: close date, or stage and entry time), or
+    one per rule for activities that fell due since (due date: the activity's day). Each
+    pass looks back only to the last (at most CATCH_UP_DAYS), so a pass every few
+    minutes reads minutes' worth at any size. Safe to run twice and concurrently: the
     run's unique (rule, deal, due date) keeps one."""
     from django.db.models import F as Col
     from django.db.models import JSONField, Value
@@ -552,18 +567,25 @@ def scan_time_based(*, now: datetime | None = None) -> int:
             ignore_conflicts=True,
         )
 
+    scanned = []
     for rule in Rule.objects.filter(is_active=True, owner__is_active=True).select_related("owner"):
         kind = rule.trigger.get("kind")
         if kind not in spec.TIME_BASED:
             continue
-        days = _due_days(rule, today)
+        scanned.append(rule.pk)
+        since = _scan_since(rule, now)
         if kind == "activity_overdue":
-            activities = _overdue(rule, _day_start(days[0]), now, open_stage_ids=opened)
+            activities = _overdue(rule, since, now, open_stage_ids=opened)
             created += insert(activities, Col("deal_id"), TruncDate("due_at"))
             continue
-        for day in days:
+        first = timezone.localdate(since)
+        for day in (first + timedelta(days=n) for n in range((today - first).days + 1)):
             source = due_deals(rule, day, now=now, open_stage_ids=opened)
             created += insert(source, Col("pk"), Value(day))
+    # After the runs are written: a scan that dies half-way is repeated, never skipped.
+    Rule.objects.filter(pk__in=scanned).filter(
+        Q(scanned_at__isnull=True) | Q(scanned_at__lt=now)
+    ).update(scanned_at=now)
     if created:
         _hand_over(
             RuleRun.objects.filter(

@@ -277,7 +277,8 @@ def measure_size(
         log(
             f"    scan {result['scan']['first_s']} s ({result['scan']['first_runs']} runs, "
             f"{result['scan']['first_statements']} statements), again "
-            f"{result['scan']['second_s']} s; event to action "
+            f"{result['scan']['second_s']} s, 5 min later {result['scan']['later_s']} s "
+            f"({result['scan']['later_runs']} runs); event to action "
             f"p50 {result['latency']['event_to_action'].get('p50_ms')} ms"
         )
 

@@ -3,10 +3,12 @@
 Scan: three time-based rules (7 days before the expected close date; 14 days in stage
 with an amount condition; an activity overdue), made a week old so the scan looks at
 its whole catch-up window (8 due days each). The scan writes the due runs set-based
-(`automations.services.scan_time_based`); it is timed twice inside one transaction that
-is rolled back: the first run writes the runs, the second (at the same instant) must
-find none new. Runs are not executed (the rollback drops their hand-off), so the figure
-is the scan alone.
+(`automations.services.scan_time_based`); it is timed three times inside one
+transaction that is rolled back: the first pass writes a week's catch-up, the second
+(at the same instant) must find none new, the third is the beat's next pass five
+minutes later (it reads only what fell due since the last pass: the figure the 2 s
+target is about). Runs are not executed (the rollback drops their hand-off), so the
+figures are the scan alone.
 
 Latency: a rule "entered stage X → create an activity"; a rep's deals are moved one by
 one with `move_deal`, runs executed in-process after each commit (the zero-setup
@@ -69,10 +71,13 @@ def scan(admin: Any, data: Dataset) -> dict[str, Any]:
     try:
         with transaction.atomic():
             _rules(admin, data)
-            for label in ("first", "second"):
+            # First: a week's catch-up (the rules have never been scanned); again: the same
+            # instant, nothing new; later: the beat's next pass, five minutes on.
+            passes = [("first", now), ("second", now), ("later", now + dt.timedelta(minutes=5))]
+            for label, at in passes:
                 with CaptureQueriesContext(connection) as queries:
                     started = time.perf_counter()
-                    created = services.scan_time_based(now=now)
+                    created = services.scan_time_based(now=at)
                     out[f"{label}_s"] = round(time.perf_counter() - started, 3)
                 out[f"{label}_runs"] = created
                 out[f"{label}_statements"] = len(queries)

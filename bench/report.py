@@ -219,8 +219,17 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             unit="rows",
         )
     # Issue 18: the time-based automations scan, set-based, over every deal.
+    # The beat's pass (five minutes after the last) is what runs every few minutes; the
+    # catch-up of a week for never-scanned rules is shown against the same bound.
     add(
-        "automations time-based scan ≤ 2 s at 1M deals",
+        "automations time-based scan (beat's pass) ≤ 2 s at 1M deals",
+        1_000_000,
+        ("b8", "scan", "later_s"),
+        2,
+        unit="s",
+    )
+    add(
+        "automations scan catching up a week ≤ 2 s at 1M deals",
         1_000_000,
         ("b8", "scan", "first_s"),
         2,

@@ -151,6 +151,9 @@ class Activity(models.Model):
         indexes = [
             models.Index(fields=["deal", "done", "due_at"], name="activity_deal_next"),
             models.Index(fields=["owner", "done", "due_at"], name="activity_owner_due"),
+            # Open activities by due time: the automations scan reads those that fell due
+            # since its last pass (minutes' worth), not a week of them at every pass.
+            models.Index(fields=["due_at"], condition=Q(done=False), name="activity_open_due"),
         ]
         constraints = [
             models.CheckConstraint(

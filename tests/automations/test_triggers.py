@@ -223,3 +223,18 @@ def test_two_overdue_activities_of_a_deal_on_one_day_make_one_run(rep, stages, m
         ActivityFactory(deal=deal, due_at=now - timedelta(minutes=minutes))
     assert automations.scan_time_based(now=now) == 1
     assert RuleRun.objects.filter(rule=rule, deal_id=deal.pk).count() == 1
+
+
+def test_a_scan_reads_from_the_last_one_and_catches_up_the_days_it_missed(rep, stages, make_rule):
+    today = timezone.localdate()
+    now = timezone.now()
+    rule = make_rule({"kind": "close_date", "days": 0}, NOTE)
+    rule.created_at = now - timedelta(days=6)
+    rule.scanned_at = now - timedelta(days=3)  # beat was down since
+    rule.save()
+    missed = DealFactory(owner=rep, stage=stages["demo"], expected_close_date=today - timedelta(2))
+    DealFactory(owner=rep, stage=stages["demo"], expected_close_date=today - timedelta(5))
+    assert automations.scan_time_based(now=now) == 1
+    assert RuleRun.objects.get(rule=rule).deal_id == missed.pk
+    rule.refresh_from_db()
+    assert rule.scanned_at == now
