@@ -57,6 +57,8 @@ def pages_for(role: str, world) -> list[str]:
             reverse("stages:pipeline", args=[world["stages"]["lead"].pipeline_id]),
             reverse("stages:stage", args=[world["stages"]["qualified"].pk]),
             reverse("accounts:audit"),
+            reverse("automations:rules"),
+            reverse("automations:new"),
         ]
     return common
 
