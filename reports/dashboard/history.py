@@ -606,24 +606,29 @@ def _done_from_lengths(
     for stage_id, bucket, stays in rows.order_by():
         if stays:
             counts[stage_id][bucket] = stays
-    # Which (stage, bucket) hold the ranks each stage needs.
+    # Which stored values the ranks each stage needs are: the value at a rank within a
+    # bucket of stored stays alone (read through the (stage, days) index, the database
+    # stepping over the lower ones), or every value of a bucket that also holds loose ones.
     plans = {pk: _Ranks(counts[pk], loose[pk]) for pk in ids}
-    wanted = sorted({(pk, b) for pk, plan in plans.items() for b in plan.stored_buckets()})
-    found: dict[tuple[int, int], list[float]] = {key: [] for key in wanted}
+    wanted = sorted({(pk, *need) for pk, plan in plans.items() for need in plan.stored()})
+    found: dict[tuple[int, int, int | None], list[float]] = {key: [] for key in wanted}
     if wanted:
         parts, part_params = [], []
-        for pk, b in wanted:
+        for pk, b, within in wanted:
             width = 1 if b < FINE_DAYS else FINE_DAYS // 3
+            one = "" if within is None else f"ORDER BY st.days LIMIT 1 OFFSET {int(within)}"
             parts.append(
-                f"""SELECT st.stage_id, {b}, st.days FROM {STAY} st
+                f"""SELECT {pk}, {b}, {-1 if within is None else int(within)}, v.days FROM (
+                SELECT st.days FROM {STAY} st
                 WHERE st.stage_id = {pk} AND st.days >= {b - 1} AND st.days < {b + width + 1}
                   AND {length_bucket("st.days")} = {b}
                   AND st.exited_at >= %s AND st.exited_at < %s
-                  AND st.entered_at <= st.exited_at"""
+                  AND st.entered_at <= st.exited_at {one}) v"""
             )
             part_params += [start, stored_end]
-        for stage_id, b, value in _fetch(" UNION ALL ".join(parts), part_params):
-            found[(stage_id, int(b))].append(float(value))
+        for stage_id, b, within, value in _fetch(" UNION ALL ".join(parts), part_params):
+            key = (stage_id, int(b), None if within < 0 else int(within))
+            found[key].append(float(value))
     result = []
     for pk in ids:
         times = plans[pk].times(pk, found)
@@ -662,10 +667,18 @@ class _Ranks:
             before += size
         raise IndexError(rank)
 
-    def stored_buckets(self) -> set[int]:
-        return {b for b, _ in map(self._where, self.ranks) if self.counts.get(b)}
+    def stored(self) -> set[tuple[int, int | None]]:
+        """(bucket, rank within it) of each wanted rank in a bucket of stored stays only,
+        (bucket, None) for a bucket of stored and loose stays, whose values are all read."""
+        needs: set[tuple[int, int | None]] = set()
+        for b, within in map(self._where, self.ranks):
+            if self.counts.get(b):
+                needs.add((b, None if b in self.loose else within))
+        return needs
 
-    def times(self, pk: int, found: dict[tuple[int, int], list[float]]) -> StageTimes | None:
+    def times(
+        self, pk: int, found: dict[tuple[int, int, int | None], list[float]]
+    ) -> StageTimes | None:
         if not self.n and not self.nulls:
             return None
         if not self.n:
@@ -675,8 +688,10 @@ class _Ranks:
 
         def value(rank: int) -> float:
             b, within = self._where(rank)
+            if self.counts.get(b) and b not in self.loose:
+                return found[(pk, b, within)][0]
             if b not in ordered:
-                ordered[b] = sorted(found.get((pk, b), []) + self.loose.get(b, []))
+                ordered[b] = sorted(found.get((pk, b, None), []) + self.loose.get(b, []))
             return ordered[b][within]
 
         figures = []
