@@ -18,6 +18,7 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection
 from django.utils import timezone
 
 from reports.dashboard.filters import DashboardScope
@@ -76,6 +77,22 @@ def _midnight(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
+def _month_of(date_sql: str) -> str:
+    """SQL for the first day of the month of `date_sql` (a date)."""
+    if connection.vendor == "postgresql":
+        return f"CAST(date_trunc('month', CAST({date_sql} AS timestamp)) AS date)"
+    return f"date({date_sql}, 'start of month')"
+
+
+def _local_month(datetime_sql: str) -> tuple[str, tuple[Any, ...]]:
+    """SQL (and its parameters) for the first day of the local month of `datetime_sql`."""
+    tz = timezone.get_current_timezone_name()
+    sql, params = connection.ops.datetime_trunc_sql("month", datetime_sql, (), tz)
+    if connection.vendor == "postgresql":
+        return f"CAST({sql} AS date)", params
+    return f"date({sql})", params
+
+
 def backtest(scope: DashboardScope) -> list[MonthBacktest]:
     """Per month of the period and currency: the forecast on its first day and the
     outcome (see the module docstring). One statement."""
@@ -83,30 +100,27 @@ def backtest(scope: DashboardScope) -> list[MonthBacktest]:
     if not months:
         return []
     cte, params, member = _scope_cte(scope)
-    month_rows = " UNION ALL ".join(
-        ["SELECT %s AS first_day, %s AS next_day, %s AS starts_at, %s AS ends_at"] * len(months)
-    )
+    month_rows = " UNION ALL ".join(["SELECT %s AS first_day, %s AS starts_at"] * len(months))
     month_params: list[Any] = []
     for month in months:
-        following = _month_start(month, 1)
-        month_params += [
-            _day(month),
-            _day(following),
-            _dt(_midnight(month)),
-            _dt(_midnight(following)),
-        ]
+        month_params += [_day(month), _dt(_midnight(month))]
+    close_month, close_params = _local_month("d.closed_at")
+    # Each deal's month by arithmetic, so months join by equality (a hash join) instead
+    # of every deal being compared with every month; and each candidate's stage looked up
+    # once (materialized: inlined, PostgreSQL looked it up again for the output).
+    inline = "MATERIALIZED " if connection.vendor == "postgresql" else ""
     sql = f"""
     WITH {cte},
     months AS ({month_rows}),
-    candidates AS (
+    candidates AS {inline}(
         SELECT m.first_day, d.currency, d.amount, d.probability_override,
                (SELECT h.to_stage_id FROM {HISTORY} h
                 WHERE h.deal_id = d.id AND h.at < m.starts_at
                 ORDER BY h.seq DESC LIMIT 1) AS stage_then
         FROM {DEAL_TABLE} d
-        JOIN months m ON d.expected_close_date >= m.first_day
-                     AND d.expected_close_date < m.next_day
+        JOIN months m ON {_month_of("d.expected_close_date")} = m.first_day
         WHERE {member.format(deal="d.id")} AND d.created_at < m.starts_at
+          AND d.expected_close_date >= %s AND d.expected_close_date < %s
     )
     SELECT 'forecast', c.first_day, c.currency, COUNT(*),
            SUM(c.amount * COALESCE(c.probability_override, s.probability)),
@@ -119,21 +133,28 @@ def backtest(scope: DashboardScope) -> list[MonthBacktest]:
     UNION ALL
     SELECT 'won', m.first_day, d.currency, COUNT(*), SUM(d.amount), NULL, NULL, NULL
     FROM {DEAL_TABLE} d JOIN {STAGE} s ON s.id = d.stage_id
-    JOIN months m ON d.closed_at >= m.starts_at AND d.closed_at < m.ends_at
+    JOIN months m ON {close_month} = m.first_day
     WHERE {member.format(deal="d.id")} AND d.pipeline_id = %s AND s.kind = %s
+      AND d.closed_at >= %s AND d.closed_at < %s
     GROUP BY m.first_day, d.currency
     """
+    first, following = months[0], _month_start(months[-1], 1)
     params = [
         *params,
         *month_params,
+        _day(first),
+        _day(following),
         ForecastCategory.COMMIT,
         ForecastCategory.BEST_CASE,
         ForecastCategory.PIPELINE,
         StageKind.OPEN,
         scope.pipeline.pk,
         ForecastCategory.OMITTED,
+        *close_params,
         scope.pipeline.pk,
         StageKind.WON,
+        _dt(_midnight(first)),
+        _dt(_midnight(following)),
     ]
     cells: dict[tuple[date, str], dict[str, Any]] = {}
     for kind, first_day, currency, n, value, commit, best, pipeline in _fetch(sql, params):
