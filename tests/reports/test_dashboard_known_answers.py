@@ -24,15 +24,16 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from django.utils import timezone
 
 from deals.models import Deal
-from reports.dashboard import stays
+from reports.dashboard import backtest, stays
+from reports.dashboard.filters import Period
 from stages.models import ForecastCategory, Stage
-from tests.reports.dashboard_data import make_deal
+from tests.reports.dashboard_data import make_deal, scope_for
 
 NOW = datetime(2025, 7, 1, 12, tzinfo=UTC)
 JUNE = {"period": "custom", "date_from": "2025-06-01", "date_to": "2025-06-30"}
@@ -170,3 +171,29 @@ def test_backtest_compares_the_forecast_of_june_1st_with_what_was_won(june):
         "6900.00",
         "",
     ]
+
+
+def test_backtest_cuts_months_at_local_midnight(stages, rep, admin_user, pipeline):
+    """In Auckland (UTC+12 in winter): a deal won at 00:30 on July 1 local time (12:30 UTC
+    on June 30) is won in July, one won at 00:30 on June 1 local (May 31 UTC) in June; a
+    deal expected to close on June 30 counts in June's forecast when it was open at
+    midnight on June 1 local (it entered Proposal at 23:00 on May 31 local, 11:00 UTC)."""
+    lead, proposal, won = stages["lead"], stages["proposal"], stages["won"]
+    may = datetime(2025, 5, 2, tzinfo=UTC)
+    make_deal(rep, [(lead, may), (won, datetime(2025, 6, 30, 12, 30, tzinfo=UTC))], title="J")
+    make_deal(rep, [(lead, may), (won, datetime(2025, 5, 31, 12, 30, tzinfo=UTC))], title="W")
+    open_deal = make_deal(
+        rep, [(lead, may), (proposal, datetime(2025, 5, 31, 11, tzinfo=UTC))], title="F"
+    )
+    Deal.objects.filter(pk=open_deal.pk).update(expected_close_date=date(2025, 6, 30))
+    with timezone.override("Pacific/Auckland"):
+        scope = scope_for(
+            admin_user,
+            pipeline,
+            period=Period(date(2025, 5, 1), date(2025, 7, 31), "Custom"),
+            now=datetime(2025, 8, 1, tzinfo=UTC),
+        )
+        cells = {
+            cell.month: (cell.forecast_deals, cell.won_deals) for cell in backtest.backtest(scope)
+        }
+    assert cells == {date(2025, 6, 1): (1, 1), date(2025, 7, 1): (0, 1)}
