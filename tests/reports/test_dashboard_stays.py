@@ -413,8 +413,8 @@ def test_a_deal_deleted_through_the_service_leaves_no_stored_rows_behind(
     assert stored_entry_day_counts() == entry_day_counts()
 
 
-# stages (with the mark), stays not counted, counts per bucket, the wanted buckets' stays,
-# the waiting deals
+# stages (with the mark), stays not counted, counts per bucket, the stored values at the
+# wanted ranks (or whole buckets that also hold stays after the mark), the waiting deals
 ADMIN_TIME_QUERIES = 5
 
 
@@ -443,3 +443,34 @@ def test_the_admins_time_in_stage_reads_the_length_counts_in_a_fixed_number_of_q
     assert Dashboard(scope).time().csv_rows == raw
     StageLength.objects.all().delete()
     assert Dashboard(scope).time().csv_rows != raw
+
+
+def test_the_admins_funnel_and_movement_read_the_entry_day_counts_in_one_query_each(
+    history, admin_user, pipeline, rep, stages, django_assert_num_queries
+):
+    """Stages (with the mark) and one statement each, whatever the entries; proof that
+    the counts are read: without them the entries they count are not found."""
+    stays.refresh(now=NOW)
+    scope = scope_for(
+        admin_user, pipeline, period=Period(date(2025, 2, 1), date(2025, 4, 30), "Custom")
+    )
+    with django_assert_num_queries(2):
+        Dashboard(scope).movement()
+    more = [
+        make_deal(
+            rep, [(stages["lead"], march(1 + i)), (stages["demo"], march(5 + i))], title=f"n{i}"
+        )
+        for i in range(3)
+    ]
+    # Past history, written as an import writes it: marked, so caught up.
+    RewrittenHistory.mark([deal.pk for deal in more])
+    stays.catch_up()
+    raw = {}
+    for slug in ("funnel", "movement"):
+        with django_assert_num_queries(2):
+            Dashboard(scope).panel(slug)
+        raw[slug] = Dashboard(scope, summaries=False).panel(slug).csv_rows
+        assert Dashboard(scope).panel(slug).csv_rows == raw[slug]
+    StageEntryDay.objects.all().delete()
+    for slug in ("funnel", "movement"):
+        assert Dashboard(scope).panel(slug).csv_rows != raw[slug]
