@@ -95,23 +95,42 @@ class Message:
         return frame(self).encode()
 
 
-Deliver = Callable[[Message], None]
+Deliver = Callable[[Sequence[Message]], None]
+
+# Under a stream of changes (a team moving cards all day, a bench), the streams of one
+# event loop are fed at most once per FLUSH_SECONDS: the first change after a quiet spell
+# goes out at once, later ones within that spell wait for the next batch. Feeding a
+# stream costs the same for one message as for ten (a wake-up, a write, a send to its
+# socket), so this is what keeps hundreds of open boards from costing the move path a
+# write each per move. A board hears of a change at most FLUSH_SECONDS later.
+FLUSH_SECONDS = 0.25
+
+
+class _LoopStreams:
+    """The streams of one event loop, and the messages waiting for their next batch."""
+
+    def __init__(self) -> None:
+        self.listeners: set[Deliver] = set()
+        self.waiting: list[Message] = []
+        self.scheduled = False
+        self.fed_at = float("-inf")  # the loop's clock at the last batch
 
 
 class Hub:
     """The process's listeners; `broadcast` may be called from any thread.
 
-    Streams served by an event loop (ASGI) are grouped by their loop: one broadcast is
-    one hand-over to each loop (a single wake-up of its thread), which then feeds its
-    streams in one go. With hundreds of open boards that is what keeps an announcement
-    from costing a cross-thread wake-up per board. Other listeners (runserver's threads,
-    tests) are called directly.
+    Streams served by an event loop (ASGI) are grouped by their loop: messages are handed
+    to each loop in batches (one wake-up of its thread per batch, at most one batch per
+    FLUSH_SECONDS), which then feeds all its streams the whole batch in one go. With
+    hundreds of open boards that is what keeps an announcement from costing a wake-up
+    and a write per board. Other listeners (runserver's threads, tests) are called
+    directly, a message at a time.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._listeners: set[Deliver] = set()
-        self._loops: dict[asyncio.AbstractEventLoop, set[Deliver]] = {}
+        self._loops: dict[asyncio.AbstractEventLoop, _LoopStreams] = {}
         # False while the backend cannot deliver (Redis down): pages poll meanwhile.
         self.healthy = True
 
@@ -120,41 +139,69 @@ class Hub:
             if loop is None:
                 self._listeners.add(deliver)
             else:
-                self._loops.setdefault(loop, set()).add(deliver)
+                self._loops.setdefault(loop, _LoopStreams()).listeners.add(deliver)
 
     def discard(self, deliver: Deliver) -> None:
         with self._lock:
             self._listeners.discard(deliver)
-            for loop, group in list(self._loops.items()):
-                group.discard(deliver)
-                if not group:
+            for loop, streams in list(self._loops.items()):
+                streams.listeners.discard(deliver)
+                if not streams.listeners:
                     del self._loops[loop]
 
     def __len__(self) -> int:
-        return len(self._listeners) + sum(len(group) for group in self._loops.values())
+        return len(self._listeners) + sum(len(s.listeners) for s in self._loops.values())
 
     def beat(self, loop: asyncio.AbstractEventLoop, message: Message) -> bool:
         """Hand `message` (a heartbeat) to the streams of `loop`, from that loop's own
         thread; False when it has none left."""
         with self._lock:
-            group = list(self._loops.get(loop, ()))
-        _deliver_all(group, message)
-        return bool(group)
+            streams = self._loops.get(loop)
+            listeners = list(streams.listeners) if streams else []
+        _deliver_all(listeners, [message])
+        return bool(listeners)
 
     def broadcast(self, message: Message) -> None:
         with self._lock:
             listeners = list(self._listeners)
-            groups = [(loop, list(group)) for loop, group in self._loops.items()]
-        _deliver_all(listeners, message)
-        for loop, group in groups:
+            wake = []
+            for loop, streams in self._loops.items():
+                streams.waiting.append(message)
+                if not streams.scheduled:
+                    streams.scheduled = True
+                    wake.append(loop)
+        _deliver_all(listeners, [message])
+        for loop in wake:
             with contextlib.suppress(RuntimeError):  # a loop that has closed meanwhile
-                loop.call_soon_threadsafe(_deliver_all, group, message)
+                loop.call_soon_threadsafe(self._schedule, loop)
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        """In `loop`'s thread: feed its streams now, or once FLUSH_SECONDS have passed
+        since their last batch."""
+        with self._lock:
+            streams = self._loops.get(loop)
+            due = streams.fed_at + FLUSH_SECONDS if streams else 0.0
+        if due > loop.time():
+            loop.call_at(due, self._feed, loop)
+        else:
+            self._feed(loop)
+
+    def _feed(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            streams = self._loops.get(loop)
+            if streams is None:
+                return
+            messages, streams.waiting = streams.waiting, []
+            streams.scheduled = False
+            streams.fed_at = loop.time()
+            listeners = list(streams.listeners)
+        _deliver_all(listeners, messages)
 
 
-def _deliver_all(listeners: list[Deliver], message: Message) -> None:
+def _deliver_all(listeners: list[Deliver], messages: Sequence[Message]) -> None:
     for deliver in listeners:
         try:
-            deliver(message)
+            deliver(messages)
         except Exception:  # one closed listener must not starve the others
             log.debug("live: a listener failed", exc_info=True)
 
@@ -417,12 +464,12 @@ class Subscription:
     last_id: str = ""
 
     def __post_init__(self) -> None:
-        self.queue: queue.SimpleQueue[Message] = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue[Sequence[Message]] = queue.SimpleQueue()
         self._wake: Callable[[], None] | None = None
         self._overlap = True
 
-    def deliver(self, message: Message) -> None:
-        self.queue.put(message)
+    def deliver(self, messages: Sequence[Message]) -> None:
+        self.queue.put(messages)
         if self._wake is not None:
             self._wake()
 
@@ -453,21 +500,22 @@ class Subscription:
     def pending(self) -> list[Message]:
         """Live messages received since the last call, without the replayed ones (only
         those queued before the replay was read can be; once a newer one came, none)."""
-        messages = []
+        messages: list[Message] = []
         while True:
             try:
-                message = self.queue.get_nowait()
+                batch = self.queue.get_nowait()
             except queue.Empty:
                 return messages
-            if not message.id:  # a heartbeat: not part of the stream's order
-                messages.append(message)
-                continue
-            if self._overlap:
-                if self.last_id and not _newer(message, self.last_id):
+            for message in batch:
+                if not message.id:  # a heartbeat: not part of the stream's order
+                    messages.append(message)
                     continue
-                self._overlap = False
-            self.last_id = message.id
-            messages.append(message)
+                if self._overlap:
+                    if self.last_id and not _newer(message, self.last_id):
+                        continue
+                    self._overlap = False
+                self.last_id = message.id
+                messages.append(message)
 
     def close(self) -> None:
         hub.discard(self.deliver)
