@@ -466,6 +466,7 @@ class Subscription:
     def __post_init__(self) -> None:
         self.queue: queue.SimpleQueue[Sequence[Message]] = queue.SimpleQueue()
         self._wake: Callable[[], None] | None = None
+        self._listener: Deliver = self.deliver
         self._overlap = True
 
     def deliver(self, messages: Sequence[Message]) -> None:
@@ -477,13 +478,16 @@ class Subscription:
         self,
         wake: Callable[[], None] | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
+        listener: Deliver | None = None,
     ) -> list[Message]:
         """Start listening; the replay (or a resync) for a reconnecting client. With
-        `loop`, messages are delivered (and `wake` called) in that loop's thread."""
+        `loop`, messages are delivered (and `wake` called) in that loop's thread. With
+        `listener`, batches go to it instead of the queue, to pass through `accept`."""
         self._wake = wake
+        self._listener = listener or self.deliver
         source = backend()
         source.start()
-        hub.add(self.deliver, loop)
+        hub.add(self._listener, loop)
         if not self.last_id:
             return []
         try:
@@ -506,19 +510,32 @@ class Subscription:
                 batch = self.queue.get_nowait()
             except queue.Empty:
                 return messages
-            for message in batch:
-                if not message.id:  # a heartbeat: not part of the stream's order
-                    messages.append(message)
-                    continue
-                if self._overlap:
-                    if self.last_id and not _newer(message, self.last_id):
-                        continue
-                    self._overlap = False
-                self.last_id = message.id
+            messages += self.accept(batch)
+
+    def accept(self, batch: Sequence[Message]) -> Sequence[Message]:
+        """The messages of `batch` this stream is to send, in order (the batch itself
+        once the replay's overlap is behind it)."""
+        if not self._overlap:
+            for message in reversed(batch):
+                if message.id:  # heartbeats have none
+                    self.last_id = message.id
+                    break
+            return batch
+        messages = []
+        for message in batch:
+            if not message.id:  # a heartbeat: not part of the stream's order
                 messages.append(message)
+                continue
+            if self._overlap:
+                if self.last_id and not _newer(message, self.last_id):
+                    continue
+                self._overlap = False
+            self.last_id = message.id
+            messages.append(message)
+        return messages
 
     def close(self) -> None:
-        hub.discard(self.deliver)
+        hub.discard(self._listener)
         self._wake = None
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
@@ -21,6 +23,9 @@ from accounts import policy
 from accounts.models import User
 from deals import live, queries
 from deals.views.board import _card_context, _filters, _int, _prepare_cards
+
+log = logging.getLogger(__name__)
+Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 # Proxies drop connections silent for a minute or so; a comment line keeps them open.
 HEARTBEAT_SECONDS = 15
@@ -41,13 +46,85 @@ def stream(request: HttpRequest) -> StreamingHttpResponse:
     """
     last_id = request.headers.get("Last-Event-ID") or request.GET.get("last", "")
     subscription = live.Subscription(last_id=last_id[:64])
-    body = (
-        _async_frames(subscription) if isinstance(request, ASGIRequest) else _frames(subscription)
-    )
-    response = StreamingHttpResponse(body, content_type="text/event-stream")
+    if isinstance(request, ASGIRequest):
+        response = EventStream(subscription)
+    else:
+        response = StreamingHttpResponse(_frames(subscription), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass each event on as it comes
     return response
+
+
+class EventStream(StreamingHttpResponse):
+    """The stream's response under ASGI. Any ASGI handler iterates its body, a task per
+    stream woken for each batch. pipeline_crm.asgi's handler (production's) calls `serve`
+    instead: the loop's feed then writes each batch to every stream itself, one send each,
+    and no stream has a task to wake."""
+
+    def __init__(self, subscription: live.Subscription) -> None:
+        super().__init__(_async_frames(subscription), content_type="text/event-stream")
+        self.subscription = subscription
+
+    async def serve(self, send: Send) -> None:
+        """Write the stream to the ASGI `send` (after its headers), until the client goes
+        (Django's disconnect listener then cancels this)."""
+        await sync_to_async(_release_database)()
+        loop = asyncio.get_running_loop()
+        writer = _Writer(self.subscription, send, loop)
+        replay = self.subscription.open(loop=loop, listener=writer.deliver)
+        _ensure_ticker(loop)
+        try:
+            # Before any batch can reach the writer: the feed runs in this same thread.
+            writer.write(_opening(replay).encode())
+            await loop.create_future()
+        finally:
+            self.subscription.close()
+
+
+# A client that stops reading (its socket buffer full) is written no more; past this many
+# batches waiting for it, they are dropped for a resync, which costs it a column refresh.
+BACKLOG_LIMIT = 100
+
+
+class _Writer:
+    """Sends batches to one stream's ASGI `send`, in the caller's turn of the loop: the
+    send runs eagerly and is done at once unless the server holds the write back (flow
+    control), in which case later batches wait for it."""
+
+    def __init__(
+        self, subscription: live.Subscription, send: Send, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.subscription = subscription
+        self.send = send
+        self.loop = loop
+        self.sending: asyncio.Task[None] | None = None
+        self.backlog: list[bytes] = []
+
+    def deliver(self, messages: Sequence[live.Message]) -> None:
+        # Each message's frame is encoded once, however many streams send it.
+        frames = b"".join(m.encoded for m in self.subscription.accept(messages))
+        if frames:
+            self.write(frames)
+
+    def write(self, data: bytes) -> None:
+        if self.sending is not None:
+            self.backlog.append(data)
+            if len(self.backlog) > BACKLOG_LIMIT:
+                self.backlog = [live.Message("", "", live.RESYNC).encoded]
+            return
+        message = {"type": "http.response.body", "body": data, "more_body": True}
+        task = asyncio.Task(self.send(message), loop=self.loop, eager_start=True)
+        if not task.done():
+            self.sending = task
+            task.add_done_callback(self._sent)
+        elif not task.cancelled() and task.exception() is not None:
+            log.debug("live: a stream's send failed", exc_info=task.exception())
+
+    def _sent(self, _task: asyncio.Task[None]) -> None:
+        self.sending = None
+        if self.backlog:
+            data, self.backlog = b"".join(self.backlog), []
+            self.write(data)
 
 
 def _opening(replay: list[live.Message]) -> str:

@@ -26,14 +26,15 @@ SEEN_WITHIN_MS = 2000
 def asgi_server(transactional_db, settings):
     import uvicorn
     from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
-    from django.core.asgi import get_asgi_application
+
+    from pipeline_crm.asgi import application
 
     settings.DEBUG = True  # static files from the finders, as runserver serves them
     live.reset()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    app = ASGIStaticFilesHandler(get_asgi_application())
+    app = ASGIStaticFilesHandler(application)  # production's handler
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )

@@ -299,6 +299,85 @@ def test_an_idle_stream_beats_and_says_degraded_while_the_backend_cannot_deliver
         raise failures[0]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_production_handler_writes_the_stream_from_the_loops_feed(local, rep, client):
+    """pipeline_crm.asgi's handler: Django's headers, the replay, then batches written by
+    the loop's feed (two announcements in one turn of the loop are one write), and the
+    stream leaves the hub when the client goes."""
+    client.force_login(rep)
+    announce(2)
+    failures = []
+
+    def run():
+        try:
+            asyncio.run(_production_stream(local, rep, client.cookies["sessionid"].value))
+        except BaseException as error:  # handed back to the test's thread
+            failures.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    if failures:
+        raise failures[0]
+
+
+async def _production_stream(local, rep, session):
+    from pipeline_crm.asgi import application
+
+    sent: asyncio.Queue[dict] = asyncio.Queue()
+    gone = asyncio.Event()
+    requested = []
+
+    async def receive():
+        if not requested:
+            requested.append(True)
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": reverse("live_stream"),
+        "raw_path": reverse("live_stream").encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"cookie", f"sessionid={session}".encode()),
+            (b"last-event-id", f"{local.boot}-1".encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    served = asyncio.create_task(application(scope, receive, sent.put))
+
+    async def next_body() -> str:
+        message = await asyncio.wait_for(sent.get(), 10)
+        assert message["type"] == "http.response.body" and message["more_body"]
+        return message["body"].decode()
+
+    start = await asyncio.wait_for(sent.get(), 10)
+    assert start["status"] == 200
+    assert (b"Content-Type", b"text/event-stream") in start["headers"]
+    opening = await next_body()
+    assert opening.startswith("retry: ")
+    assert f"id: {local.boot}-2\n" in opening and f"id: {local.boot}-1\n" not in opening
+    live.announce(42, 7, "deal.moved", by_id=rep.pk)
+    live.announce(43, 2, "deal.updated", by_id=rep.pk)
+    pushed = await next_body()
+    assert pushed.startswith(f"id: {local.boot}-3\nevent: deal\n")
+    assert f"id: {local.boot}-4\nevent: deal\n" in pushed
+    assert len(live.hub) == 1
+    gone.set()
+    await asyncio.wait_for(served, 10)
+    assert len(live.hub) == 0
+
+
 async def _stream_replays_then_streams(local, rep, async_client):
     response = await async_client.get(
         reverse("live_stream"), headers={"Last-Event-ID": f"{local.boot}-1"}
