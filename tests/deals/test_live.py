@@ -34,6 +34,25 @@ def heard(local):
     subscription.close()
 
 
+def run_in_own_loop(coroutine) -> None:
+    """Run `coroutine` in a thread of its own (the browser tests' Playwright may hold this
+    thread's event loop); its failure is raised here."""
+    failures = []
+
+    def run():
+        try:
+            asyncio.run(coroutine)
+        except BaseException as error:  # handed back to the test's thread
+            failures.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    if failures:
+        raise failures[0]
+
+
 def announce(n: int) -> None:
     for i in range(n):
         live.announce(i + 1, 1, "deal.moved", by_id=None)
@@ -245,21 +264,7 @@ def test_a_stream_gives_its_database_connection_back_as_it_starts(local, client_
 def test_stream_replays_from_last_event_id_then_streams(local, rep, async_client):
     async_client.force_login(rep)
     announce(2)
-    # In a thread of its own: the browser tests' Playwright may hold this one's event loop.
-    failures = []
-
-    def run():
-        try:
-            asyncio.run(_stream_replays_then_streams(local, rep, async_client))
-        except BaseException as error:  # handed back to the test's thread
-            failures.append(error)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(timeout=30)
-    assert not thread.is_alive()
-    if failures:
-        raise failures[0]
+    run_in_own_loop(_stream_replays_then_streams(local, rep, async_client))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -283,20 +288,7 @@ def test_an_idle_stream_beats_and_says_degraded_while_the_backend_cannot_deliver
             live.hub.healthy = True
         await chunks.aclose()
 
-    failures = []
-
-    def run():
-        try:
-            asyncio.run(beats())
-        except BaseException as error:  # handed back to the test's thread
-            failures.append(error)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(timeout=30)
-    assert not thread.is_alive()
-    if failures:
-        raise failures[0]
+    run_in_own_loop(beats())
 
 
 @pytest.mark.django_db(transaction=True)
@@ -306,20 +298,7 @@ def test_production_handler_writes_the_stream_from_the_loops_feed(local, rep, cl
     stream leaves the hub when the client goes."""
     client.force_login(rep)
     announce(2)
-    failures = []
-
-    def run():
-        try:
-            asyncio.run(_production_stream(local, rep, client.cookies["sessionid"].value))
-        except BaseException as error:  # handed back to the test's thread
-            failures.append(error)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(timeout=30)
-    assert not thread.is_alive()
-    if failures:
-        raise failures[0]
+    run_in_own_loop(_production_stream(local, rep, client.cookies["sessionid"].value))
 
 
 async def _production_stream(local, rep, session):
