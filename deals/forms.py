@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -85,27 +88,63 @@ WEB_MOVE_SOURCES = [
 ]
 
 
-class MoveForm(forms.Form):
-    """A move command from the board drop or the "Move to stage" menu."""
+@dataclass(frozen=True)
+class MoveCommand:
+    """A move command from the board drop or the "Move to stage" menu, read by hand.
 
-    stage = forms.ModelChoiceField(queryset=active_stages())
-    version = forms.IntegerField(min_value=1)
-    after = forms.IntegerField(required=False, min_value=1)
-    before = forms.IntegerField(required=False, min_value=1)
-    source = forms.ChoiceField(
-        required=False, choices=[(MoveSource.BOARD, "board"), (MoveSource.MENU, "menu")]
-    )
-    override_reason = forms.CharField(required=False, max_length=500)
+    A move is the action reps repeat all day; its few plain values are checked here
+    directly rather than through a Form (whose machinery cost more than the rest of the
+    request's validation). `stage_id` is looked up by the view (`active_stages`).
+    """
+
+    stage_id: int
+    version: int
+    after: int | None = None
+    before: int | None = None
+    source: str = MoveSource.MENU
+    override_reason: str = ""
     # Idempotency key, one per attempt (board.js): a retry of the same attempt is safe.
-    key = forms.RegexField(regex=r"^[A-Za-z0-9-]{8,40}$", required=False)
+    key: str = ""
 
-    def command(self) -> dict[str, Any]:
+    @classmethod
+    def parse(cls, data: Mapping[str, str]) -> MoveCommand:
         """The validated move, or BadInput saying what was wrong with the request."""
-        if not self.is_valid():
-            if "stage" in self.errors:
-                raise BadInput("That stage does not exist.")
+        try:
+            stage_id = _whole_number(data.get("stage", ""))
+        except ValueError:
+            stage_id = None
+        if stage_id is None:
+            raise BadInput("That stage does not exist.")
+        source = data.get("source", "")
+        reason = data.get("override_reason", "").strip()
+        key = data.get("key", "").strip()
+        try:
+            version = _whole_number(data.get("version", ""))
+            after = _whole_number(data.get("after", ""))
+            before = _whole_number(data.get("before", ""))
+        except ValueError:
+            version = None
+        if (
+            version is None
+            or source not in {"", MoveSource.BOARD, MoveSource.MENU}
+            or len(reason) > 500
+            or (key and not MOVE_KEY.fullmatch(key))
+        ):
             raise BadInput("That move request was not understood.")
-        return {**self.cleaned_data, "source": self.cleaned_data["source"] or MoveSource.MENU}
+        return cls(stage_id, version, after, before, source or MoveSource.MENU, reason, key)
+
+
+MOVE_KEY = re.compile(r"[A-Za-z0-9-]{8,40}")
+
+
+def _whole_number(value: str) -> int | None:
+    """A whole number ≥ 1 from a form value; None when blank, ValueError when not one."""
+    value = value.strip()
+    if not value:
+        return None
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
+        raise ValueError(value)
+    return int(value)
 
 
 class GateFixForm(forms.Form):

@@ -17,7 +17,7 @@ from django.utils import timezone
 from accounts import audit, policy
 from accounts.models import AuditKind
 from common.errors import BadInput, DomainError, NotAllowed, NotVisible, RuleFailed, StaleVersion
-from deals import events, notifications
+from deals import events, notifications, rows
 from deals.models import (
     Deal,
     Event,
@@ -86,25 +86,27 @@ SEEN_RELATIONS = ("stage", "pipeline", "owner", "organization", "person")
 def _lock(deal_id: int, by: User, seen: Deal | None = None) -> Deal:
     """Lock the deal row for the rest of the transaction; 404 unless `by` may edit it.
 
-    One statement: the row alone, locked (FOR UPDATE OF the deal), filtered by the
-    permission rule, which is a subquery on users and so never drops a deal another
-    request just moved. Joining the stage would: PostgreSQL re-checks a locking query's
-    joins against the joined rows as they were before it waited, and a moved deal would
-    no longer match its old stage (a 404 where a 409 conflict is due). The related rows
-    the caller already read (`seen`: stage, pipeline, and the owner, organization and
-    contact a board card prints) are reused when the lock finds the same ids; otherwise
-    they load on first use.
+    The row alone, locked (`rows.lock`: a fixed statement without joins, so a deal another
+    request just moved is found as it is now, and its mover gets a 409, not a 404). Then
+    the policy's change rule on the row as locked (its owner now), and on refusal one more
+    query says 403 or 404. The related rows the caller already read (`seen`: stage,
+    pipeline, and the owner, organization and contact a board card prints) are reused when
+    the lock finds the same ids, and what they lack loads on first use. A caller that
+    read nothing (a board move) gets the stage, owner and organization in one statement
+    (`rows.load_related`).
     """
-    lock = {"of": ("self",)} if connection.features.has_select_for_update_of else {}
-    try:
-        locked = policy.changeable_deals(by).select_for_update(**lock).get(pk=deal_id)
-    except Deal.DoesNotExist:
-        raise refusal_for(deal_id, by) from None
+    locked = rows.lock(deal_id)
+    if locked is None:
+        raise refusal_for(deal_id, by)
     if seen is not None:
         for relation in SEEN_RELATIONS:
             cached = seen._state.fields_cache.get(relation)
             if cached is not None and cached.pk == getattr(locked, f"{relation}_id"):
                 setattr(locked, relation, cached)
+    if not Deal.stage.is_cached(locked):
+        rows.load_related(locked)
+    if not policy.can_change_deal(by, locked):
+        raise refusal_for(deal_id, by)
     return locked
 
 
@@ -116,15 +118,18 @@ def refusal_for(deal_id: int, by: User) -> DomainError:
     return NotVisible("Deal not found.")
 
 
-def _lock_current(deal: Deal, by: User, expected_version: int, *, request_key: str = "") -> Deal:
+def _lock_current(
+    deal: Deal | int, by: User, expected_version: int, *, request_key: str = ""
+) -> Deal:
     """Lock the deal (see `_lock`) and refuse if it changed since the caller read version
     `expected_version`: the one lock-then-check-version step of every deal action.
+    `deal` may be the id alone, when the caller read nothing before (a board move).
 
     A request that carries an idempotency key and finds the version moved on may be the
     retry of its own move (committed, but its answer lost): the conflict then names that
     move (`replayed`), looked up only on this refusal path.
     """
-    locked = _lock(deal.pk, by, seen=deal)
+    locked = _lock(deal, by) if isinstance(deal, int) else _lock(deal.pk, by, seen=deal)
     if locked.version != expected_version:
         replayed = None
         if request_key:
@@ -193,15 +198,6 @@ def _position(stage_id: int, deal_id: int, placement: Placement | None) -> int |
     raise InvalidMove("Could not place the card; please try again.")
 
 
-def _next_seq(deal: Deal) -> Combinable:
-    """The deal's next history number, computed inside the INSERT (the row lock orders it).
-
-    Saving refreshes the field from the database (RETURNING), so `change.seq` is a number.
-    """
-    last = StageChange.objects.filter(deal=deal).values("deal_id").annotate(m=Max("seq"))
-    return Coalesce(Subquery(last.values("m")), Value(0)) + 1
-
-
 def _record_gate_events(
     deal: Deal,
     stage: Stage,
@@ -227,7 +223,7 @@ def _record_gate_events(
 
 
 def move_deal(
-    deal: Deal,
+    deal: Deal | int,
     to_stage: Stage,
     *,
     by: User,
@@ -249,7 +245,9 @@ def move_deal(
     version is checked all the same. A retried request (same `request_key`, by the same
     user) whose move already committed gets that move back instead of a conflict.
     `entered_at` (undo only) is when the deal first entered `to_stage`, so going back
-    does not restart its time in stage.
+    does not restart its time in stage. `deal` may be its id alone, when the caller read
+    nothing before (a board move): the lock reads it, with what the answer's card prints.
+    The writes are fixed statements (`rows`), written once per process.
     """
     if source not in MoveSource.values:
         raise BadInput("Unknown move source.")
@@ -257,8 +255,6 @@ def move_deal(
     if override_reason and not policy.can_override_gate(by):
         # The form offers no override to them, so this is a malformed request (400).
         raise InvalidMove("Only managers and admins can override entry criteria.")
-    if to_stage.is_archived and to_stage.pk != deal.stage_id:
-        raise InvalidMove(f"{to_stage.name} is archived.")
     placed = bool(position and (position.after_id or position.before_id))
     try:
         with transaction.atomic():
@@ -266,6 +262,8 @@ def move_deal(
                 _lock_column(to_stage.pk)
             locked = _lock_current(deal, by, expected_version, request_key=request_key)
             from_stage = locked.stage
+            if to_stage.is_archived and to_stage.pk != from_stage.pk:
+                raise InvalidMove(f"{to_stage.name} is archived.")
             if to_stage.pk == from_stage.pk:
                 if not placed:
                     raise InvalidMove(f"“{locked.title}” is already in {to_stage.name}.")
@@ -280,34 +278,39 @@ def move_deal(
             locked.stage = to_stage
             locked.pipeline_id = to_stage.pipeline_id
             locked.stage_entered_at = entered_at or now
-            locked.position = _position(to_stage.pk, locked.pk, position)
             locked.version += 1
             locked.closed_at = None if to_stage.kind == StageKind.OPEN else now
+            locked.updated_at = now
             closing = _close_date_fields(locked, to_stage, now, by=by)
-            locked.save(
-                update_fields=[
-                    "stage",
-                    "pipeline",
+            # A placement between two cards is a number; the top of the column (no
+            # placement, or its anchor gone) is worked out inside the UPDATE.
+            place = _position(to_stage.pk, locked.pk, position) if placed else None
+            rows.update(
+                locked,
+                [
+                    "stage_id",
+                    "pipeline_id",
                     "stage_entered_at",
-                    "position",
                     "version",
                     "closed_at",
                     "updated_at",
                     *closing,
-                ]
+                ],
+                position=place if isinstance(place, int) else None,
             )
-            change = StageChange.objects.create(
-                deal=locked,
-                seq=_next_seq(locked),
-                from_stage=from_stage,
-                to_stage=to_stage,
-                pipeline_id=to_stage.pipeline_id,
-                at=now,
-                by=by,
-                source=source,
-                override_reason=override_reason if failures else "",
-                overridden=[f.message for f in failures],
-                request_key=request_key,
+            change = rows.append_history(
+                StageChange(
+                    deal=locked,
+                    from_stage=from_stage,
+                    to_stage=to_stage,
+                    pipeline_id=to_stage.pipeline_id,
+                    at=now,
+                    by=by,
+                    source=source,
+                    override_reason=override_reason if failures else "",
+                    overridden=[f.message for f in failures],
+                    request_key=request_key,
+                )
             )
             if failures:
                 _record_gate_events(

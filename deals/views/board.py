@@ -24,7 +24,14 @@ from common.ids import query_number
 from common.ratelimit import rate_limited
 from common.refusals import presents
 from deals import queries, services
-from deals.forms import BoardFilterForm, BulkMoveForm, GateFixForm, MoveForm, QuickDealForm
+from deals.forms import (
+    BoardFilterForm,
+    BulkMoveForm,
+    GateFixForm,
+    MoveCommand,
+    QuickDealForm,
+    active_stages,
+)
 from deals.models import Deal, MoveSource, StalledRule
 from stages import gate
 from stages.models import Stage
@@ -300,27 +307,29 @@ def move(request: HttpRequest, pk: int) -> HttpResponse:
     (`_card_response`); a drop within its own column reorders it (204). Refusals are
     answered by `_move_refused`. Without htmx: a redirect to the board.
     """
-    deal = changeable_deal(request, pk, MOVE_RELATIONS)
-    form = MoveForm(request.POST)
-    data = form.command()
-    may_edit = policy.deal_change_rule(request.user)
-    if request.htmx and not data["stage"].is_open and may_edit(deal):
-        return _closing_page(request, deal, data["stage"], source=data["source"])
-    placement = services.Placement(after_id=data.get("after"), before_id=data.get("before"))
+    command = MoveCommand.parse(request.POST)
+    stage = active_stages().filter(pk=command.stage_id).first()
+    if stage is None:
+        raise BadInput("That stage does not exist.")
+    if request.htmx and not stage.is_open:
+        deal = changeable_deal(request, pk, MOVE_RELATIONS)
+        return _closing_page(request, deal, stage, source=command.source)
+    # No read before the move: its lock reads the deal (404 or 403 if the user may not
+    # change it) with the stage, owner and organization the answer's card prints.
     result = services.move_deal(
-        deal,
-        data["stage"],
+        pk,
+        stage,
         by=request.user,
-        expected_version=data["version"],
-        position=placement,
-        source=data["source"],
-        override_reason=data["override_reason"],
-        request_key=data["key"],
+        expected_version=command.version,
+        position=services.Placement(after_id=command.after, before_id=command.before),
+        source=command.source,
+        override_reason=command.override_reason,
+        request_key=command.key,
     )
     if result.change is None:
-        return HttpResponse(status=204) if request.htmx else _plain_redirect(request, deal)
+        return HttpResponse(status=204) if request.htmx else _plain_redirect(request, result.deal)
     # A replayed move's own origin, not where this (retried) request found the deal.
-    return _moved(request, result, result.from_stage, in_place=data["source"] == MoveSource.BOARD)
+    return _moved(request, result, result.from_stage, in_place=command.source == MoveSource.BOARD)
 
 
 def _moved(
