@@ -92,6 +92,20 @@ def is_manager(user: Any) -> bool:
     return _active(user) and user.role == Role.MANAGER
 
 
+def rule_inputs(user: Any) -> tuple[Any, ...]:
+    """Everything the rules here read from `user` itself; whatever else they need (a team's
+    members, whom a manager manages) they ask the database inside the SQL they make. SQL
+    built from a rule for this user can be kept under this key (common.statements)."""
+    return (
+        user.pk,
+        user.is_authenticated,
+        user.is_active,
+        getattr(user, "role", None),
+        user.is_superuser,
+        getattr(user, "team_id", None),
+    )
+
+
 def admins() -> QuerySet[User]:
     """Active admins, those with the admin role first, then superusers, oldest first
     (who acts when a command names no user)."""

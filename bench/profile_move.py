@@ -49,7 +49,7 @@ def _parts() -> dict[Any, str]:
         get_user: "user",
         board.changeable_deal: "view: deal read",
         board.MoveCommand.parse: "view: command",
-        board.active_stages: "view: stage read",
+        board.active_stage: "view: stage read",
         services._lock_current: "move_deal: lock",
         services.gate.evaluate: "move_deal: gate",
         services._position: "move_deal: position",
@@ -61,7 +61,24 @@ def _parts() -> dict[Any, str]:
         queries.column_heads: "answer: totals",
         SimpleTemplateResponse.render: "answer: render",
     }
+    from django.template.context import RequestContext
+    from django.template.defaulttags import URLNode
+
+    from common import ratelimit
+    from common.templatetags import formats as money_tags
     from deals import rows
+
+    named[RequestContext.bind_template] = "answer: render: context processors"
+    named[URLNode.render] = "answer: render: url tags"
+    for name in dir(money_tags):
+        fn = getattr(money_tags, name)
+        if callable(fn) and getattr(fn, "__module__", "") == money_tags.__name__:
+            named[fn] = "answer: render: money filter"
+    named[ratelimit._count] = "view: rate limit"
+    named[board._filters] = "answer: board filters"
+    named[board._prepare_cards] = "answer: card facts"
+    named[board._moved] = "answer: other"
+    named[board.move] = "view: other"
 
     named[rows.lock] = "move_deal: lock row"
     named[rows.load_related] = "move_deal: related rows"

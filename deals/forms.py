@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from accounts import policy
 from common.errors import BadInput
+from common.statements import Prepared
 from deals.models import MoveSource
 from deals.queries import SORTS, BoardFilters
 from stages.gate import Failure
@@ -78,6 +79,19 @@ def active_stages() -> QuerySet[Stage]:
     return Stage.objects.filter(is_archived=False, pipeline__is_archived=False)
 
 
+_ACTIVE_STAGE = Prepared()
+_STAGE_FIELDS = [f.attname for f in Stage._meta.concrete_fields]
+
+
+def active_stage(pk: int) -> Stage | None:
+    """Stage `pk` if a deal may be moved into it (`active_stages`), else None; the SQL is
+    compiled once per stage (a move's one read before its lock)."""
+    found = _ACTIVE_STAGE.rows(pk, lambda: active_stages().filter(pk=pk).values(*_STAGE_FIELDS))
+    if not found:
+        return None
+    return Stage.from_db("default", _STAGE_FIELDS, [found[0][name] for name in _STAGE_FIELDS])
+
+
 # Where a move made through a web form may say it came from. Automations, the API and
 # imports record their own moves; a form can never claim to be one of them.
 WEB_MOVE_SOURCES = [
@@ -119,7 +133,8 @@ class MoveCommand:
         reason = data.get("override_reason", "").strip()
         key = data.get("key", "").strip()
         try:
-            version = _whole_number(data.get("version", ""))
+            # Any version: one past what the deal can have is a conflict (409), not a 400.
+            version = _whole_number(data.get("version", ""), most=None)
             after = _whole_number(data.get("after", ""))
             before = _whole_number(data.get("before", ""))
         except ValueError:
@@ -135,14 +150,18 @@ class MoveCommand:
 
 
 MOVE_KEY = re.compile(r"[A-Za-z0-9-]{8,40}")
+MAX_ID = 2**63 - 1  # the largest id a database column holds
 
 
-def _whole_number(value: str) -> int | None:
-    """A whole number ≥ 1 from a form value; None when blank, ValueError when not one."""
+def _whole_number(value: str, *, most: int | None = MAX_ID) -> int | None:
+    """A whole number from 1 to `most` (an id by default) from a form value; None when
+    blank, ValueError when not one."""
     value = value.strip()
     if not value:
         return None
     if not (value.isascii() and value.isdigit()) or int(value) < 1:
+        raise ValueError(value)
+    if most is not None and int(value) > most:
         raise ValueError(value)
     return int(value)
 

@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from accounts import policy
 from common import formats
+from common.statements import Prepared
 from deals.models import Activity, Deal, StalledFlag
 from stages.models import Pipeline, Stage, StageKind
 
@@ -183,9 +184,26 @@ def column_heads(user: User, filters: BoardFilters, stages: list[Stage]) -> list
     columns = {s.pk: Column(stage=s) for s in stages if s.kind == StageKind.OPEN}
     if not columns:
         return []
-    visible = filters.apply(policy.deals(user)).filter(stage_id__in=list(columns))
+    # Compiled once per user, filters and columns (the ORM's compile cost most of this).
+    key = (policy.rule_inputs(user), filters, tuple(columns))
+    totals = _COLUMN_HEADS.rows(key, lambda: _column_totals(user, filters, list(columns)))
+    for row in totals:
+        column = columns[row["stage_id"]]
+        column.count += row["n"]
+        weighted = (
+            (row["default_rated"] or 0) * column.stage.probability + (row["overridden"] or 0)
+        ) / Decimal(100)
+        column.totals.append(Total(row["currency"], row["total"] or Decimal(0), weighted))
+    return list(columns.values())
+
+
+_COLUMN_HEADS = Prepared()
+
+
+def _column_totals(user: User, filters: BoardFilters, stage_ids: list[int]) -> QuerySet:
+    visible = filters.apply(policy.deals(user)).filter(stage_id__in=stage_ids)
     # No join to stages: the stage default probability is applied per group in Python.
-    totals = (
+    return (
         visible.values("stage_id", "currency")
         .annotate(
             n=Count("id"),
@@ -199,14 +217,6 @@ def column_heads(user: User, filters: BoardFilters, stages: list[Stage]) -> list
         )
         .order_by("stage_id", "currency")
     )
-    for row in totals:
-        column = columns[row["stage_id"]]
-        column.count += row["n"]
-        weighted = (
-            (row["default_rated"] or 0) * column.stage.probability + (row["overridden"] or 0)
-        ) / Decimal(100)
-        column.totals.append(Total(row["currency"], row["total"] or Decimal(0), weighted))
-    return list(columns.values())
 
 
 UNFILTERED = BoardFilters()

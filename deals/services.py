@@ -252,9 +252,6 @@ def move_deal(
     if source not in MoveSource.values:
         raise BadInput("Unknown move source.")
     override_reason = override_reason.strip()
-    if override_reason and not policy.can_override_gate(by):
-        # The form offers no override to them, so this is a malformed request (400).
-        raise InvalidMove("Only managers and admins can override entry criteria.")
     placed = bool(position and (position.after_id or position.before_id))
     try:
         with transaction.atomic():
@@ -262,6 +259,10 @@ def move_deal(
                 _lock_column(to_stage.pk)
             locked = _lock_current(deal, by, expected_version, request_key=request_key)
             from_stage = locked.stage
+            # After the lock, so one who may not change the deal hears that (403 or 404).
+            if override_reason and not policy.can_override_gate(by):
+                # The form offers no override to them, so this is a malformed request (400).
+                raise InvalidMove("Only managers and admins can override entry criteria.")
             if to_stage.is_archived and to_stage.pk != from_stage.pk:
                 raise InvalidMove(f"{to_stage.name} is archived.")
             if to_stage.pk == from_stage.pk:

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts import policy
 from common import formats
-from common.errors import BadInput, DomainError, NotVisible, Refusal
+from common.errors import BadInput, DomainError, NotAllowed, NotVisible, Refusal, describe
 from common.ids import query_number
 from common.ratelimit import rate_limited
 from common.refusals import presents
@@ -30,7 +30,7 @@ from deals.forms import (
     GateFixForm,
     MoveCommand,
     QuickDealForm,
-    active_stages,
+    active_stage,
 )
 from deals.models import Deal, MoveSource, StalledRule
 from stages import gate
@@ -55,6 +55,8 @@ def changeable_deal(
 
 
 def _filters(request: HttpRequest) -> queries.BoardFilters:
+    if not request.GET:  # the unfiltered board (and every move from it): no form needed
+        return queries.UNFILTERED
     return BoardFilterForm(request.GET).filters(request.user)
 
 
@@ -289,6 +291,10 @@ def _move_refused(
         source = request.POST.get("source")
         return _blocked(request, error, source=source if source in MOVE_SOURCES else "")
     deal = getattr(error, "current", None) or visible_deal(request, pk)
+    if isinstance(error, BadInput) and not policy.can_change_deal(request.user, deal):
+        # A move reads no deal before checking its input: one who may not change the deal
+        # hears that (403), as they would for a well-formed move.
+        refusal = describe(NotAllowed("You can only change deals you own or manage."))
     return _error(request, deal, refusal.message, status=refusal.status)
 
 
@@ -308,7 +314,7 @@ def move(request: HttpRequest, pk: int) -> HttpResponse:
     answered by `_move_refused`. Without htmx: a redirect to the board.
     """
     command = MoveCommand.parse(request.POST)
-    stage = active_stages().filter(pk=command.stage_id).first()
+    stage = active_stage(command.stage_id)
     if stage is None:
         raise BadInput("That stage does not exist.")
     if request.htmx and not stage.is_open:
