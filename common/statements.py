@@ -31,9 +31,11 @@ def quote(name: str) -> str:
 class Rows:
     """One model's columns for hand-written SQL, and its rows read back as instances."""
 
-    def __init__(self, model: type[models.Model]) -> None:
+    def __init__(self, model: type[models.Model], names: Sequence[str] = ()) -> None:
+        """All the model's columns, or only the fields `names` (attnames)."""
         self.model = model
-        self.fields = list(model._meta.concrete_fields)
+        fields = list(model._meta.concrete_fields)
+        self.fields = [f for f in fields if f.attname in names] if names else fields
         self.names = [f.attname for f in self.fields]
         self.table = quote(model._meta.db_table)
         self._converters: list[tuple[int, list[Callable[..., Any]], Any]] | None = None
@@ -47,6 +49,10 @@ class Rows:
 
     def instance(self, values: Sequence[Any]) -> models.Model:
         """A model instance from its `columns()` values, as a queryset would build it."""
+        return self.model.from_db(connection.alias, self.names, self.converted(values))
+
+    def converted(self, values: Sequence[Any]) -> Sequence[Any]:
+        """`columns()` values as Python values (what the backend returns may differ)."""
         if self._converters is None:
             self._converters = []
             for i, field in enumerate(self.fields):
@@ -61,7 +67,7 @@ class Rows:
                 for convert in converters:
                     value = convert(value, col, connection)
                 values[i] = value
-        return self.model.from_db(connection.alias, self.names, values)
+        return values
 
     def values(self, obj: models.Model, names: Sequence[str]) -> list[Any]:
         """`obj`'s values of the fields `names` (attnames), ready to be written."""
@@ -74,6 +80,13 @@ def run(sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone() if cursor.description else None
+
+
+def run_all(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Execute `sql` on the default connection; all its rows."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 class Prepared:

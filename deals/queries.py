@@ -31,6 +31,7 @@ from django.utils import timezone
 from accounts import policy
 from common import formats
 from common.statements import Prepared
+from deals import rows
 from deals.models import Activity, Deal, StalledFlag
 from stages.models import Pipeline, Stage, StageKind
 
@@ -234,11 +235,11 @@ def board_card(user: User, filters: BoardFilters, deal: Deal) -> Deal | None:
     if deal.stage.kind != StageKind.OPEN:
         return None
     if replace(filters, sort=UNFILTERED.sort) == UNFILTERED and _card_relations_loaded(deal):
-        upcoming = _upcoming(deal).values("due_at", "subject", "type").first() or {}
+        upcoming = rows.next_activity(deal.pk)
         deal.next_activity_due = upcoming.get("due_at")
         deal.next_activity_subject = upcoming.get("subject")
         deal.next_activity_type = upcoming.get("type")
-        prefetch_related_objects([deal], STALLED_FLAGS)
+        rows.prefetch_stalled_flags(deal)
         return deal
     return card_queryset(user, filters).filter(pk=deal.pk, stage_id=deal.stage_id).first()
 

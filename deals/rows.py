@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 from django.db import connection
 
 from accounts.models import User
-from common.statements import Rows, quote, run
+from common.statements import Rows, quote, run, run_all
 from contacts.models import Organization
-from deals.models import Deal, StageChange
+from deals.models import Activity, Deal, StageChange, StalledFlag
 from stages.models import Stage
 
 if TYPE_CHECKING:
@@ -27,6 +27,8 @@ STAGES = Rows(Stage)
 USERS = Rows(User)
 ORGANIZATIONS = Rows(Organization)
 HISTORY = Rows(StageChange)
+NEXT_ACTIVITY = Rows(Activity, ["due_at", "subject", "type"])
+FLAGS = Rows(StalledFlag)
 POSITION_GAP = 1024
 
 
@@ -123,3 +125,42 @@ def append_history(change: StageChange) -> StageChange:
     change._state.adding = False
     change._state.db = connection.alias
     return change
+
+
+@cache
+def _next_activity_sql() -> str:
+    table = quote(Activity._meta.db_table)
+    columns = ", ".join(quote(f.column) for f in NEXT_ACTIVITY.fields)
+    return (
+        f"SELECT {columns} FROM {table} WHERE deal_id = %s AND NOT done "
+        "ORDER BY due_at, id LIMIT 1"
+    )
+
+
+def next_activity(deal_id: int) -> dict[str, Any]:
+    """The deal's next open activity (as `queries.with_next_activity` orders them):
+    {"due_at", "subject", "type"}, or {} when it has none."""
+    row = run(_next_activity_sql(), [deal_id])
+    if row is None:
+        return {}
+    return dict(zip(NEXT_ACTIVITY.names, NEXT_ACTIVITY.converted(row), strict=True))
+
+
+@cache
+def _flags_sql() -> str:
+    return f"SELECT {FLAGS.columns()} FROM {FLAGS.table} WHERE deal_id = %s ORDER BY rule"
+
+
+def prefetch_stalled_flags(deal: Deal) -> None:
+    """Load the deal's stalled flags, ordered by rule, into `deal.stalled_flags.all()` as
+    `prefetch_related_objects(..., queries.STALLED_FLAGS)` would."""
+    flags = [FLAGS.instance(row) for row in run_all(_flags_sql(), [deal.pk])]
+    for flag in flags:
+        flag.deal = deal  # type: ignore[attr-defined]
+    cached = deal.stalled_flags.all()
+    cached._result_cache = flags
+    cached._prefetch_done = True
+    deal._prefetched_objects_cache = {
+        **getattr(deal, "_prefetched_objects_cache", {}),
+        "stalled_flags": cached,
+    }

@@ -20,6 +20,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from common.statements import Prepared
 from stages.models import CriterionKind, EntryCriterion, Stage, StageKind
 
 
@@ -175,7 +176,7 @@ def evaluate_many(
     if not stages:
         return {}
     if criteria is None:
-        criteria = EntryCriterion.objects.filter(stage__in=stages)
+        criteria = _criteria([s.pk for s in stages])
     by_stage: dict[int, list[EntryCriterion]] = {s.pk: [] for s in stages}
     for criterion in criteria:
         by_stage.setdefault(criterion.stage_id, []).append(criterion)
@@ -200,6 +201,22 @@ def evaluate_many(
                 failures.append(failure)
         result[stage.pk] = failures
     return result
+
+
+_CRITERIA = Prepared()
+_CRITERION_FIELDS = [f.attname for f in EntryCriterion._meta.concrete_fields]
+
+
+def _criteria(stage_ids: list[int]) -> list[EntryCriterion]:
+    """The entry criteria of `stage_ids` (one query, its SQL compiled once per stages)."""
+    found = _CRITERIA.rows(
+        tuple(stage_ids),
+        lambda: EntryCriterion.objects.filter(stage__in=stage_ids).values(*_CRITERION_FIELDS),
+    )
+    return [
+        EntryCriterion.from_db("default", _CRITERION_FIELDS, [row[n] for n in _CRITERION_FIELDS])
+        for row in found
+    ]
 
 
 def evaluate(deal: Any, stage: Stage) -> list[Failure]:
