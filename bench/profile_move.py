@@ -74,6 +74,9 @@ def _parts() -> dict[Any, str]:
         fn = getattr(money_tags, name)
         if callable(fn) and getattr(fn, "__module__", "") == money_tags.__name__:
             named[fn] = "answer: render: money filter"
+    from django.core.handlers.wsgi import WSGIRequest
+
+    named[WSGIRequest._load_post_and_files] = "view: POST parsing"
     named[ratelimit._count] = "view: rate limit"
     named[board._filters] = "answer: board filters"
     named[board._prepare_cards] = "answer: card facts"

@@ -19,7 +19,8 @@ from time import monotonic
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.http import HttpRequest, HttpResponse
 
 from common.client_address import client_address
@@ -56,6 +57,9 @@ def _count(key: str, window: int, window_index: int) -> int:
     """This request's number in its window: from the cache, or locally while it is down."""
     if monotonic() >= _local.cache_down_until:
         try:
+            backend = caches["default"]
+            if isinstance(backend, RedisCache):
+                return _redis_count(backend, key, window)
             cache.add(key, 0, timeout=window)
             try:
                 return cache.incr(key)
@@ -73,6 +77,18 @@ def _count(key: str, window: int, window_index: int) -> int:
                 CACHE_RETRY_SECONDS,
             )
     return _local.incr(key, window_index)
+
+
+def _redis_count(backend: RedisCache, key: str, window: int) -> int:
+    """Start the window's counter (expiring with it) unless it exists, and count this
+    request: one round trip. The cache API's add and incr take three (incr asks whether
+    the key exists first), on every rate-limited request (every move)."""
+    full_key = backend.make_and_validate_key(key)
+    client = backend._cache.get_client(full_key, write=True)
+    pipe = client.pipeline(transaction=False)
+    pipe.set(full_key, 0, ex=window, nx=True)
+    pipe.incr(full_key)
+    return int(pipe.execute()[-1])
 
 
 def hits(key: str, window: int) -> tuple[int, int]:
