@@ -201,7 +201,19 @@ def measure_size(
         floor = (b0.get("bare_move") or {}).get("p50_ms", 0)
         django_floor = (b0.get("authenticated") or {}).get("p50_ms", 0)
         run.out["b2"] = b2_move.measure(
-            rep, data, runs=profile.move_runs, floor_p50_ms=floor, django_floor_p50_ms=django_floor
+            rep,
+            data,
+            runs=profile.move_runs,
+            floor_p50_ms=floor,
+            django_floor_p50_ms=django_floor,
+            django_floor=b0.get("authenticated"),
+        )
+        result = run.out["b2"]
+        log(
+            f"    p50 {result['p50_ms']} ms, Python CPU {result['python_cpu_p50_ms']} ms, "
+            f"{result['python_calls']:,} Python calls, {result['statements']} statements; "
+            f"÷ authenticated floor: {result['ratio_to_django_floor']}x wall, "
+            f"{result['cpu_to_django_floor']}x CPU, {result['calls_to_django_floor']}x calls"
         )
 
     run.step("B2 move", move)

@@ -114,6 +114,7 @@ def authenticated_floor(client: Any, deal_id: int, *, runs: int = RUNS) -> dict[
     cpu: list[float] = []
     result = stats.summary(stats.repeat(once, runs=runs, warmup=20, cpu=cpu))
     result["python_cpu_p50_ms"] = stats.summary(cpu)["p50_ms"]
+    result["python_calls"] = stats.python_calls(once)
     return result
 
 

@@ -61,6 +61,7 @@ def measure(
     runs: int,
     floor_p50_ms: float,
     django_floor_p50_ms: float = 0,
+    django_floor: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     client = Client()
     client.force_login(user)
@@ -77,10 +78,17 @@ def measure(
         with CaptureQueriesContext(connection) as queries:
             statuses.append(driver.move())
         counts.append(len(queries))
+    calls = stats.python_calls(once)
     failed = sum(1 for status in statuses if status != 200)
+    python_cpu = stats.summary(cpu)["p50_ms"]
+    floor = django_floor or {}
     return {
         **timing,
-        "python_cpu_p50_ms": stats.summary(cpu)["p50_ms"],
+        "python_cpu_p50_ms": python_cpu,
+        "python_calls": calls,
+        # The same ratio in load-independent terms (calls) and in CPU time.
+        "calls_to_django_floor": stats.ratio(calls, floor.get("python_calls", 0)),
+        "cpu_to_django_floor": stats.ratio(python_cpu, floor.get("python_cpu_p50_ms", 0)),
         "statements": int(statistics.median(counts)),
         "statements_range": [min(counts), max(counts)],
         "ratio_to_bare_sql": stats.ratio(timing["p50_ms"], floor_p50_ms),

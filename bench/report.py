@@ -277,6 +277,10 @@ def _ms(value: Any) -> str:
     return "—" if value is None else f"{value:,.1f}"
 
 
+def _count(value: Any) -> str:
+    return "—" if value is None else f"{value:,}"
+
+
 def markdown(results: dict[str, Any]) -> str:
     m = results["machine"]
     lines = [
@@ -343,6 +347,7 @@ def markdown(results: dict[str, Any]) -> str:
                 _ms(_get(b0, "hello_http", "p50_ms")),
                 _ms(_get(b0, "authenticated", "p50_ms")),
                 _ms(_get(b0, "authenticated", "python_cpu_p50_ms")),
+                _count(_get(b0, "authenticated", "python_calls")),
             ]
         )
     table(
@@ -355,6 +360,7 @@ def markdown(results: dict[str, Any]) -> str:
             "Django hello (gunicorn, HTTP)",
             "authenticated Django floor (lock + update one deal)",
             "its Python CPU p50",
+            "its Python calls",
         ],
         body,
     )
@@ -409,6 +415,9 @@ def markdown(results: dict[str, Any]) -> str:
                     f"{b['ratio_to_bare_sql']}{X}",
                     _ms(_get(run, "b0", "authenticated", "p50_ms")),
                     _ratio(b.get("ratio_to_django_floor")),
+                    _ratio(b.get("cpu_to_django_floor")),
+                    _count(b.get("python_calls")),
+                    _ratio(b.get("calls_to_django_floor")),
                     b["not_200"],
                 ]
             )
@@ -424,6 +433,9 @@ def markdown(results: dict[str, Any]) -> str:
             "ratio",
             "authenticated Django floor p50",
             "ratio",
+            "CPU ratio",
+            "Python calls",
+            "calls ratio",
             "not 200",
         ],
         body,
