@@ -260,7 +260,13 @@ def measure_size(
             f"    {result['streams']} streams, {result['kb_per_stream']} KB each; delivery "
             f"p50 {result['delivery_p50_ms']} ms, p95 {result['delivery_p95_ms']} ms, all "
             f"{result['all_streams_p50_ms']} ms; moves/s {result['moves_per_s_without_streams']}"
-            f" -> {result['moves_per_s_with_streams']} ({result['slower_pct']} % slower)"
+            f" -> {result['moves_per_s_with_streams']} ({result['slower_pct']} % slower); "
+            f"server CPU per move {result['server_cpu_ms_per_move'][0]} -> "
+            f"{result['server_cpu_ms_per_move'][1]} ms (streams add "
+            f"{result['stream_cpu_share_pct']} %); receivers' CPU per move "
+            f"{result['receivers_cpu_ms_per_move']} ms; under load heard "
+            f"p50 {result['under_load_after_answer_p50_ms']} ms, "
+            f"p95 {result['under_load_after_answer_p95_ms']} ms after the answer"
         )
 
     run.step("B7 live", live_streams)

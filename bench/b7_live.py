@@ -9,16 +9,24 @@ streams to it (/live/stream/, as a rep), then measures:
   sending it until each stream received that deal's announcement, p50/p95 over every
   (stream, move), and per move the time until the last stream had it;
 - the move path: moves/s from a few concurrent clients with no stream open, then with
-  the N streams open (and reading every announcement), and how much slower that is.
+  the N streams open (and reading every announcement), and how much slower that is. The
+  two arms alternate (without, with, without, with: ROUNDS of each, the streams opened
+  and closed each round), so both meet the same machine.
+- the server process's CPU per move in each arm (from /proc): load-independent, unlike
+  moves/s on a shared machine. What the streams add per move, as a share of a move's own
+  CPU, is about how much slower moves get when the server's core is what limits them.
+- under the throughput arm, when a sample of the streams heard each move after its
+  answer reached the client (the server batches announcements under a stream of moves).
 
-The client runs in this process on the same cores as the server: at N=500 it parses
-every frame of 500 streams, which the browsers of a real team would do elsewhere.
+The streams are held by a child process (bench.live_streams), not by this one: parsing
+500 streams here slowed the load generator's own moves, which is no cost of the server's.
+It still shares the machine's two cores with the server (as do PostgreSQL and Redis); its
+CPU per move is reported too. Nothing is pinned to a core.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import secrets
 import sys
@@ -31,11 +39,16 @@ from bench import stats
 from bench.b2_move import rep_open_deals
 from bench.b3_concurrent import Server, session_cookie
 from bench.datagen import Dataset
+from bench.live_streams import Receivers
 
 ROOT = Path(__file__).resolve().parent.parent
 DELIVERY_MOVES = 20
 THROUGHPUT_MOVES = 300
 CLIENTS = 4
+ROUNDS = 2
+# After the throughput arm, time for the last batch to reach the streams (the server
+# feeds them at most every deals.live.FLUSH_SECONDS).
+FLUSH_WAIT = 1.5
 
 
 def cpu_s(pid: int) -> float:
@@ -65,52 +78,6 @@ class Uvicorn(Server):
         ]
 
 
-class Stream:
-    """One open /live/stream/: records when each (deal, version) announcement arrived
-    (while `recording`; otherwise it only drains what arrives, as cheaply as it can)."""
-
-    recording = True
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.heard: dict[tuple[int, int], float] = {}
-        self.task = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        buffer = b""
-        while chunk := await self.reader.read(65536):
-            if not Stream.recording:
-                continue
-            now = time.perf_counter()
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                if line.startswith(b"data: {") and b'"deal"' in line:
-                    data = json.loads(line[6:])
-                    self.heard.setdefault((data["deal"], data["version"]), now)
-
-    def close(self) -> None:
-        self.task.cancel()
-        self.writer.close()
-
-
-async def open_stream(port: int, cookie: str) -> Stream:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(
-        f"GET /live/stream/ HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n"
-        "Accept: text/event-stream\r\n\r\n".encode()
-    )
-    await writer.drain()
-    seen = b""
-    while b"retry:" not in seen:
-        chunk = await reader.read(4096)
-        if not chunk:
-            raise RuntimeError(f"stream refused: {seen[:200]!r}")
-        seen += chunk
-    return Stream(reader, writer)
-
-
 class Mover:
     """Moves a rep's own open deals one stage on over HTTP/1.1, as the board's drop does;
     one connection per move (the browser's keep-alive would only help)."""
@@ -122,6 +89,8 @@ class Mover:
         self.state = {pk: [stage, version] for pk, stage, version in rep_open_deals(rep_id, data)}
         self.opened = data.open_stage_ids
         self.statuses: dict[int, int] = {}
+        # When each move's answer came: (deal, version it wrote) -> perf_counter.
+        self.answered: dict[tuple[int, int], float] = {}
 
     def deals(self, share: int, of: int) -> list[int]:
         return [pk for i, pk in enumerate(sorted(self.state)) if i % of == share]
@@ -148,6 +117,7 @@ class Mover:
         self.statuses[status] = self.statuses.get(status, 0) + 1
         if status == 200:
             self.state[deal_id] = [target, version + 1]
+            self.answered[(deal_id, version + 1)] = time.perf_counter()
         return status, self.state[deal_id][1]
 
     async def throughput(self, total: int, clients: int) -> float:
@@ -167,6 +137,35 @@ class Mover:
         return total / (time.perf_counter() - started)
 
 
+class Arm:
+    """One side of the comparison, summed over its rounds."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.cpu = 0.0
+        self.moves = 0
+        self.windows: list[tuple[float, float]] = []
+
+    async def run(self, mover: Mover, pid: int, moves: int) -> None:
+        """`moves` moves from CLIENTS concurrent clients, the server's CPU meanwhile."""
+        cpu = cpu_s(pid)
+        started = time.perf_counter()
+        await mover.throughput(moves, CLIENTS)
+        ended = time.perf_counter()
+        self.seconds += ended - started
+        self.cpu += cpu_s(pid) - cpu
+        self.moves += moves
+        self.windows.append((started, ended))
+
+    @property
+    def rate(self) -> float:
+        return self.moves / self.seconds
+
+    @property
+    def cpu_ms_per_move(self) -> float:
+        return self.cpu * 1000 / self.moves
+
+
 async def _measure(
     server: Uvicorn, session: str, mover: Mover, streams: int, moves: int
 ) -> dict[str, Any]:
@@ -174,29 +173,70 @@ async def _measure(
     cookie = f"sessionid={session}"
     # Warm up the process (imports, first queries) before anything is measured.
     await mover.throughput(20, 2)
+    # The two arms alternate (without, with, without, with), each a share of its moves,
+    # so a change in the machine's load meanwhile falls on both alike.
+    without, with_streams = Arm(), Arm()
+    receivers_cpu = 0.0
+    heard: list[dict[tuple[int, int], float]] = []
+    result: dict[str, Any] = {"streams": streams}
+    with Receivers(server.port, cookie) as receivers:
+        for round_ in range(ROUNDS):
+            await without.run(mover, pid, moves // ROUNDS)
+            before = rss_kb(pid)
+            opening = receivers.call("open", streams)
+            await asyncio.sleep(2)
+            if round_ == 0:
+                after = rss_kb(pid)
+                result |= {
+                    "opening_s": round(opening, 1),
+                    "rss_before_mb": round(before / 1024, 1),
+                    "rss_after_mb": round(after / 1024, 1),
+                    "kb_per_stream": round((after - before) / streams, 1),
+                    **(await _delivery(mover, receivers)),
+                }
+            receivers.call("record_all", False)
+            client = cpu_s(receivers.process.pid)
+            await with_streams.run(mover, pid, moves // ROUNDS)
+            receivers_cpu += cpu_s(receivers.process.pid) - client
+            await asyncio.sleep(FLUSH_WAIT)
+            heard += receivers.call("sampled")
+            receivers.call("record_all", True)
+            receivers.call("close")
+            await asyncio.sleep(1)
+    # Under the throughput arm, when a sampled stream heard each move, after its answer
+    # reached the client (negative: before).
+    under_load = [
+        h[key] - at
+        for key, at in mover.answered.items()
+        if any(start <= at <= end for start, end in with_streams.windows)
+        for h in heard
+        if key in h
+    ]
+    loaded = stats.summary(under_load) if under_load else {}
+    cpu_without, cpu_with = without.cpu_ms_per_move, with_streams.cpu_ms_per_move
+    return result | {
+        "moves_per_s_without_streams": round(without.rate, 1),
+        "moves_per_s_with_streams": round(with_streams.rate, 1),
+        "slower_pct": round((1 - with_streams.rate / without.rate) * 100, 1),
+        # Load-independent: the server process's CPU per move in each arm. What the open
+        # streams add per move, over a move's own CPU, is about how much slower moves get
+        # when the server's core is what limits them.
+        "server_cpu_ms_per_move": [round(cpu_without, 2), round(cpu_with, 2)],
+        "stream_cpu_ms_per_move": round(cpu_with - cpu_without, 2),
+        "stream_cpu_share_pct": round((cpu_with - cpu_without) / cpu_without * 100, 1),
+        # The receivers' process, reading every frame of every stream, on the same cores.
+        "receivers_cpu_ms_per_move": round(receivers_cpu * 1000 / with_streams.moves, 2),
+        "under_load_after_answer_p50_ms": loaded.get("p50_ms"),
+        "under_load_after_answer_p95_ms": loaded.get("p95_ms"),
+        "rounds": ROUNDS,
+        "clients": CLIENTS,
+        "throughput_moves": moves,
+        "statuses": {str(k): v for k, v in sorted(mover.statuses.items())},
+    }
 
-    async def timed() -> tuple[float, float, float]:
-        """Moves/s, and the server's and this client's CPU ms per move."""
-        server_cpu, client_cpu = cpu_s(pid), time.process_time()
-        rate = await mover.throughput(moves, CLIENTS)
-        return (
-            rate,
-            (cpu_s(pid) - server_cpu) * 1000 / moves,
-            (time.process_time() - client_cpu) * 1000 / moves,
-        )
 
-    without, server_without, client_without = await timed()
-
-    before = rss_kb(pid)
-    started = time.perf_counter()
-    opened: list[Stream] = []
-    for first in range(0, streams, 50):
-        batch = min(50, streams - first)
-        opened += await asyncio.gather(*(open_stream(server.port, cookie) for _ in range(batch)))
-    opening = time.perf_counter() - started
-    await asyncio.sleep(2)
-    after = rss_kb(pid)
-
+async def _delivery(mover: Mover, receivers: Receivers) -> dict[str, Any]:
+    """One move at a time: from sending it until each stream heard it."""
     delays: list[float] = []
     last: list[float] = []
     missed = 0
@@ -205,45 +245,20 @@ async def _measure(
         status, version = await mover.move(deal_id)
         if status != 200:
             continue
-        key = (deal_id, version)
-        deadline = time.perf_counter() + 10
-        while time.perf_counter() < deadline and any(key not in s.heard for s in opened):
-            await asyncio.sleep(0.005)
-        arrived = [s.heard[key] - sent for s in opened if key in s.heard]
-        missed += len(opened) - len(arrived)
+        heard = receivers.call("wait", (deal_id, version), 10.0)
+        arrived = [at - sent for at in heard if at is not None]
+        missed += len(heard) - len(arrived)
         delays += arrived
         last.append(max(arrived, default=10.0))
         await asyncio.sleep(0.2)
-
-    Stream.recording = False
-    with_streams, server_with, client_with = await timed()
-    Stream.recording = True
-    for stream in opened:
-        stream.close()
-
     per_stream = stats.summary(delays) if delays else {}
     return {
-        "streams": streams,
-        "opening_s": round(opening, 1),
-        "rss_before_mb": round(before / 1024, 1),
-        "rss_after_mb": round(after / 1024, 1),
-        "kb_per_stream": round((after - before) / streams, 1),
         "delivery_moves": len(last),
         "delivery_p50_ms": per_stream.get("p50_ms"),
         "delivery_p95_ms": per_stream.get("p95_ms"),
         "all_streams_p50_ms": round(sorted(last)[len(last) // 2] * 1000, 1) if last else None,
         "all_streams_max_ms": round(max(last) * 1000, 1) if last else None,
         "missed": missed,
-        "moves_per_s_without_streams": round(without, 1),
-        "moves_per_s_with_streams": round(with_streams, 1),
-        "slower_pct": round((1 - with_streams / without) * 100, 1) if without else None,
-        # Where the difference goes: the server's fan-out, and this client reading
-        # every frame of every stream on the same cores.
-        "server_cpu_ms_per_move": [round(server_without, 2), round(server_with, 2)],
-        "client_cpu_ms_per_move": [round(client_without, 2), round(client_with, 2)],
-        "clients": CLIENTS,
-        "throughput_moves": moves,
-        "statuses": {str(k): v for k, v in sorted(mover.statuses.items())},
     }
 
 

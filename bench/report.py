@@ -78,6 +78,15 @@ def _get(tree: Any, *path: Any) -> Any:
     return tree
 
 
+def _cpu_per_move(b7: dict[str, Any]) -> str:
+    """Server CPU per move without and with the streams open, and what the streams add
+    as a share of a move's own: the load-independent side of B7's slowdown."""
+    cpu = b7.get("server_cpu_ms_per_move")
+    if not cpu or "stream_cpu_share_pct" not in b7:
+        return "-"
+    return f"{cpu[0]} → {cpu[1]} ms ({b7['stream_cpu_share_pct']} %)"
+
+
 def _size_label(size: int) -> str:
     if size >= 1_000_000 and size % 1_000_000 == 0:
         return f"{size // 1_000_000}M"
@@ -551,6 +560,7 @@ def markdown(results: dict[str, Any]) -> str:
                     f"{b['moves_per_s_without_streams']:,.1f}",
                     f"{b['moves_per_s_with_streams']:,.1f}",
                     f"{b['slower_pct']} %",
+                    _cpu_per_move(b),
                 ]
             )
     table(
@@ -566,6 +576,7 @@ def markdown(results: dict[str, Any]) -> str:
             "moves/s without",
             "with streams",
             "slower",
+            "server CPU per move (streams' share)",
         ],
         body,
     )
