@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.db import transaction
+from django.db.models import Max, OuterRef, Subquery
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from accounts import policy
@@ -18,6 +21,42 @@ if TYPE_CHECKING:
     from accounts.models import User
     from contacts.models import Person
     from deals.models import Event
+
+
+def activity_times() -> dict[str, Subquery]:
+    """`Deal.last_activity_at` and `Deal.next_activity` recounted from the deal's
+    activities, as values for `QuerySet.update`: the latest time an activity was logged
+    (created) or completed, and the open activity a card shows as next."""
+    latest = (
+        Activity.objects.filter(deal=OuterRef("pk"))
+        .values("deal")
+        # SQLite's max() of a NULL is NULL: an open activity counts by its creation.
+        .annotate(at=Max(Greatest("created_at", Coalesce("done_at", "created_at"))))
+        .values("at")
+    )
+    # In the order a card picks its next activity (`deals.queries.with_next_activity`).
+    following = (
+        Activity.objects.filter(deal=OuterRef("pk"), done=False)
+        .order_by("due_at", "id")
+        .values("pk")[:1]
+    )
+    return {"last_activity_at": Subquery(latest), "next_activity": Subquery(following)}
+
+
+def refresh_activity_times(deal_ids: Collection[int]) -> None:
+    """Recount the deals' activity times (`activity_times`); every write of activities
+    calls it in its transaction.
+
+    A recount, not an increment, so it is right whatever was written and in whatever
+    order (imports write the past); one UPDATE per 500 deals. The deals are locked first:
+    a writer that waited for another's lock recounts after that one committed, and so
+    sees its activities (an UPDATE's subqueries read the snapshot it started with).
+    """
+    ids = sorted(set(deal_ids))
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        list(Deal.objects.filter(pk__in=chunk).order_by("pk").select_for_update().values("pk"))
+        Deal.objects.filter(pk__in=chunk).update(**activity_times())
 
 
 def _event(
@@ -69,6 +108,7 @@ def log_activity(
             done=done,
             done_at=now if done else None,
         )
+        refresh_activity_times([deal.pk])
         # Logging activity can clear "no recent activity"/"no next step" flags.
         events.publish(_event("activity.created", activity, deal, by=by, source=source))
     return activity
@@ -97,6 +137,7 @@ def complete_activity(activity_id: int, *, by: User) -> Activity:
             activity.done = True
             activity.done_at = timezone.now()
             activity.save(update_fields=["done", "done_at"])
+            refresh_activity_times([activity.deal_id])
             events.publish(_event("activity.completed", activity, activity.deal, by=by))
     return activity
 
@@ -109,6 +150,7 @@ def update_activity(
     activity.subject, activity.type, activity.due_at, activity.note = subject, type, due_at, note
     with transaction.atomic():
         activity.save(update_fields=["subject", "type", "due_at", "note"])
+        refresh_activity_times([activity.deal_id])
         events.publish(_event("activity.updated", activity, activity.deal, by=by))
     return activity
 
@@ -121,4 +163,5 @@ def delete_activity(activity_id: int, *, by: User) -> None:
     with transaction.atomic():
         published = _event("activity.deleted", activity, activity.deal, by=by)
         activity.delete()
+        refresh_activity_times([activity.deal_id])
         events.publish(published)

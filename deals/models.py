@@ -81,6 +81,21 @@ class Deal(models.Model):
     external_id = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
+    # What the stalled rules ask of a deal's activities, kept on the deal by every
+    # activity write in its transaction (`deals.activities.refresh_activity_times`), so
+    # the job reads one row per deal instead of all the deal's activities: when an
+    # activity was last logged or completed, and the open activity that comes next.
+    last_activity_at = models.DateTimeField(null=True, blank=True, editable=False)
+    next_activity = models.ForeignKey(
+        "Activity",
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.DO_NOTHING,  # refreshed by whatever deletes the activity
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
 
     objects = DealQuerySet.as_manager()
 

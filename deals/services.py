@@ -600,6 +600,10 @@ def _save_items(
         )
         for kind, subject in items.activities
     )
+    if logged:
+        from deals.activities import refresh_activity_times
+
+        refresh_activity_times([deal.pk])
     if items.contact_roles:
         DealContact.objects.bulk_create(
             [DealContact(deal=deal, person_id=pk, role=role) for role, pk in items.contact_roles],

@@ -11,22 +11,15 @@ Nothing loops over deals in Python, and a second run finds nothing to add or del
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import connection, transaction
-from django.db.models import (
-    CharField,
-    Exists,
-    F,
-    OuterRef,
-    Q,
-    QuerySet,
-    Value,
-)
+from django.db.models import Case, CharField, F, Func, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from accounts import policy
@@ -34,7 +27,6 @@ from common.errors import NotVisible, RuleFailed
 from common.sql import DaysBefore, hold_job_lock
 from deals import events
 from deals.models import (
-    Activity,
     Deal,
     EventSource,
     FieldChange,
@@ -61,35 +53,39 @@ def candidates(today: date) -> QuerySet[Deal]:
     return Deal.objects.filter(stage__kind=StageKind.OPEN).exclude(snoozed_until__gte=today)
 
 
-def firing(rule: str, now: datetime) -> QuerySet[Deal]:
-    """The deals for which `rule` fires at `now`, as one queryset (no rows are loaded)."""
+def applies(rule: str, now: datetime) -> Q:
+    """When `rule` fires at `now` for a deal the rules look at (`candidates`): a condition
+    on the deal's row and its stage. The activity rules read the activity times kept on
+    the deal (`Deal.last_activity_at`, `Deal.next_activity`), not the activities."""
     today = timezone.localdate(now)
-    deals = candidates(today)
     match rule:
         case StalledRule.IN_STAGE_TOO_LONG:
             # `Deal.days_in_stage` counts whole days, so "more than R days" starts at R + 1.
             entered_before = DaysBefore(Value(now), F("stage__rotting_days") + 1)
-            return deals.filter(stage__rotting_days__gt=0, stage_entered_at__lte=entered_before)
+            return Q(stage__rotting_days__gt=0, stage_entered_at__lte=entered_before)
         case StalledRule.NO_RECENT_ACTIVITY:
             cutoff = now - timedelta(days=settings.STALLED_NO_ACTIVITY_DAYS)
-            recent = Activity.objects.filter(deal=OuterRef("pk")).filter(
-                Q(done_at__gt=cutoff) | Q(created_at__gt=cutoff)
-            )
             # A deal younger than the window has not gone quiet yet.
-            return deals.filter(created_at__lte=cutoff).exclude(Exists(recent))
+            return Q(created_at__lte=cutoff) & (
+                Q(last_activity_at__isnull=True) | Q(last_activity_at__lte=cutoff)
+            )
         case StalledRule.NO_NEXT_STEP:
             # Any open activity is a next step, overdue or not: it is what the card shows
             # as "Next", and being late is the overdue mark's and the reminder's job.
             # Counting only future ones flagged "no next step" beside "Next: … Dec 4".
             # A deal created today has the rest of the day to get one.
-            planned = Activity.objects.filter(deal=OuterRef("pk"), done=False)
             start_of_today = timezone.make_aware(datetime.combine(today, time.min))
-            return deals.filter(created_at__lt=start_of_today).exclude(Exists(planned))
+            return Q(created_at__lt=start_of_today, next_activity__isnull=True)
         case StalledRule.CLOSE_DATE_PASSED:
-            return deals.filter(expected_close_date__lt=today)
+            return Q(expected_close_date__lt=today)
         case StalledRule.CLOSE_DATE_SLIPPING:
-            return deals.filter(close_date_pushes__gte=settings.STALLED_SLIPPING_PUSHES)
+            return Q(close_date_pushes__gte=settings.STALLED_SLIPPING_PUSHES)
     raise ValueError(f"unknown stalled rule {rule!r}")
+
+
+def firing(rule: str, now: datetime) -> QuerySet[Deal]:
+    """The deals for which `rule` fires at `now`, as one queryset (no rows are loaded)."""
+    return candidates(timezone.localdate(now)).filter(applies(rule, now))
 
 
 @dataclass
@@ -113,24 +109,46 @@ class RefreshResult:
 def _firing_rows(now: datetime, deal_ids: Collection[int] | None) -> tuple[str, tuple[Any, ...]]:
     """SQL for one row (f_deal, f_owner, f_title, f_rule) per rule that fires for a deal.
 
-    The five rule querysets joined with UNION ALL: each is a plain scan of open deals, and
-    the activity rules become hash anti-joins, which spill to disk when large (a hashed
-    NOT IN would re-scan its whole list for every deal once it no longer fits in memory).
+    PostgreSQL reads each candidate deal once: the names of the rules that fire for it
+    as an array, unnested into rows. Elsewhere the five rule querysets joined with
+    UNION ALL (five scans of the deals, fine at the sizes SQLite serves).
     """
-    parts = []
-    for rule in StalledRule.values:
-        deals = firing(rule, now)
-        if deal_ids is not None:
-            deals = deals.filter(pk__in=deal_ids)
-        parts.append(
-            deals.order_by().values(
-                f_deal=F("pk"),
-                f_owner=F("owner_id"),
-                f_title=F("title"),
-                f_rule=Value(rule, output_field=CharField()),
-            )
+    if connection.vendor != "postgresql":
+        parts = [_scoped(firing(rule, now), deal_ids) for rule in StalledRule.values]
+        return _union(
+            deal.values(**_FIRING_ROW, f_rule=Value(rule, output_field=CharField()))
+            for deal, rule in zip(parts, StalledRule.values, strict=True)
         )
-    return parts[0].union(*parts[1:], all=True).order_by().query.sql_with_params()
+    names = [Case(When(applies(rule, now), then=Value(rule))) for rule in StalledRule.values]
+    deals = _scoped(candidates(timezone.localdate(now)), deal_ids)
+    per_deal, params = (
+        deals.order_by().values(**_FIRING_ROW, f_rules=_Holding(*names)).query.sql_with_params()
+    )
+    return (
+        "SELECT d.f_deal, d.f_owner, d.f_title, r.f_rule "
+        f"FROM ({per_deal}) d CROSS JOIN LATERAL unnest(d.f_rules) AS r(f_rule)",
+        params,
+    )
+
+
+_FIRING_ROW = {"f_deal": F("pk"), "f_owner": F("owner_id"), "f_title": F("title")}
+
+
+class _Holding(Func):
+    """PostgreSQL: an array of the values given that are not NULL (here, the names of the
+    rules whose condition holds)."""
+
+    template = "array_remove(ARRAY[%(expressions)s]::text[], NULL)"
+    output_field = ArrayField(CharField())
+
+
+def _scoped(deals: QuerySet[Deal], deal_ids: Collection[int] | None) -> QuerySet[Deal]:
+    return deals if deal_ids is None else deals.filter(pk__in=deal_ids)
+
+
+def _union(parts: Iterable[QuerySet[Any]]) -> tuple[str, tuple[Any, ...]]:
+    first, *rest = (part.order_by() for part in parts)
+    return first.union(*rest, all=True).order_by().query.sql_with_params()
 
 
 def refresh_flags(
@@ -166,6 +184,9 @@ def _sync_in_one_statement(now: datetime, deal_ids: Collection[int] | None) -> R
     already marked notified. A full join can only be a hash or merge join: the planner
     cannot pick a nested loop that re-reads the flags for every firing row (quadratic,
     and tempting when the flags table was just emptied and its statistics say "no rows").
+    New flags are inserted without ON CONFLICT: only this job writes flags, under its lock,
+    so `diff` (read after the lock was taken) knows every flag that exists, and a plain
+    insert skips a probe of the unique index per flag.
     """
     from deals.notifications import notices_sql
 
@@ -205,7 +226,6 @@ def _sync_in_one_statement(now: datetime, deal_ids: Collection[int] | None) -> R
         added AS (
             INSERT INTO {flags} (deal_id, rule, flagged_at, notified_at)
             SELECT deal_id, rule, flagged_at, %s FROM diff WHERE flag_id IS NULL
-            ON CONFLICT DO NOTHING
             RETURNING rule
         ),
         marked AS (
@@ -263,20 +283,32 @@ def _sync_in_one_statement(now: datetime, deal_ids: Collection[int] | None) -> R
 
 STALLED = "deal.stalled"
 UNSTALLED = "deal.unstalled"
+
+
+def _rule_names(column: str) -> str:
+    """SQL: the rule names of a group's rows as a JSON array in name order. One
+    conditional aggregate per rule, as an ordered jsonb_agg would sort every group (the
+    first run makes most deals a group)."""
+    picks = ", ".join(
+        f"max(CASE WHEN {column} = '{rule}' THEN {column} END)"
+        for rule in sorted(StalledRule.values)
+    )
+    return f"to_jsonb(array_remove(ARRAY[{picks}]::text[], NULL))"
+
+
 # One event per deal and kind, with the rule keys that started (stopped) firing: rows of
 # the refresh's `diff` (PostgreSQL) with columns deal_id and payload, for events.insert_sql.
-STALLED_EVENT_ROWS_PG = """
+STALLED_EVENT_ROWS_PG = f"""
     SELECT deal_id, jsonb_build_object(
-        'deal_id', deal_id, 'owner_id', max(owner_id), 'rules', jsonb_agg(rule ORDER BY rule)
+        'deal_id', deal_id, 'owner_id', max(owner_id), 'rules', {_rule_names("rule")}
     ) AS payload
     FROM diff WHERE flag_id IS NULL GROUP BY deal_id
 """
-UNSTALLED_EVENT_ROWS_PG = """
+UNSTALLED_EVENT_ROWS_PG = f"""
     SELECT diff.deal_id, jsonb_build_object(
-        'deal_id', diff.deal_id, 'owner_id', d.owner_id,
-        'rules', jsonb_agg(diff.rule ORDER BY diff.rule)
+        'deal_id', diff.deal_id, 'owner_id', d.owner_id, 'rules', {_rule_names("diff.rule")}
     ) AS payload
-    FROM diff JOIN {deals} d ON d.id = diff.deal_id
+    FROM diff JOIN {{deals}} d ON d.id = diff.deal_id
     WHERE NOT diff.fires GROUP BY diff.deal_id, d.owner_id
 """
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from django.utils import timezone
 
 from accounts import policy
+from deals.activities import refresh_activity_times
 from deals.models import (
     Activity,
 )
@@ -176,6 +177,7 @@ class ActivityWriter:
             )
             new.append((row, activity, problems))
         Activity.objects.bulk_create([a for _r, a, _p in new])
+        refresh_activity_times({a.deal_id for _r, a, _p in new})
         for row, activity, problems in new:
             recorder.created(ACTIVITY, activity.pk)
             outcomes.append(Outcome(row.line, activity.subject, "created", activity.pk, problems))

@@ -25,6 +25,7 @@ from accounts import policy
 from accounts.models import Team
 from contacts.models import Organization, Person
 from deals import events
+from deals.activities import refresh_activity_times
 from deals.models import Activity, Deal, EventSource, GateEvent, RewrittenHistory, StageChange
 from imports.models import ImportAction, ImportedRecord, ImportJob, ImportStatus
 from imports.records import ACTIVITY, DEAL, ORGANIZATION, PERSON, TEAM, USER
@@ -125,9 +126,10 @@ def undo_import(job: ImportJob, *, by: User) -> dict[str, int]:
         result["deals_deleted"] = removed
         activities = 0
         for chunk in _chunks(_ids(locked, ACTIVITY, ImportAction.CREATED)):
-            activities += (
-                Activity.objects.filter(pk__in=chunk).delete()[1].get("deals.Activity", 0)
-            )
+            gone = Activity.objects.filter(pk__in=chunk)
+            on_deals = set(gone.values_list("deal_id", flat=True))
+            activities += gone.delete()[1].get("deals.Activity", 0)
+            refresh_activity_times(on_deals)
         result["activities_deleted"] = activities
         kept = 0
         from accounts.models import User as UserModel

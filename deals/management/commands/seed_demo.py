@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from accounts.models import Role, Team, User
 from contacts.models import Organization, Person
+from deals.activities import activity_times
 from deals.models import Activity, ChecklistTick, Deal, DealContact, StageChange
 from stages.models import (
     ActivityType,
@@ -334,6 +335,7 @@ class Command(BaseCommand):
         )
         StageChange.objects.bulk_create(changes, batch_size=1000)
         Activity.objects.bulk_create(activities, batch_size=1000)
+        Deal.objects.update(**activity_times())  # a recount: right for every deal
         ChecklistTick.objects.bulk_create(ticks, batch_size=1000)
         DealContact.objects.bulk_create(contacts, batch_size=1000, ignore_conflicts=True)
 
