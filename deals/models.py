@@ -373,8 +373,16 @@ class StalledFlag(models.Model):
     """A stalled rule that currently fires for a deal. Rows are removed when the cause goes."""
 
     # Indexed by the (deal, rule) unique constraint: one index less to write per flag.
+    # No database constraint: a flag is derived data that the job writes by the million
+    # when a rule is first turned on, and a constraint checks each row at commit (an
+    # index probe and a lock on its deal: a third of that run). Deleting a deal through
+    # the ORM still deletes its flags, and the job clears any flag whose deal has gone.
     deal = models.ForeignKey(
-        Deal, on_delete=models.CASCADE, related_name="stalled_flags", db_index=False
+        Deal,
+        on_delete=models.CASCADE,
+        related_name="stalled_flags",
+        db_index=False,
+        db_constraint=False,
     )
     rule = models.CharField(max_length=24, choices=StalledRule.choices)
     flagged_at = models.DateTimeField(default=timezone.now)

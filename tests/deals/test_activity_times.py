@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from deals import activities, services, stalled
-from deals.models import Activity, Deal, StalledFlag, StalledRule
+from deals.models import Activity, Deal, Event, StalledFlag, StalledRule
 from imports.undo import undo_import
 from stages.models import StageKind
 from tests.factories import DealFactory
@@ -225,3 +225,14 @@ def test_stored_flags_equal_the_rules_on_the_raw_activities(rep, stages, setting
     assert stored == expected
     # Every activity write above changed what fires: the comparison is not vacuous.
     assert {rule for _deal, rule in expected} == set(StalledRule.values)
+
+
+def test_the_job_clears_a_flag_whose_deal_has_gone(deal):
+    """Flags have no database constraint on their deal (see StalledFlag.deal): one left
+    behind by a deal deleted outside the ORM goes at the next run, without an event."""
+    StalledFlag.objects.create(deal_id=deal.pk + 1000, rule=StalledRule.NO_NEXT_STEP)
+
+    stalled.refresh_flags(now=NOW)
+
+    assert not StalledFlag.objects.filter(deal_id=deal.pk + 1000).exists()
+    assert not Event.objects.filter(deal_id=deal.pk + 1000).exists()
