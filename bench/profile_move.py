@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import inspect
 import os
 import pstats
 import statistics
@@ -64,6 +65,7 @@ def _parts() -> dict[Any, str]:
     from django.template.context import RequestContext
     from django.template.defaulttags import URLNode
 
+    from bench import urls as bench_urls
     from common import ratelimit
     from common.templatetags import formats as money_tags
     from deals import rows
@@ -81,7 +83,9 @@ def _parts() -> dict[Any, str]:
     named[board._filters] = "answer: board filters"
     named[board._prepare_cards] = "answer: card facts"
     named[board._moved] = "answer: other"
-    named[board.move] = "view: other"
+    # The view itself, not its decorators' wrappers (whose code every wrapped view shares).
+    named[inspect.unwrap(board.move)] = "view: other"
+    named[inspect.unwrap(bench_urls.touch)] = "floor view: lock and update"
 
     named[rows.lock] = "move_deal: lock row"
     named[rows.load_related] = "move_deal: related rows"
