@@ -12,6 +12,7 @@ from django.test import Client
 
 from accounts.models import User
 from bench import b0_floors, b1_board, b2_move, b6_api, b8_automations, datagen, integrity
+from deals.activities import activity_times
 from deals.models import Deal, StageChange
 from stages.models import StageKind
 
@@ -36,6 +37,16 @@ def test_generator_fills_every_stage_with_consistent_history(data):
     assert kinds == {StageKind.OPEN, StageKind.WON, StageKind.LOST}
     assert StageChange.objects.count() == data.rows["deals_stagechange"]
     assert integrity.global_errors() == dict.fromkeys(integrity.GLOBAL_CHECKS, 0)
+
+
+def test_generator_writes_each_deal_with_its_activity_times(data):
+    """As the activity services keep them: recounting changes nothing."""
+    fields = ("pk", "last_activity_at", "next_activity_id")
+    written = list(Deal.objects.order_by("pk").values_list(*fields))
+    Deal.objects.update(**activity_times())
+    assert list(Deal.objects.order_by("pk").values_list(*fields)) == written
+    assert all(last for _pk, last, _next in written)
+    assert any(upcoming for _pk, _last, upcoming in written)
 
 
 def test_generator_is_repeatable_with_the_same_seed(data):
