@@ -5,9 +5,10 @@ uvicorn worker of production's gunicorn does. The bench opens N Server-Sent Even
 streams to it (/live/stream/, as a rep), then measures:
 
 - memory per stream: the process's RSS before and after opening them;
-- delivery: a real move (POST /deals/<id>/move/ to the same process) at a time; from
-  sending it until each stream received that deal's announcement, p50/p95 over every
-  (stream, move), and per move the time until the last stream had it;
+- delivery: a real move (POST /deals/<id>/move/ to the same process) at a time, each
+  after a quiet spell; from sending it until each stream received that deal's
+  announcement, p50/p95 over every (stream, move), and per move the time until the last
+  stream had it;
 - the move path: moves/s from a few concurrent clients with no stream open, then with
   the N streams open (and reading every announcement), and how much slower that is. The
   two arms alternate (without, with, without, with: ROUNDS of each, the streams opened
@@ -236,7 +237,11 @@ async def _measure(
 
 
 async def _delivery(mover: Mover, receivers: Receivers) -> dict[str, Any]:
-    """One move at a time: from sending it until each stream heard it."""
+    """One move at a time, each after a quiet spell longer than the server's batching
+    interval (deals.live.FLUSH_SECONDS): from sending it until each stream heard it. How
+    long moves made in a row wait for their batch is the throughput arm's figure."""
+    from deals.live import FLUSH_SECONDS
+
     delays: list[float] = []
     last: list[float] = []
     missed = 0
@@ -250,7 +255,7 @@ async def _delivery(mover: Mover, receivers: Receivers) -> dict[str, Any]:
         missed += len(heard) - len(arrived)
         delays += arrived
         last.append(max(arrived, default=10.0))
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(FLUSH_SECONDS + 0.1)
     per_stream = stats.summary(delays) if delays else {}
     return {
         "delivery_moves": len(last),
