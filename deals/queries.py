@@ -20,7 +20,6 @@ from django.db.models import (
     Prefetch,
     Q,
     QuerySet,
-    Subquery,
     Sum,
     Window,
     prefetch_related_objects,
@@ -77,8 +76,7 @@ class BoardFilters:
         if self.stalled:
             deals = deals.filter(Exists(StalledFlag.objects.filter(deal=OuterRef("pk"))))
         if self.no_next_activity:
-            upcoming = Activity.objects.filter(deal=OuterRef("pk"), done=False)
-            deals = deals.exclude(Exists(upcoming))
+            deals = deals.filter(next_activity__isnull=True)
         if self.no_close_date:
             deals = deals.filter(expected_close_date__isnull=True)
         if self.close_from:
@@ -107,17 +105,13 @@ class Column:
         return len(self.cards) < self.count
 
 
-def _upcoming(deal: Any) -> QuerySet[Activity]:
-    """A deal's open activities, the next one first (what a card shows as its next step)."""
-    return Activity.objects.filter(deal=deal, done=False).order_by("due_at", "id")
-
-
 def with_next_activity(deals: QuerySet[Deal]) -> QuerySet[Deal]:
-    upcoming = _upcoming(OuterRef("pk"))
+    """The next open activity a card shows, as the activity writes keep it on the deal
+    (`Deal.next_activity`): one join, not three subqueries per card."""
     return deals.annotate(
-        next_activity_due=Subquery(upcoming.values("due_at")[:1]),
-        next_activity_subject=Subquery(upcoming.values("subject")[:1]),
-        next_activity_type=Subquery(upcoming.values("type")[:1]),
+        next_activity_due=F("next_activity__due_at"),
+        next_activity_subject=F("next_activity__subject"),
+        next_activity_type=F("next_activity__type"),
     )
 
 
