@@ -374,6 +374,39 @@ class StageEntryDay(models.Model):
         ]
 
 
+class CloseMonthStage(models.Model):
+    """Each deal's stage at the start of the month of its expected close date (local
+    midnight of the 1st, in `StageStayMark.days_zone`): the `to_stage` of its last change
+    before then, null if none. The forecast backtest (`reports.dashboard.backtest`) reads
+    it instead of looking up every candidate's history.
+
+    Depends on the deal's history before that instant only, so a row is final once the
+    instant is before `StageStayMark.covered_until`; `reports.dashboard.stays.refresh`
+    adds the rows of those months (and replaces a row whose deal's close month changed)
+    in the same transaction as the mark. A deal whose history is rewritten
+    (`deals.RewrittenHistory`) loses its row in the catch-up, and the backtest ignores
+    the row of a deal still marked. Where no row matches (another month, another time
+    zone, a new deal) the backtest looks the stage up in the history itself.
+    """
+
+    deal = models.OneToOneField(
+        "deals.Deal",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        primary_key=True,
+        related_name="+",
+    )
+    month = models.DateField()
+    stage = models.ForeignKey(
+        "stages.Stage",
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+
+
 class StageStayMark(models.Model):
     """How far `StageStay` and `StageEntry` are complete: every stay that ended and every
     entry made before `covered_until` is in them. One row (pk 1), written by the refresh in

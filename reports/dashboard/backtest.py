@@ -9,6 +9,10 @@ stage) to the weighted forecast, and its amount to the category of that stage (c
 best case, pipeline). What was won in M: deals of the pipeline in a won stage whose close
 falls in M. Because it reads the stage history, it works for imported history from the
 first day; the weekly snapshots (`ForecastSnapshot`) record the live forecast from now on.
+
+Each deal's stage at the start of its close month is stored in `CloseMonthStage` for the
+months the summaries' mark has passed (`fill_close_month_stages`), so the backtest does
+not look up every candidate's history; a deal without a matching row is looked up.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
+from deals.models import RewrittenHistory
 from reports.dashboard.filters import DashboardScope
 from reports.dashboard.history import (
     DEAL_TABLE,
@@ -32,11 +37,17 @@ from reports.dashboard.history import (
     _scope_cte,
     as_date,
 )
+from reports.models import CloseMonthStage, StageStayMark
 from stages.models import ForecastCategory, StageKind
 
 CENT = Decimal("0.01")
 # Months a backtest shows at most: the most recent of the period.
 MAX_MONTHS = 120
+# Months before the mark's that `CloseMonthStage` keeps (older ones are looked up).
+STORED_MONTHS = 240
+CLOSE_MONTH = CloseMonthStage._meta.db_table
+MARK = StageStayMark._meta.db_table
+REWRITTEN = RewrittenHistory._meta.db_table
 
 
 @dataclass(frozen=True)
@@ -93,31 +104,76 @@ def _local_month(datetime_sql: str) -> tuple[str, tuple[Any, ...]]:
     return f"date({sql})", params
 
 
-def backtest(scope: DashboardScope) -> list[MonthBacktest]:
+def _month_rows(months: list[date]) -> tuple[str, list[Any]]:
+    """`months` as rows (first_day, starts_at) to join with, and their parameters."""
+    sql = " UNION ALL ".join(["SELECT %s AS first_day, %s AS starts_at"] * len(months))
+    params: list[Any] = []
+    for month in months:
+        params += [_day(month), _dt(_midnight(month))]
+    return sql, params
+
+
+def _stage_at(deal: str, starts_at: str) -> str:
+    """SQL: the to-stage of `deal`'s last change (by seq) before `starts_at`."""
+    return f"""(SELECT h.to_stage_id FROM {HISTORY} h
+                WHERE h.deal_id = {deal} AND h.at < {starts_at}
+                ORDER BY h.seq DESC LIMIT 1)"""
+
+
+def fill_close_month_stages(cursor: Any, until: datetime) -> None:
+    """Store (or replace) the `CloseMonthStage` row of every deal whose close month began
+    before `until` (the summaries' new mark) and that has no row for that month: a new
+    month, a new deal, a changed close date, a deal the catch-up emptied. Every change
+    dated before such a month's start has committed (see `stays._settled`), and a later
+    backdated one marks the deal, so the row stays equal to its history."""
+    last = _month_start(timezone.localtime(until).date())
+    # The month `until` is in began before it.
+    months = [_month_start(last, -back) for back in range(STORED_MONTHS, -1, -1)]
+    rows, params = _month_rows(months)
+    sql = f"""
+    INSERT INTO {CLOSE_MONTH} (deal_id, month, stage_id)
+    SELECT d.id, m.first_day, {_stage_at("d.id", "m.starts_at")}
+    FROM {DEAL_TABLE} d
+    JOIN ({rows}) m ON {_month_of("d.expected_close_date")} = m.first_day
+    WHERE NOT EXISTS (
+        SELECT 1 FROM {CLOSE_MONTH} b WHERE b.deal_id = d.id AND b.month = m.first_day
+    )
+    ON CONFLICT (deal_id) DO UPDATE SET month = excluded.month, stage_id = excluded.stage_id
+    """
+    cursor.execute(sql, params)
+
+
+def backtest(scope: DashboardScope, *, stored: bool = True) -> list[MonthBacktest]:
     """Per month of the period and currency: the forecast on its first day and the
-    outcome (see the module docstring). One statement."""
+    outcome (see the module docstring). One statement. `stored=False` ignores
+    `CloseMonthStage` and looks every stage up in the history."""
     months = months_of(scope)
     if not months:
         return []
     cte, params, member = _scope_cte(scope)
-    month_rows = " UNION ALL ".join(["SELECT %s AS first_day, %s AS starts_at"] * len(months))
-    month_params: list[Any] = []
-    for month in months:
-        month_params += [_day(month), _dt(_midnight(month))]
+    month_rows, month_params = _month_rows(months)
     close_month, close_params = _local_month("d.closed_at")
     # Each deal's month by arithmetic, so months join by equality (a hash join) instead
-    # of every deal being compared with every month; and each candidate's stage looked up
-    # once (materialized: inlined, PostgreSQL looked it up again for the output).
+    # of every deal being compared with every month; and each candidate's stage read
+    # once (materialized: inlined, PostgreSQL looked it up again for the output): from
+    # `CloseMonthStage` when its row is for that month, counted in this time zone and
+    # the deal's history is not waiting for the catch-up, else from the history.
     inline = "MATERIALIZED " if connection.vendor == "postgresql" else ""
     sql = f"""
     WITH {cte},
     months AS ({month_rows}),
+    stored AS (
+        SELECT b.deal_id, b.month, b.stage_id FROM {CLOSE_MONTH} b
+        WHERE {"1 = 1" if stored else "1 = 0"}
+          AND EXISTS (SELECT 1 FROM {MARK} k WHERE k.days_zone = %s)
+          AND NOT EXISTS (SELECT 1 FROM {REWRITTEN} r WHERE r.deal_id = b.deal_id)
+    ),
     candidates AS {inline}(
         SELECT m.first_day, d.currency, d.amount, d.probability_override,
-               (SELECT h.to_stage_id FROM {HISTORY} h
-                WHERE h.deal_id = d.id AND h.at < m.starts_at
-                ORDER BY h.seq DESC LIMIT 1) AS stage_then
+               CASE WHEN b.month = m.first_day THEN b.stage_id
+                    ELSE {_stage_at("d.id", "m.starts_at")} END AS stage_then
         FROM {DEAL_TABLE} d
+        LEFT JOIN stored b ON b.deal_id = d.id
         JOIN months m ON {_month_of("d.expected_close_date")} = m.first_day
         WHERE {member.format(deal="d.id")} AND d.created_at < m.starts_at
           AND d.expected_close_date >= %s AND d.expected_close_date < %s
@@ -142,6 +198,7 @@ def backtest(scope: DashboardScope) -> list[MonthBacktest]:
     params = [
         *params,
         *month_params,
+        timezone.get_current_timezone_name(),
         _day(first),
         _day(following),
         ForecastCategory.COMMIT,

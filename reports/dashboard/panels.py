@@ -409,7 +409,7 @@ class Dashboard:
     def backtest(self) -> Panel:
         cur = self.currency
         by_month: dict[date, list[backtest.MonthBacktest]] = defaultdict(list)
-        for cell in backtest.backtest(self.scope):
+        for cell in backtest.backtest(self.scope, stored=self.summaries):
             by_month[cell.month].append(cell)
         rows: list[list[Cell]] = []
         bars = []

@@ -36,6 +36,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from deals.models import RewrittenHistory
+from reports.dashboard.backtest import CLOSE_MONTH, fill_close_month_stages
 from reports.dashboard.history import (
     ENTRY,
     HISTORY,
@@ -135,6 +136,10 @@ def refresh(*, now: datetime | None = None) -> StaysRefreshed:
             if recount or rebuilt:
                 cursor.execute(f"DELETE FROM {ENTRY_DAY}")
                 _count_entries(cursor, "1 = 1", [], sign=1)
+            if recount:
+                # Months began at another zone's midnights.
+                cursor.execute(f"DELETE FROM {CLOSE_MONTH}")
+            fill_close_month_stages(cursor, cutoff)
         if first or recount or cutoff != mark.covered_until or mark.stages_key != key:
             mark.covered_until = cutoff
             mark.stages_key = key
@@ -226,6 +231,8 @@ def _recompute_claimed(cursor: Any, until: datetime, *, days: bool) -> None:
         _count_entries(cursor, f"e.deal_id IN {CLAIMED}", [], sign=-1)
     cursor.execute(f"DELETE FROM {STAY} WHERE deal_id IN {CLAIMED}")
     cursor.execute(f"DELETE FROM {ENTRY} WHERE deal_id IN {CLAIMED}")
+    # The next refresh stores them again (`fill_close_month_stages`).
+    cursor.execute(f"DELETE FROM {CLOSE_MONTH} WHERE deal_id IN {CLAIMED}")
     where = f"x.deal_id IN {CLAIMED} AND x.at < %s"
     sql = f"""
     INSERT INTO {STAY} (change_id, deal_id, stage_id, entered_at, exited_at, days)

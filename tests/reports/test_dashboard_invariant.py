@@ -27,7 +27,7 @@ from deals.models import Deal, GateEvent, GateOutcome, RewrittenHistory, StageCh
 from reports.dashboard import stays
 from reports.dashboard.filters import Period
 from reports.dashboard.panels import PANELS, Dashboard
-from reports.models import StageStay
+from reports.models import CloseMonthStage, StageStay
 from stages.models import Stage, StageKind
 from tests.factories import PipelineFactory, StageFactory
 from tests.reports.dashboard_data import scope_for
@@ -119,6 +119,10 @@ class World:
             stage=stage,
             amount=Decimal("1000.00"),
             currency="USD",
+            # Spread over the months around its creation, for the backtest.
+            expected_close_date=(
+                at + timedelta(days=(at.hour * 7 + at.day * 13) % 150 - 30)
+            ).date(),
             created_at=at,
             stage_entered_at=at,
         )
@@ -133,6 +137,10 @@ class World:
         if deals:
             deal = deals[index % len(deals)]
             seq = StageChange.objects.filter(deal=deal).count() + 1
+            if stage % 2 and deal.expected_close_date:
+                # The close date slips a month: the backtest's stored stage at the start
+                # of the old close month no longer applies.
+                deal.expected_close_date -= timedelta(days=35)
             self._write(deal, self.stages[stage], self.now, seq)
 
     def import_history(self, paths: list[tuple[int, int, list[tuple[int, int]]]]) -> None:
@@ -199,12 +207,12 @@ class World:
             assert summary.panel(slug).csv_rows == raw.panel(slug).csv_rows, (slug, scope)
         # The same period for the admin, unfiltered: the flow then reads `StageDay`, time
         # in stage and the bottleneck `StageLength`, the funnel (for a period running to
-        # now) and the movement `StageEntryDay`.
+        # now) and the movement `StageEntryDay`, the backtest `CloseMonthStage`.
         every = scope_for(
             self.viewers[0], pipeline, period=Period(first, last, "Custom"), now=self.now
         )
         summary, raw = Dashboard(every), Dashboard(every, summaries=False)
-        for slug in ("flow", "time", "bottleneck", "funnel", "movement"):
+        for slug in ("flow", "time", "bottleneck", "funnel", "movement", "backtest"):
             assert summary.panel(slug).csv_rows == raw.panel(slug).csv_rows, (slug, every)
 
     def run(self, op: tuple[Any, ...]) -> None:
@@ -285,3 +293,52 @@ def test_refresh_recomputes_marked_deals_and_clears_their_markers(world):
     stays.refresh(now=world.now)
     assert not RewrittenHistory.objects.exists()
     assert StageStay.objects.count() == 1
+
+
+def test_backtest_reads_each_deals_stage_at_its_close_month_and_equals_the_history(world):
+    """`CloseMonthStage`: stored by the refresh, read by the backtest only for the month it
+    was stored for and only while the deal's history is not waiting for the catch-up."""
+    world.now = START
+    # In Lead from Sep 23, in Proposal from Oct 15: Lead on Oct 1, Proposal on Nov 1.
+    world.import_history([(0, 24 * 100, [(0, 0), (3, 24 * 22)])])
+    deal = world.deals()[0]
+    Deal.objects.filter(pk=deal.pk).update(expected_close_date=date(2024, 11, 20))
+    world.now += timedelta(hours=24)
+    stays.refresh(now=world.now)
+    stored = CloseMonthStage.objects.get(deal=deal)
+    assert (stored.month, stored.stage) == (date(2024, 11, 1), world.stages[3])
+    scope = scope_for(
+        world.viewers[0],
+        world.stages[0].pipeline,
+        period=Period(date(2024, 9, 1), date(2024, 12, 31), "Custom"),
+        now=world.now,
+    )
+
+    def weighted() -> dict[str, str]:
+        summary = Dashboard(scope).panel("backtest").csv_rows
+        assert summary == Dashboard(scope, summaries=False).panel("backtest").csv_rows
+        return {row[0]: row[2] for row in summary[1:]}
+
+    assert weighted()["2024-11"] == "400.00"  # Proposal, 40 %
+    # The close date slips to October (no marker: an edit of the deal, not of its
+    # history): the row for November is not October's stage.
+    Deal.objects.filter(pk=deal.pk).update(expected_close_date=date(2024, 10, 20))
+    assert weighted()["2024-10"] == "100.00"  # Lead, 10 %
+    # Back to November, and a change dated Oct 20 (lost) written with its marker: the
+    # stored row is not read before the catch-up, and is stored again by the refresh.
+    Deal.objects.filter(pk=deal.pk).update(expected_close_date=date(2024, 11, 20))
+    StageChange.objects.create(
+        deal=deal,
+        seq=3,
+        from_stage=world.stages[3],
+        to_stage=world.stages[5],
+        pipeline=world.stages[5].pipeline,
+        at=datetime(2024, 10, 20, tzinfo=UTC),
+        by=deal.owner,
+        source="import",
+    )
+    RewrittenHistory.mark([deal.pk])
+    assert weighted().get("2024-11", "0.00") == "0.00"
+    stays.refresh(now=world.now)
+    assert CloseMonthStage.objects.get(deal=deal).stage == world.stages[5]
+    assert weighted().get("2024-11", "0.00") == "0.00"
