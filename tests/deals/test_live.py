@@ -605,3 +605,55 @@ def test_the_page_script_names_every_event_of_the_catalogue():
     script = Path(__file__).resolve().parents[2].joinpath("static/js/live.js").read_text()
     verbs = script[script.index("var VERBS") : script.index("};", script.index("var VERBS"))]
     assert [name for name in EVENT_TYPES if f'"{name}":' not in verbs] == []
+
+
+def test_a_stream_that_stops_reading_holds_back_only_its_own_batches(local, monkeypatch):
+    """The feed writes to every stream in one turn of the loop: a send that uvicorn holds
+    back (flow control) makes later batches wait for it, joined; past the limit they are
+    dropped for a resync. Other streams are written as before."""
+    from deals.views import live as live_views
+
+    monkeypatch.setattr(live_views, "BACKLOG_LIMIT", 3)
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        held = loop.create_future()
+        slow_sent, fast_sent = [], []
+
+        async def slow(message):
+            slow_sent.append(message["body"])
+            if len(slow_sent) == 1:
+                await held
+
+        async def fast(message):
+            fast_sent.append(message["body"])
+
+        slow_writer = live_views._Writer(live.Subscription(), slow, loop)
+        fast_writer = live_views._Writer(live.Subscription(), fast, loop)
+        for n in range(3):
+            batch = [live.Message(f"{local.boot}-{n + 1}", f'{{"deal":{n}}}')]
+            slow_writer.deliver(batch)
+            fast_writer.deliver(batch)
+        assert len(fast_sent) == 3 and len(slow_sent) == 1
+        held.set_result(None)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert slow_sent[1] == b"".join(fast_sent[1:])  # the two that waited, in order
+
+        held = loop.create_future()
+        slow_sent.clear()
+
+        async def stuck(message):
+            slow_sent.append(message["body"])
+            if len(slow_sent) == 1:
+                await held
+
+        slow_writer.send = stuck
+        for n in range(5):
+            slow_writer.deliver([live.Message(f"{local.boot}-{n + 9}", "{}")])
+        held.set_result(None)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert slow_sent[-1] == live.Message("", "", live.RESYNC).encoded
+
+    run_in_own_loop(scenario())
