@@ -11,11 +11,13 @@ streams to it (/live/stream/, as a rep), then measures:
   stream had it;
 - the move path: moves/s from a few concurrent clients with no stream open, then with
   the N streams open (and reading every announcement), and how much slower that is. The
-  two arms alternate (without, with, without, with: ROUNDS of each, the streams opened
-  and closed each round), so both meet the same machine.
-- the server process's CPU per move in each arm (from /proc): load-independent, unlike
-  moves/s on a shared machine. What the streams add per move, as a share of a move's own
-  CPU, is about how much slower moves get when the server's core is what limits them.
+  arms run in the order without, with, with, without (half an arm's moves each), so a
+  drift in the machine's load or the process's warmth falls on both alike.
+- the server process's CPU per move in each arm (from /proc), and the fan-out probe:
+  with the streams open and no moves, announcements added straight to Redis at the
+  with-arm's move rate; the server's CPU per announcement over its idle CPU, as a share
+  of a move's own CPU, is about how much slower moves get when the server's core is what
+  limits them. Unlike moves/s on a shared machine it hardly depends on the load.
 - under the throughput arm, when a sample of the streams heard each move after its
   answer reached the client (the server batches announcements under a stream of moves).
 
@@ -46,7 +48,10 @@ ROOT = Path(__file__).resolve().parent.parent
 DELIVERY_MOVES = 20
 THROUGHPUT_MOVES = 300
 CLIENTS = 4
-ROUNDS = 2
+WARMUP_MOVES = 60
+# The fan-out probe: announcements added straight to the Redis stream at the with-arm's
+# move rate for this long, no moves meanwhile, against as long a quiet spell before it.
+PROBE_SECONDS = 5.0
 # After the throughput arm, time for the last batch to reach the streams (the server
 # feeds them at most every deals.live.FLUSH_SECONDS).
 FLUSH_WAIT = 1.5
@@ -172,38 +177,37 @@ async def _measure(
 ) -> dict[str, Any]:
     pid = server.process.pid if server.process else 0
     cookie = f"sessionid={session}"
-    # Warm up the process (imports, first queries) before anything is measured.
-    await mover.throughput(20, 2)
-    # The two arms alternate (without, with, without, with), each a share of its moves,
-    # so a change in the machine's load meanwhile falls on both alike.
+    # Warm up the process (imports, first queries, caches) before anything is measured.
+    await mover.throughput(WARMUP_MOVES, CLIENTS)
+    # The arms in the order without, with, with, without (half of each arm's moves at a
+    # time), so that a drift in the machine's load or the process's warmth meanwhile falls
+    # on both alike.
     without, with_streams = Arm(), Arm()
-    receivers_cpu = 0.0
-    heard: list[dict[tuple[int, int], float]] = []
     result: dict[str, Any] = {"streams": streams}
     with Receivers(server.port, cookie) as receivers:
-        for round_ in range(ROUNDS):
-            await without.run(mover, pid, moves // ROUNDS)
-            before = rss_kb(pid)
-            opening = receivers.call("open", streams)
-            await asyncio.sleep(2)
-            if round_ == 0:
-                after = rss_kb(pid)
-                result |= {
-                    "opening_s": round(opening, 1),
-                    "rss_before_mb": round(before / 1024, 1),
-                    "rss_after_mb": round(after / 1024, 1),
-                    "kb_per_stream": round((after - before) / streams, 1),
-                    **(await _delivery(mover, receivers)),
-                }
-            receivers.call("record_all", False)
-            client = cpu_s(receivers.process.pid)
-            await with_streams.run(mover, pid, moves // ROUNDS)
-            receivers_cpu += cpu_s(receivers.process.pid) - client
-            await asyncio.sleep(FLUSH_WAIT)
-            heard += receivers.call("sampled")
-            receivers.call("record_all", True)
-            receivers.call("close")
-            await asyncio.sleep(1)
+        await without.run(mover, pid, moves // 2)
+        before = rss_kb(pid)
+        opening = receivers.call("open", streams)
+        await asyncio.sleep(2)
+        after = rss_kb(pid)
+        result |= {
+            "opening_s": round(opening, 1),
+            "rss_before_mb": round(before / 1024, 1),
+            "rss_after_mb": round(after / 1024, 1),
+            "kb_per_stream": round((after - before) / streams, 1),
+            **(await _delivery(mover, receivers)),
+        }
+        receivers.call("record_all", False)
+        client = cpu_s(receivers.process.pid)
+        await with_streams.run(mover, pid, moves // 2)
+        await with_streams.run(mover, pid, moves // 2)
+        receivers_cpu = cpu_s(receivers.process.pid) - client
+        await asyncio.sleep(FLUSH_WAIT)
+        heard = receivers.call("sampled")
+        fanout = await _fanout_cpu_ms(pid, with_streams.rate, mover.deals(0, 1)[0])
+        receivers.call("close")
+        await asyncio.sleep(1)
+        await without.run(mover, pid, moves // 2)
     # Under the throughput arm, when a sampled stream heard each move, after its answer
     # reached the client (negative: before).
     under_load = [
@@ -216,24 +220,51 @@ async def _measure(
     loaded = stats.summary(under_load) if under_load else {}
     cpu_without, cpu_with = without.cpu_ms_per_move, with_streams.cpu_ms_per_move
     return result | {
+        # The proxy: the server's CPU for feeding every stream one move's announcement, at
+        # the with-arm's move rate, as a share of a move's own CPU. When the server's core
+        # is what limits moves, that is about how much slower they get.
+        "fanout_cpu_ms_per_move": round(fanout, 2),
+        "fanout_share_pct": round(fanout / cpu_without * 100, 1),
         "moves_per_s_without_streams": round(without.rate, 1),
         "moves_per_s_with_streams": round(with_streams.rate, 1),
         "slower_pct": round((1 - with_streams.rate / without.rate) * 100, 1),
-        # Load-independent: the server process's CPU per move in each arm. What the open
-        # streams add per move, over a move's own CPU, is about how much slower moves get
-        # when the server's core is what limits them.
+        # The server process's CPU per move in each arm: the difference is the streams'
+        # cost too, but as the difference of two noisy figures it is the rougher one.
         "server_cpu_ms_per_move": [round(cpu_without, 2), round(cpu_with, 2)],
         "stream_cpu_ms_per_move": round(cpu_with - cpu_without, 2),
-        "stream_cpu_share_pct": round((cpu_with - cpu_without) / cpu_without * 100, 1),
         # The receivers' process, reading every frame of every stream, on the same cores.
         "receivers_cpu_ms_per_move": round(receivers_cpu * 1000 / with_streams.moves, 2),
         "under_load_after_answer_p50_ms": loaded.get("p50_ms"),
         "under_load_after_answer_p95_ms": loaded.get("p95_ms"),
-        "rounds": ROUNDS,
         "clients": CLIENTS,
         "throughput_moves": moves,
         "statuses": {str(k): v for k, v in sorted(mover.statuses.items())},
     }
+
+
+async def _fanout_cpu_ms(pid: int, rate: float, deal_id: int) -> float:
+    """The server's CPU per announcement for feeding the open streams, announcements
+    coming at `rate` a second (as moves did in the with-arm), over what it spends idle
+    with them open (heartbeats): the streams' cost per move, without the move's own
+    cost to subtract, which on a shared machine varies more than this is."""
+    import redis
+
+    from deals.live import REPLAY_SIZE, STREAM_KEY, Announcement
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    idle_cpu, started = cpu_s(pid), time.perf_counter()
+    await asyncio.sleep(PROBE_SECONDS)
+    idle = (cpu_s(pid) - idle_cpu) / (time.perf_counter() - started)
+    data = Announcement(deal_id, 0, "deal.updated", None).data()
+    cpu, started, sent = cpu_s(pid), time.perf_counter(), 0
+    while (elapsed := time.perf_counter() - started) < PROBE_SECONDS:
+        if sent < elapsed * rate:
+            client.xadd(STREAM_KEY, {"data": data}, maxlen=REPLAY_SIZE, approximate=True)
+            sent += 1
+        await asyncio.sleep(0.002)
+    await asyncio.sleep(FLUSH_WAIT)
+    spent = cpu_s(pid) - cpu - idle * (time.perf_counter() - started)
+    return spent * 1000 / max(sent, 1)
 
 
 async def _delivery(mover: Mover, receivers: Receivers) -> dict[str, Any]:

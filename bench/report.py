@@ -79,12 +79,12 @@ def _get(tree: Any, *path: Any) -> Any:
 
 
 def _cpu_per_move(b7: dict[str, Any]) -> str:
-    """Server CPU per move without and with the streams open, and what the streams add
-    as a share of a move's own: the load-independent side of B7's slowdown."""
+    """Server CPU per move without and with the streams open, and the fan-out's CPU per
+    move as a share of a move's own: the load-independent side of B7's slowdown."""
     cpu = b7.get("server_cpu_ms_per_move")
-    if not cpu or "stream_cpu_share_pct" not in b7:
+    if not cpu or "fanout_share_pct" not in b7:
         return "-"
-    return f"{cpu[0]} → {cpu[1]} ms ({b7['stream_cpu_share_pct']} %)"
+    return f"{cpu[0]} → {cpu[1]} ms (fan-out {b7['fanout_share_pct']} %)"
 
 
 def _size_label(size: int) -> str:
@@ -576,7 +576,7 @@ def markdown(results: dict[str, Any]) -> str:
             "moves/s without",
             "with streams",
             "slower",
-            "server CPU per move (streams' share)",
+            "server CPU per move (fan-out's share)",
         ],
         body,
     )
