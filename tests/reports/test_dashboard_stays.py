@@ -474,3 +474,23 @@ def test_the_admins_funnel_and_movement_read_the_entry_day_counts_in_one_query_e
     StageEntryDay.objects.all().delete()
     for slug in ("funnel", "movement"):
         assert Dashboard(scope).panel(slug).csv_rows != raw[slug]
+
+
+def test_demo_data_seeded_after_a_first_refresh_reaches_the_stored_stays(db, settings):
+    """`seed_demo` writes years of history dated before the mark of a refresh that already
+    ran (compose's beat on the empty database, then the seed): it marks its deals, so
+    the next refresh stores every stay that ended before its mark."""
+    from datetime import timedelta
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    stays.refresh()
+    settings.DEBUG = True
+    call_command("seed_demo", "--deals", "15", stdout=StringIO())
+    mark = stays.refresh(now=timezone.now() + timedelta(minutes=10)).covered_until
+
+    ended = StageChange.objects.filter(seq__gt=1, at__lt=mark).count()
+    assert ended > 0
+    assert StageStay.objects.count() == ended

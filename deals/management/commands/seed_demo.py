@@ -19,7 +19,14 @@ from django.utils import timezone
 from accounts.models import Role, Team, User
 from contacts.models import Organization, Person
 from deals.activities import activity_times
-from deals.models import Activity, ChecklistTick, Deal, DealContact, StageChange
+from deals.models import (
+    Activity,
+    ChecklistTick,
+    Deal,
+    DealContact,
+    RewrittenHistory,
+    StageChange,
+)
 from stages.models import (
     ActivityType,
     ContactRole,
@@ -334,6 +341,9 @@ class Command(BaseCommand):
             deals, ["stage_entered_at", "closed_at", "expected_close_date"], batch_size=500
         )
         StageChange.objects.bulk_create(changes, batch_size=1000)
+        # Years of history dated before the summaries' mark (set if their refresh already
+        # ran on this database): without the marker the refresh would never see it.
+        RewrittenHistory.mark(deal.pk for deal in deals)
         Activity.objects.bulk_create(activities, batch_size=1000)
         Deal.objects.update(**activity_times())  # a recount: right for every deal
         ChecklistTick.objects.bulk_create(ticks, batch_size=1000)
