@@ -295,8 +295,12 @@ class StageEntry(FromHistory):
                 fields=["entered_at", "pipeline", "stage", "previous_at", "went_on", "deal"],
                 name="stage_entry_entered",
             ),
-            # A manager's dashboard probes by deal (visible_to), then by period.
-            models.Index(fields=["deal", "entered_at"], name="stage_entry_deal_entered"),
+            # A manager's dashboard probes by deal (visible_to), then by period; with the
+            # stages and pipeline, its movement is read from the index alone.
+            models.Index(
+                fields=["deal", "entered_at", "pipeline", "stage", "from_stage"],
+                name="stage_entry_deal_entered",
+            ),
         ]
 
 

@@ -476,7 +476,9 @@ class Dashboard:
 
     def movement(self) -> Panel:
         counts = queries.movement(
-            self.scope, stays_until=self.stays_until if self.days_counted else None
+            self.scope,
+            stays_until=self.stays_until if self.days_counted else None,
+            entries_until=self.entries_until,
         )
         labels = [
             ("new", "New"),

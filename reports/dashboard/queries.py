@@ -188,7 +188,12 @@ def outcomes(scope: DashboardScope) -> dict[str, list[Outcomes]]:
 # --- movement -----------------------------------------------------------------------------
 
 
-def movement(scope: DashboardScope, *, stays_until: datetime | None = None) -> dict[str, int]:
+def movement(
+    scope: DashboardScope,
+    *,
+    stays_until: datetime | None = None,
+    entries_until: datetime | None = None,
+) -> dict[str, int]:
     """Stage changes in the period by direction (each change counts once).
 
     new: a deal was created; advanced / regressed: from an open stage to a later / an
@@ -198,10 +203,15 @@ def movement(scope: DashboardScope, *, stays_until: datetime | None = None) -> d
     `stays_until`: the summaries' mark, given when `StageEntryDay` counts the stored
     entries in the current time zone; then, when every deal counts (an admin,
     unfiltered), the changes before it are read from those per-day counts
-    (`_movement_from_days`).
+    (`_movement_from_days`). `entries_until`: the mark of `StageEntry`, given when it
+    holds every change before it; then any other scope (a manager, a team, an owner)
+    reads the changes before it from the stored entries of its deals, which PostgreSQL
+    finds by deal in one index without the history table (`_movement_from_entries`).
     """
     if stays_until is not None and stays_until > scope.period.start and history.everyone(scope):
         return _movement_from_days(scope, stays_until)
+    if entries_until is not None and entries_until > scope.period.start:
+        return _movement_from_entries(scope, entries_until)
     later = Q(to_stage__position__gt=F("from_stage__position")) | Q(
         to_stage__position=F("from_stage__position"), to_stage_id__gt=F("from_stage_id")
     )
@@ -233,9 +243,6 @@ def _movement_from_days(scope: DashboardScope, mark: datetime) -> dict[str, int]
     and to-stage in `StageEntryDay` (every change is an entry into its to-stage), those
     after it read from the history; then the same directions as `movement`, judged per
     (from, to) pair."""
-    open_, won, lost = StageKind.OPEN, StageKind.WON, StageKind.LOST
-    between_open = f"f.kind = '{open_}' AND t.kind = '{open_}' AND f.pipeline_id = t.pipeline_id"
-    later = "(t.position > f.position OR (t.position = f.position AND t.id > f.id))"
     sql = f"""
     WITH moves AS (
         SELECT from_stage AS from_id, stage_id AS to_id, SUM(entered) AS n
@@ -249,15 +256,7 @@ def _movement_from_days(scope: DashboardScope, mark: datetime) -> dict[str, int]
           AND x.at >= %s AND x.at < %s
         GROUP BY 1, 2
     )
-    SELECT
-        SUM(CASE WHEN m.from_id = 0 THEN m.n ELSE 0 END),
-        SUM(CASE WHEN {between_open} AND {later} THEN m.n ELSE 0 END),
-        SUM(CASE WHEN ({between_open} AND NOT {later})
-                   OR (t.kind = '{open_}' AND f.kind <> '{open_}') THEN m.n ELSE 0 END),
-        SUM(CASE WHEN t.kind = '{won}' THEN m.n ELSE 0 END),
-        SUM(CASE WHEN t.kind = '{lost}' THEN m.n ELSE 0 END)
-    FROM moves m JOIN {history.STAGE} t ON t.id = m.to_id
-    LEFT JOIN {history.STAGE} f ON f.id = m.from_id
+    {_DIRECTIONS}
     """
     pipeline = scope.pipeline.pk
     period = scope.period
@@ -269,9 +268,67 @@ def _movement_from_days(scope: DashboardScope, mark: datetime) -> dict[str, int]
         history._dt(max(mark, period.start)),
         history._dt(period.end),
     ]
+    return _directions(sql, params)
+
+
+def _movement_from_entries(scope: DashboardScope, mark: datetime) -> dict[str, int]:
+    """`movement` for the deals in scope: the changes before the mark from `StageEntry`
+    (one row per change: its from-stage, to-stage and pipeline), those after it from the
+    history; then the same directions as `movement`."""
+    cte, scope_params, member = history._scope_cte(scope)
+    sql = f"""
+    WITH {cte},
+    moves AS (
+        SELECT COALESCE(e.from_stage_id, 0) AS from_id, e.stage_id AS to_id, COUNT(*) AS n
+        FROM {history.ENTRY} e
+        WHERE {member.format(deal="e.deal_id")} AND e.pipeline_id = %s
+          AND e.entered_at >= %s AND e.entered_at < %s
+        GROUP BY 1, 2
+        UNION ALL
+        SELECT COALESCE(x.from_stage_id, 0), x.to_stage_id, COUNT(*)
+        FROM {history.HISTORY} x
+        WHERE {member.format(deal="x.deal_id")} AND x.pipeline_id = %s
+          AND x.to_stage_id IN (SELECT id FROM {history.STAGE})
+          AND x.at >= %s AND x.at < %s
+        GROUP BY 1, 2
+    )
+    {_DIRECTIONS}
+    """
+    pipeline = scope.pipeline.pk
+    period = scope.period
+    params = [
+        *scope_params,
+        pipeline,
+        history._dt(period.start),
+        history._dt(min(mark, period.end)),
+        pipeline,
+        history._dt(max(mark, period.start)),
+        history._dt(period.end),
+    ]
+    return _directions(sql, params)
+
+
+def _directions(sql: str, params: list[Any]) -> dict[str, int]:
     row = history._fetch(sql, params)[0]
     names = ("new", "advanced", "regressed", "won", "lost")
     return {name: int(value or 0) for name, value in zip(names, row, strict=True)}
+
+
+_OPEN, _WON, _LOST = StageKind.OPEN, StageKind.WON, StageKind.LOST
+_BETWEEN_OPEN = f"f.kind = '{_OPEN}' AND t.kind = '{_OPEN}' AND f.pipeline_id = t.pipeline_id"
+_LATER = "(t.position > f.position OR (t.position = f.position AND t.id > f.id))"
+# The directions of the (from, to) pairs counted in `moves` (see `movement`).
+_DIRECTIONS = f"""
+    SELECT
+        SUM(CASE WHEN m.from_id = 0 THEN m.n ELSE 0 END),
+        SUM(CASE WHEN {_BETWEEN_OPEN} AND {_LATER} THEN m.n ELSE 0 END),
+        SUM(CASE WHEN ({_BETWEEN_OPEN} AND NOT {_LATER})
+                   OR (t.kind = '{_OPEN}' AND f.kind <> '{_OPEN}') THEN m.n ELSE 0 END),
+        SUM(CASE WHEN t.kind = '{_WON}' THEN m.n ELSE 0 END),
+        SUM(CASE WHEN t.kind = '{_LOST}' THEN m.n ELSE 0 END)
+    FROM moves m JOIN {history.STAGE} t ON t.id = m.to_id
+    LEFT JOIN {history.STAGE} f ON f.id = m.from_id
+"""
 
 
 # --- gate report --------------------------------------------------------------------------
