@@ -16,7 +16,7 @@ from accounts import policy
 from common.errors import BadInput
 from common.statements import Prepared
 from deals.models import MoveSource
-from deals.queries import SORTS, BoardFilters
+from deals.queries import SORTS, STAGE_FIELDS, BoardFilters, stage_from_row
 from stages.gate import Failure
 from stages.models import ActivityType, ContactRole, CriterionKind, Stage, StageKind
 
@@ -80,16 +80,13 @@ def active_stages() -> QuerySet[Stage]:
 
 
 _ACTIVE_STAGE = Prepared()
-_STAGE_FIELDS = [f.attname for f in Stage._meta.concrete_fields]
 
 
 def active_stage(pk: int) -> Stage | None:
     """Stage `pk` if a deal may be moved into it (`active_stages`), else None; the SQL is
     compiled once per stage (a move's one read before its lock)."""
-    found = _ACTIVE_STAGE.rows(pk, lambda: active_stages().filter(pk=pk).values(*_STAGE_FIELDS))
-    if not found:
-        return None
-    return Stage.from_db("default", _STAGE_FIELDS, [found[0][name] for name in _STAGE_FIELDS])
+    found = _ACTIVE_STAGE.rows(pk, lambda: active_stages().filter(pk=pk).values(*STAGE_FIELDS))
+    return stage_from_row(found[0]) if found else None
 
 
 # Where a move made through a web form may say it came from. Automations, the API and

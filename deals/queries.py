@@ -195,6 +195,28 @@ def column_heads(user: User, filters: BoardFilters, stages: list[Stage]) -> list
 _COLUMN_HEADS = Prepared()
 
 
+def column_stages(pipeline_id: int, stage_ids: list[int]) -> list[Stage]:
+    """The open columns among `stage_ids` on the board of `pipeline_id` (ids from elsewhere
+    are ignored), for `column_heads`: one query, compiled once per pipeline and ids."""
+    ids = tuple(sorted(set(stage_ids)))
+    found = _COLUMN_STAGES.rows(
+        (pipeline_id, ids),
+        lambda: Stage.objects.filter(
+            pk__in=ids, pipeline_id=pipeline_id, kind=StageKind.OPEN, is_archived=False
+        ).values(*STAGE_FIELDS),
+    )
+    return [stage_from_row(row) for row in found]
+
+
+_COLUMN_STAGES = Prepared()
+STAGE_FIELDS = [f.attname for f in Stage._meta.concrete_fields]
+
+
+def stage_from_row(row: dict[str, Any]) -> Stage:
+    """A stage from a `values(*STAGE_FIELDS)` row, as the ORM would load it."""
+    return Stage.from_db("default", STAGE_FIELDS, [row[name] for name in STAGE_FIELDS])
+
+
 def _column_totals(user: User, filters: BoardFilters, stage_ids: list[int]) -> QuerySet:
     visible = filters.apply(policy.deals(user)).filter(stage_id__in=stage_ids)
     # No join to stages: the stage default probability is applied per group in Python.

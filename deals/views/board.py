@@ -283,8 +283,9 @@ def _plain_redirect(request: HttpRequest, deal: Deal) -> HttpResponse:
 def _move_refused(
     request: HttpRequest, error: DomainError, refusal: Refusal, pk: int
 ) -> HttpResponse | None:
-    """A refused board move: the gate form (422), or both columns again with the reason, so
-    a dragged card snaps back (400, 403, 409 with the fresh card). An unseen deal: 404."""
+    """A refused board move: the gate form (422), the fresh card at its place (409), or both
+    columns again with the reason, so a dragged card snaps back (400, 403). An unseen
+    deal: 404."""
     if isinstance(error, NotVisible):
         return None
     if isinstance(error, services.GateBlocked):
@@ -352,20 +353,58 @@ def _moved(
 
 
 def _error(request: HttpRequest, deal: Deal, message: str, *, status: int) -> HttpResponse:
-    """Refusals re-render the deal's columns so a dragged card snaps back, with the reason.
+    """Refusals put a dragged card back, with the reason.
 
     Three columns: where the deal is now, where it was aimed, and where the page showed it
     (`from`, sent by board.js). After a stale move (409) the last differs from the first:
-    re-rendering it removes the old copy of the card and corrects that column's count.
+    the fresh card goes to its place (`_stale_response`) and the three columns' totals are
+    corrected. Other refusals (rare) re-render the columns.
     """
     if not request.htmx:
         messages.error(request, message)
         return redirect(f"{reverse('board')}?pipeline={deal.pipeline_id}")
     posted = (request.POST.get("stage"), request.POST.get("from"))
     stage_ids = [deal.stage_id, *(_int(value) or 0 for value in posted)]
+    if status == 409:
+        return _stale_response(request, deal, stage_ids, message)
     response = _columns_response(request, deal, stage_ids, status=status)
     response.context_data["error"] = message
     return response
+
+
+def _stale_response(
+    request: HttpRequest, deal: Deal, stage_ids: list[int], message: str
+) -> HttpResponse:
+    """A stale move (409): the deal's card as it is now and the three columns' totals, not
+    the columns themselves (a conflict is a routine answer under contention; re-rendering
+    three first pages cost several times a move).
+
+    The card comes as the live board's card fragment: the card and the card it follows in
+    its column under the board's sort (`data-after`), which the page uses to put it at its
+    exact place, as it places a card someone else moved (live.js `placeCard`), wherever
+    the dragged copy was dropped. A card the board does not show (closed, filtered out)
+    leaves it. The locked deal in hand (with its stage, owner and organization) is the
+    card, as in a move's answer (`queries.board_card`). Five queries: the card's next
+    activity and stalled flags, the card before it, the columns' stages, their totals.
+    """
+    filters = _filters(request)
+    card = queries.board_card(request.user, filters, deal)
+    after = None
+    if card is not None:
+        # The lock judged the change rule on the current row before the version: a 409
+        # goes only to one who may change the deal, so the fresh card is movable.
+        _prepare_cards(request, [card], movable=True)
+        after = queries.card_after(request.user, filters, card)
+    stages = queries.column_stages(deal.pipeline_id, stage_ids)
+    context = {
+        "heads": queries.column_heads(request.user, filters, stages),
+        "deal": card,
+        "stale": deal,
+        "after": after,
+        "error": message,
+        **_card_context(),
+    }
+    return TemplateResponse(request, "deals/board.html#stale", context, status=409)
 
 
 def _blocked(request: HttpRequest, blocked: services.GateBlocked, *, source: str) -> HttpResponse:

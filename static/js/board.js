@@ -39,7 +39,8 @@
   }
 
   // One path for every move: fill in the shared form and post it. The server answers with
-  // the card (and the columns' totals) out of band, or, on a refusal, the columns in full.
+  // the card (and the columns' totals) out of band; on a stale version (409) with the card
+  // as it is now and where it goes; on another refusal with the columns in full.
   // Each attempt carries a fresh idempotency key; a 503 is retried once with the same key,
   // and the server answers a move that had committed with that move, not a conflict.
   function postMove(card, stage, values) {
@@ -380,12 +381,16 @@
     event.detail.path = event.detail.path.replace(/([?&]offset=)\d*/, "$1" + count);
   }
 
+  // A stale move (409: a drop, the menu, the gate form, an undo) carries the card as it is
+  // now and the card it follows: put it there (live.js), wherever it was dropped; its
+  // totals, the reason and the emptied dialog come out of band.
   // A refused move that htmx would not swap (400/403 by default) still carries the
   // columns as they are: swap them so a dragged card snaps back. Anything else (404, 429,
   // 5xx) has no columns: reload the board so no card stays where it was dropped.
   function onBeforeSwap(event) {
-    if (event.detail.requestConfig.elt !== moveForm) return;
     var status = event.detail.xhr.status;
+    if (status === 409 && window.liveBoard) window.liveBoard.placeCard(event.detail.xhr.responseText);
+    if (event.detail.requestConfig.elt !== moveForm) return;
     if (status === 400 || status === 403) {
       event.detail.shouldSwap = true;
       event.detail.isError = false;

@@ -200,16 +200,36 @@
     if (dialog && dialog.open) dialog.close();
   }
 
+  // A card fragment (`<template data-stage data-after>` holding the card: the live card
+  // view's, or a stale move's answer) put where the board renders it. The card element
+  // already on the page, wherever it sits (its old column, where it was dropped), is
+  // updated and moved, so the board shows it once. The card, or null when this board does
+  // not show it there (it then leaves the board).
+  function placeCard(wrapper) {
+    var fresh = wrapper.content.querySelector(".card");
+    var deal = fresh.id.slice("deal-".length);
+    var list = document.querySelector("#column-" + wrapper.dataset.stage + " .cards");
+    if (!list) { remove(deal); return null; } // a column this board does not show
+    var old = document.getElementById(fresh.id);
+    var card = old ? update(old, fresh) : fresh;
+    if (!position(list, card, wrapper.dataset.after)) { remove(deal); return null; }
+    if (window.htmx) window.htmx.process(card);
+    return card;
+  }
+
+  // For board.js: a stale move's answer (409) places its fresh card the same way.
+  window.liveBoard = {
+    placeCard: function (html) {
+      var wrapper = fragment(html).querySelector("template[data-stage]");
+      return wrapper ? placeCard(wrapper) : null;
+    },
+  };
+
   function place(data, html) {
     var wrapper = fragment(html).querySelector("template");
     if (!wrapper) return;
-    var fresh = wrapper.content.querySelector(".card");
-    var list = document.querySelector("#column-" + wrapper.dataset.stage + " .cards");
-    var old = document.getElementById(fresh.id);
-    if (!list) { remove(data.deal); return; } // a column this board does not show
-    var card = old ? update(old, fresh) : fresh;
-    if (!position(list, card, wrapper.dataset.after)) { remove(data.deal); return; }
-    if (window.htmx) window.htmx.process(card);
+    var card = placeCard(wrapper);
+    if (!card) return;
     showEditors(data.deal);
     var who = wrapper.dataset.by;
     var text = who ? (VERBS[data.event] || "changed") + " by " + who : "";

@@ -75,6 +75,42 @@ def test_a_stale_move_leaves_the_card_once_in_its_real_column_with_right_counts(
     assert page.locator("#flash").get_by_role("alert").is_visible()
 
 
+def test_a_stale_drag_puts_the_fresh_card_at_its_sorted_place_in_its_real_column(
+    login, live_server, rep, stages, page
+):
+    """The 409 carries the card and the card it follows: the dragged copy leaves where it
+    was dropped and takes its place between the cards around it, once."""
+    first = DealFactory(owner=rep, stage=stages["qualified"], position=10, title="First")
+    third = DealFactory(owner=rep, stage=stages["qualified"], position=30, title="Third")
+    deal = DealFactory(owner=rep, stage=stages["lead"], title="Contested deal")
+    page.route("**/live/**", lambda route: route.abort())
+    login(rep)
+    services.move_deal(
+        Deal.objects.get(pk=deal.pk),
+        stages["qualified"],
+        by=rep,
+        expected_version=deal.version,
+        source="board",
+        position=services.Placement(after_id=first.pk, before_id=third.pk),
+    )
+    card = page.locator(f"#deal-{deal.pk}")
+    with page.expect_response(lambda r: "/move/" in r.url) as answer:
+        drag_across(page, card.locator(".handle"), page.locator(f"#column-{stages['demo'].pk}"))
+        page.mouse.up()
+    assert answer.value.status == 409
+    page.locator(f"#column-{stages['qualified'].pk} #deal-{deal.pk}").wait_for()
+
+    ids = page.locator(f"#column-{stages['qualified'].pk} .card").evaluate_all(
+        "cards => cards.map(c => c.id)"
+    )
+    assert ids == [f"deal-{first.pk}", f"deal-{deal.pk}", f"deal-{third.pk}"]
+    assert page.locator(f"#deal-{deal.pk}").count() == 1
+    assert "0 deals" in page.locator(f"#totals-{stages['lead'].pk}").inner_text()
+    assert "3 deals" in page.locator(f"#totals-{stages['qualified'].pk}").inner_text()
+    assert "0 deals" in page.locator(f"#totals-{stages['demo'].pk}").inner_text()
+    assert page.locator("#flash").get_by_role("alert").is_visible()
+
+
 @pytest.fixture
 def long_column(rep, stages):
     """Columns far longer than the screen; the last card of Lead in is the one dragged."""

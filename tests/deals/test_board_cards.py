@@ -314,18 +314,40 @@ def test_gate_refusal_rerenders_the_deals_column_and_the_one_it_was_dropped_on(
     assert "Confirm: Budget ok" in html
 
 
-def test_stale_drag_answers_409_with_both_columns_and_the_fresh_card(client_for, rep, stages):
-    deal = DealFactory(owner=rep, stage=stages["lead"], version=4)
+def test_stale_drag_answers_409_with_the_fresh_card_its_place_and_three_totals(
+    client_for, rep, stages
+):
+    """Not the columns: the card as it is now, the card it follows in its column, and the
+    totals of where it is, where it was aimed and where the page showed it."""
+    first = DealFactory(owner=rep, stage=stages["qualified"], position=10)
+    deal = DealFactory(owner=rep, stage=stages["qualified"], position=20, version=4)
+    DealFactory(owner=rep, stage=stages["qualified"], position=30)
     response = client_for(rep).post(
         reverse("deal_move", args=[deal.pk]),
-        {"stage": stages["qualified"].pk, "version": 3, "source": "board"},
+        {"stage": stages["demo"].pk, "version": 3, "source": "board", "from": stages["lead"].pk},
         **HTMX,
     )
     html = response.content.decode()
     assert response.status_code == 409
-    assert f'id="column-{stages["lead"].pk}" aria-labelledby' in html
-    assert f'id="column-{stages["qualified"].pk}" aria-labelledby' in html
+    assert 'aria-labelledby="column-title' not in html  # no column re-rendered
+    assert f'<template data-stage="{stages["qualified"].pk}" data-after="{first.pk}">' in html
     assert 'data-version="4"' in card_html(html, deal)
+    for key in ("lead", "qualified", "demo"):
+        assert f'id="totals-{stages[key].pk}" hx-swap-oob="true"' in html
+    assert "changed by someone else" in html
+
+
+def test_stale_move_of_a_card_the_board_no_longer_shows_removes_it(client_for, rep, stages):
+    deal = DealFactory(owner=rep, stage=stages["won"], version=4)
+    response = client_for(rep).post(
+        reverse("deal_move", args=[deal.pk]),
+        {"stage": stages["demo"].pk, "version": 3, "source": "menu", "from": stages["lead"].pk},
+        **HTMX,
+    )
+    html = response.content.decode()
+    assert response.status_code == 409
+    assert "<template" not in html
+    assert f'<li id="deal-{deal.pk}" hx-swap-oob="delete">' in html
 
 
 # --- load more and snoozing from the board ----------------------------------------------
