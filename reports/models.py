@@ -388,8 +388,8 @@ class CloseMonthStage(models.Model):
     instant is before `StageStayMark.covered_until`; `reports.dashboard.stays.refresh`
     adds the rows of those months (and replaces a row whose deal's close month changed)
     in the same transaction as the mark. A deal whose history is rewritten
-    (`deals.RewrittenHistory`) loses its row in the catch-up, and the backtest ignores
-    the row of a deal still marked. Where no row matches (another month, another time
+    (`deals.RewrittenHistory`) loses its row in the catch-up, and the backtest reads no
+    row while any deal is still marked. Where no row matches (another month, another time
     zone, a new deal) the backtest looks the stage up in the history itself.
     """
 
