@@ -348,7 +348,9 @@ def _moved(
         if _from_deal_page(request):
             return redirect("deal_detail", pk=result.deal.pk)
         return _plain_redirect(request, result.deal)
-    undo = {"deal": result.deal, "change": result.change, "text": text}
+    # Its URL once here: the flash's form prints it twice (a reverse() each in the template).
+    url = reverse("deal_undo", args=[result.deal.pk])
+    undo = {"deal": result.deal, "change": result.change, "text": text, "url": url}
     return _card_response(request, result.deal, from_stage, in_place=in_place, undo=undo)
 
 
