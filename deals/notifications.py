@@ -60,9 +60,7 @@ def notices_sql(
     one notice for all of them ("312 deals newly stalled"), opening their stalled deals
     on the board (`open_notification`). A large import or a new rule would otherwise
     write a notice per deal: a million to one manager. Columns: user, deal, kind, text,
-    dedupe_key, created_at. Flags are counted per recipient by grouping (a hash of a few
-    hundred owners), not by a window over them sorted by owner (a million-row sort when
-    a rule is first turned on).
+    dedupe_key, created_at.
     """
     text_sql, key_sql, notice_params = stalled_notice_sql(
         deal="p.deal_id", rule="p.rule", title="p.title", flagged_at="p.flagged_at"
@@ -70,10 +68,8 @@ def notices_sql(
     above = settings.STALLED_NOTICES_GROUPED_ABOVE
     sql = f"""
         SELECT p.owner, p.deal_id, %s, {text_sql}, {key_sql}, %s
-        FROM ({flags_sql}) p
-        WHERE p.owner IN (
-            SELECT f.owner FROM ({flags_sql}) f GROUP BY f.owner HAVING count(*) <= %s
-        )
+        FROM (SELECT f.*, count(*) OVER (PARTITION BY f.owner) AS crowd FROM ({flags_sql}) f) p
+        WHERE p.crowd <= %s
         UNION ALL
         SELECT f.owner, NULL, %s, CAST(count(*) AS varchar) || %s,
                %s || CAST(f.owner AS varchar) || ':' || %s, %s
@@ -83,7 +79,6 @@ def notices_sql(
     """
     params = [
         *(STALLED, *notice_params, now),
-        *flags_params,
         *flags_params,
         above,
         *(STALLED_GROUP, " deals newly stalled", f"{STALLED_GROUP}:", now.isoformat(), now),
