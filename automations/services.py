@@ -474,27 +474,42 @@ def _due_days(
     return [first + timedelta(days=n) for n in range((today - first).days + 1)]
 
 
-def _scan_since(rule: Rule, now: datetime) -> datetime:
-    """Where a scan of `rule` starts: its last scan, but never more than CATCH_UP_DAYS
-    back nor before the day the rule was made (a new rule does not fire for every deal
-    whose date passed long ago)."""
+# Rows written this long before a pass's mark are read again by the next pass: a write
+# stamped before the mark but committed after it (a slow transaction) is still seen.
+CHANGE_MARGIN = timedelta(minutes=5)
+
+
+def _scan_window(rule: Rule, now: datetime) -> tuple[datetime, datetime]:
+    """(floor, since) of a scan of `rule`. The floor: CATCH_UP_DAYS back, never before
+    the day the rule was made (a new rule does not fire for every deal whose date passed
+    long ago). Since: the rule's last scan within that window, else the floor. What fell
+    due in [since, now] is read by due time; what fell due in [floor, since) only on deals
+    written since the last scan (a date set in the past after its pass)."""
     floor = max(
         _day_start(timezone.localdate(now) - timedelta(days=CATCH_UP_DAYS)),
         _day_start(timezone.localdate(rule.created_at)),
     )
     if rule.scanned_at and floor < rule.scanned_at <= now:
-        return rule.scanned_at
-    return floor
+        return floor, rule.scanned_at
+    return floor, floor
 
 
-def _reach(rule: Rule, open_stage_ids: list[int] | None = None) -> QuerySet[Deal]:
+def _reach(
+    rule: Rule,
+    open_stage_ids: list[int] | None = None,
+    changed_from: datetime | None = None,
+) -> QuerySet[Deal]:
     """Open deals of the rule's reach that meet its conditions. With the open stages'
     ids given, the stage is filtered by id, so PostgreSQL reads the (stage, pipeline,
-    entered) index per stage instead of joining every deal to its stage."""
+    entered) index per stage instead of joining every deal to its stage. With
+    `changed_from`, only deals written since (their activities too: every activity
+    write stamps its deal)."""
     deals = policy.changeable_deals(rule.owner).filter(conditions.rule_q(rule.conditions))
     deals = deals.filter(stage_id__in=open_stage_ids) if open_stage_ids else deals.open()
     if rule.pipeline_id:
         deals = deals.filter(pipeline_id=rule.pipeline_id)
+    if changed_from is not None:
+        deals = deals.filter(updated_at__gte=changed_from)
     return deals
 
 
@@ -531,10 +546,13 @@ def scan_time_based(*, now: datetime | None = None) -> int:
     """Write a pending run for each (deal, time-based rule, due date) not written yet,
     set-based, and hand them to workers: one INSERT … SELECT per rule and due day since
     the rule's last scan (an index lookup each: close date, or stage and entry time), or
-    one per rule for activities that fell due since (due date: the activity's day). Each
-    pass looks back only to the last (at most CATCH_UP_DAYS), so a pass every few
-    minutes reads minutes' worth at any size. Safe to run twice and concurrently: the
-    run's unique (rule, deal, due date) keeps one."""
+    one per rule for activities that fell due since (due date: the activity's day). What
+    fell due before the last pass (back to CATCH_UP_DAYS) is read again only on deals
+    written since it (`Deal.updated_at`, indexed; every activity write stamps its deal):
+    an activity logged overdue, a close date edited into the past, an imported stage
+    entry. So a pass every few minutes reads minutes' worth of due points and of writes
+    at any size. Safe to run twice and concurrently: the run's unique (rule, deal, due
+    date) keeps one."""
     from django.db.models import F as Col
     from django.db.models import JSONField, Value
     from django.db.models.functions import TruncDate
@@ -567,21 +585,45 @@ def scan_time_based(*, now: datetime | None = None) -> int:
             ignore_conflicts=True,
         )
 
-    scanned = []
-    for rule in Rule.objects.filter(is_active=True, owner__is_active=True).select_related("owner"):
-        kind = rule.trigger.get("kind")
-        if kind not in spec.TIME_BASED:
-            continue
-        scanned.append(rule.pk)
-        since = _scan_since(rule, now)
+    rules = [
+        rule
+        for rule in Rule.objects.filter(is_active=True, owner__is_active=True).select_related(
+            "owner"
+        )
+        if rule.trigger.get("kind") in spec.TIME_BASED
+    ]
+    windows = {rule.pk: _scan_window(rule, now) for rule in rules}
+    # Deals written since the earliest mark (index range read): none, and no rule reads
+    # behind its mark this pass.
+    behind = [since for floor, since in windows.values() if since > floor]
+    changed = (
+        bool(behind) and Deal.objects.filter(updated_at__gte=min(behind) - CHANGE_MARGIN).exists()
+    )
+    for rule in rules:
+        kind = rule.trigger["kind"]
+        floor, since = windows[rule.pk]
+        changed_from = since - CHANGE_MARGIN
         if kind == "activity_overdue":
-            activities = _overdue(rule, since, now, open_stage_ids=opened)
-            created += insert(activities, Col("deal_id"), TruncDate("due_at"))
+            parts = [_overdue(rule, since, now, open_stage_ids=opened)]
+            if changed and since > floor:
+                parts.append(
+                    _overdue(rule, floor, since, open_stage_ids=opened, changed_from=changed_from)
+                )
+            for activities in parts:
+                created += insert(activities, Col("deal_id"), TruncDate("due_at"))
             continue
-        first = timezone.localdate(since)
-        for day in (first + timedelta(days=n) for n in range((today - first).days + 1)):
-            source = due_deals(rule, day, now=now, open_stage_ids=opened)
+        first, start = timezone.localdate(since), timezone.localdate(floor)
+        for day in (start + timedelta(days=n) for n in range((today - start).days + 1)):
+            if day >= first:
+                source = due_deals(rule, day, now=now, open_stage_ids=opened)
+            elif changed:
+                source = due_deals(
+                    rule, day, now=now, open_stage_ids=opened, changed_from=changed_from
+                )
+            else:
+                continue
             created += insert(source, Col("pk"), Value(day))
+    scanned = [rule.pk for rule in rules]
     # After the runs are written: a scan that dies half-way is repeated, never skipped.
     Rule.objects.filter(pk__in=scanned).filter(
         Q(scanned_at__isnull=True) | Q(scanned_at__lt=now)

@@ -343,7 +343,9 @@ def _steps(data: Dataset, history: int) -> list[tuple[str, str, list[Any]]]:
             "snoozed_until": "CASE WHEN p.snoozed THEN current_date + 10 END",
             "snooze_reason": "CASE WHEN p.snoozed THEN 'On holiday' ELSE '' END",
             "created_at": "p.created_at",
-            "updated_at": "now()",
+            # Last written when it last entered a stage or had an activity logged or done
+            # (the automations scan reads the deals written since its last pass).
+            "updated_at": "greatest(p.entered_at, coalesce(t.last_at, p.entered_at))",
             "last_activity_at": "t.last_at",
             "next_activity": "t.next_id",
         },

@@ -56,7 +56,9 @@ def refresh_activity_times(deal_ids: Collection[int]) -> None:
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         list(Deal.objects.filter(pk__in=chunk).order_by("pk").select_for_update().values("pk"))
-        Deal.objects.filter(pk__in=chunk).update(**activity_times())
+        # Stamped as written too: the automations scan reads activities that fell due
+        # before its last pass on deals written since (an activity logged overdue).
+        Deal.objects.filter(pk__in=chunk).update(**activity_times(), updated_at=timezone.now())
 
 
 def _event(

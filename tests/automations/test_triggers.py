@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from automations import services as automations
 from automations.models import RuleRun
-from deals import events, services
+from deals import activities, events, services
+from deals.models import Deal
 from tests.factories import DealFactory
 
 pytestmark = pytest.mark.django_db
@@ -233,8 +234,76 @@ def test_a_scan_reads_from_the_last_one_and_catches_up_the_days_it_missed(rep, s
     rule.scanned_at = now - timedelta(days=3)  # beat was down since
     rule.save()
     missed = DealFactory(owner=rep, stage=stages["demo"], expected_close_date=today - timedelta(2))
-    DealFactory(owner=rep, stage=stages["demo"], expected_close_date=today - timedelta(5))
+    seen = DealFactory(owner=rep, stage=stages["demo"], expected_close_date=today - timedelta(5))
+    # Due before the last pass and not written since: that pass saw it (it did not match then).
+    Deal.objects.filter(pk=seen.pk).update(updated_at=now - timedelta(days=4))
     assert automations.scan_time_based(now=now) == 1
     assert RuleRun.objects.get(rule=rule).deal_id == missed.pk
     rule.refresh_from_db()
     assert rule.scanned_at == now
+
+
+def passed(rule, at):
+    """The rule's last beat pass ran at `at`."""
+    rule.created_at = at - timedelta(days=2)
+    rule.scanned_at = at
+    rule.save()
+
+
+def test_an_activity_logged_already_overdue_after_the_pass_fires(rep, stages, make_rule):
+    rule = make_rule({"kind": "activity_overdue"}, NOTE)
+    now = timezone.now()  # the writes below are stamped with the real time
+    passed(rule, now - timedelta(minutes=5))
+    deal = DealFactory(owner=rep, stage=stages["demo"])
+    activities.log_activity(
+        deal, by=rep, type="call", subject="Call back", due_at=now - timedelta(hours=1)
+    )
+    assert automations.scan_time_based(now=now) == 1
+    assert RuleRun.objects.get(rule=rule).deal_id == deal.pk
+    assert automations.scan_time_based(now=now + timedelta(minutes=5)) == 0  # once
+
+
+def test_an_activity_rescheduled_into_the_past_fires(rep, stages, make_rule):
+    from tests.factories import ActivityFactory
+
+    rule = make_rule({"kind": "activity_overdue"}, NOTE)
+    now = timezone.now()  # the writes below are stamped with the real time
+    deal = DealFactory(owner=rep, stage=stages["demo"])
+    activity = ActivityFactory(deal=deal, owner=rep, due_at=now + timedelta(days=1))
+    Deal.objects.filter(pk=deal.pk).update(updated_at=now - timedelta(hours=1))
+    passed(rule, now - timedelta(minutes=5))
+    assert automations.scan_time_based(now=now - timedelta(minutes=5)) == 0
+    activities.update_activity(
+        activity.pk, by=rep, subject="Call", type="call", due_at=now - timedelta(hours=2), note=""
+    )
+    assert automations.scan_time_based(now=now) == 1
+    assert RuleRun.objects.get(rule=rule).deal_id == deal.pk
+
+
+def test_a_close_date_edited_into_the_past_after_the_pass_fires(rep, stages, make_rule):
+    now = timezone.now()
+    today = timezone.localdate(now)
+    rule = make_rule({"kind": "close_date", "days": 0}, NOTE)
+    passed(rule, now - timedelta(minutes=5))
+    deal = DealFactory(owner=rep, stage=stages["demo"], expected_close_date=today + timedelta(9))
+    Deal.objects.filter(pk=deal.pk).update(updated_at=now - timedelta(hours=1))
+    services.update_deal(
+        deal,
+        {"expected_close_date": today - timedelta(days=2)},
+        by=rep,
+        expected_version=deal.version,
+    )
+    assert automations.scan_time_based(now=now) == 1
+    run = RuleRun.objects.get(rule=rule)
+    assert (run.deal_id, run.due_on) == (deal.pk, today - timedelta(days=2))
+
+
+def test_a_deal_written_with_a_past_stage_entry_fires_its_days_in_stage(rep, stages, make_rule):
+    now = timezone.now()
+    rule = make_rule({"kind": "days_in_stage", "days": 3}, NOTE)
+    passed(rule, now - timedelta(minutes=5))
+    deal = DealFactory(
+        owner=rep, stage=stages["demo"], stage_entered_at=now - timedelta(days=4, hours=1)
+    )
+    assert automations.scan_time_based(now=now) == 1
+    assert RuleRun.objects.get(rule=rule).deal_id == deal.pk
