@@ -101,7 +101,7 @@ def save_rule(data: RuleInput, *, by: User, rule_id: int | None = None, recipe: 
         if rule_id is None and Rule.objects.filter(owner=by).count() >= MAX_RULES_PER_USER:
             raise BadInput(f"At most {MAX_RULES_PER_USER} automations each; delete one first.")
         pipeline = _pipeline(data.pipeline_id)
-        _check_references(refs, owner=rule.owner)
+        _check_references(refs, owner=rule.owner, conds=conds, acts=acts)
         if data.is_active:
             _refuse_loops(rule, name, trigger, acts)
         rule.name, rule.pipeline = name, pipeline
@@ -122,27 +122,69 @@ def _pipeline(pipeline_id: int | None) -> Pipeline | None:
     return pipeline
 
 
-def _check_references(refs: spec.References, *, owner: User) -> None:
+def _check_references(
+    refs: spec.References, *, owner: User, conds: dict[str, Any], acts: list[dict]
+) -> None:
     names = labels.Names.load(refs)
     problems = names.problems(refs)
     if problems:
         raise BadInput(f"This rule refers to what is gone: {'; '.join(problems)}.")
     if policy.acts_on_every_team(owner):
-        allowed_users = None
+        users = teams = None
     else:
-        managed = set(owner.managed_teams.values_list("pk", flat=True))
-        outside = refs.teams - managed
-        if outside:
-            raise BadInput("Round-robin: choose one of the teams you manage.")
-        allowed_users = {u.pk for u in names.users.values() if u.team_id in managed}
-        allowed_users.add(owner.pk)
-    if allowed_users is not None and refs.users - allowed_users:
-        raise BadInput("Users: choose members of the teams you manage.")
-    mine = set(
+        teams = set(owner.managed_teams.values_list("pk", flat=True))
+        users = {u.pk for u in names.users.values() if u.team_id in teams} | {owner.pk}
+    endpoints = set(
         webhooks.endpoints_for(owner).filter(pk__in=refs.endpoints).values_list("pk", flat=True)
     )
-    if refs.endpoints - mine:
-        raise BadInput("Webhook: choose one of your webhook endpoints.")
+    if (
+        (users is not None and refs.users - users)
+        or (teams is not None and refs.teams - teams)
+        or refs.endpoints - endpoints
+    ):
+        raise _out_of_reach(conds, acts, users=users, teams=teams, endpoints=endpoints)
+
+
+# Where an id out of the owner's reach can sit: (part, kind, key) -> (which ids, message).
+_REACH = {
+    ("Condition", "owner", "ids"): ("users", "Owner: choose people of the teams you manage."),
+    ("Condition", "team", "ids"): ("teams", "Owner's team: choose teams you manage."),
+    ("Action", "create_activity", "user"): (
+        "users",
+        "Named user: choose someone of the teams you manage.",
+    ),
+    ("Action", "notify", "users"): ("users", "Users: choose people of the teams you manage."),
+    ("Action", "assign_owner", "user"): (
+        "users",
+        "Named user: choose someone of the teams you manage.",
+    ),
+    ("Action", "assign_owner", "team"): (
+        "teams",
+        "Round-robin: choose one of the teams you manage.",
+    ),
+    ("Action", "send_webhook", "endpoint"): (
+        "endpoints",
+        "Webhook endpoint: choose one of your webhook endpoints.",
+    ),
+}
+
+
+def _out_of_reach(
+    conds: dict[str, Any], acts: list[dict], **allowed: set[int] | None
+) -> spec.SpecError:
+    """The refusal for the first id out of the owner's reach, naming its row and field
+    (so the editor shows it beside that field)."""
+    rows = [("Condition", n, c) for n, c in enumerate(conds.get("items", []), 1)]
+    rows += [("Action", n, a) for n, a in enumerate(acts, 1)]
+    for part, n, item in rows:
+        for (where, kind, key), (which, message) in _REACH.items():
+            if (where, kind) != (part, item["kind"]) or item.get(key) is None:
+                continue
+            ids = item[key] if isinstance(item[key], list) else [item[key]]
+            permitted = allowed[which]
+            if permitted is not None and set(ids) - permitted:
+                return spec.SpecError(f"{part} {n}: {message}", where=f"{part} {n}", key=key)
+    return spec.SpecError("This rule names what is out of its owner's reach.")
 
 
 def _refuse_loops(rule: Rule, name: str, trigger: dict[str, Any], acts: list[dict]) -> None:

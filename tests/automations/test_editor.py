@@ -348,3 +348,77 @@ def test_the_editor_costs_the_same_whatever_the_rule_holds(
 
 
 QUERIES_EDITOR = 9
+
+
+def _out_of_reach(outsider, other_team, endpoint):
+    """Each place a manager's rule can name another team's user or team, or an endpoint
+    not theirs: (conditions, actions, where, key, message)."""
+    task = {"kind": "create_activity", "type": "call", "subject": "Call", "due_days": 1}
+    return [
+        ([{"kind": "owner", "ids": [outsider.pk]}], [task], "Condition 1", "ids", "Owner: "),
+        ([{"kind": "team", "ids": [other_team.pk]}], [task], "Condition 1", "ids", "Owner's team"),
+        ([], [task | {"assignee": "user", "user": outsider.pk}], "Action 1", "user", "Named user"),
+        (
+            [],
+            [task, {"kind": "notify", "roles": [], "users": [outsider.pk], "text": "hi"}],
+            "Action 2",
+            "users",
+            "Users: ",
+        ),
+        (
+            [],
+            [{"kind": "assign_owner", "mode": "round_robin", "team": other_team.pk}],
+            "Action 1",
+            "team",
+            "Round-robin",
+        ),
+        (
+            [],
+            [{"kind": "send_webhook", "endpoint": endpoint.pk}],
+            "Action 1",
+            "endpoint",
+            "Webhook endpoint",
+        ),
+    ]
+
+
+def test_the_service_refuses_a_managers_out_of_reach_ids_naming_row_and_field(
+    manager, outsider, other_team, endpoint
+):
+    from automations import services
+    from common.errors import BadInput
+
+    for conds, acts, where, key, message in _out_of_reach(outsider, other_team, endpoint):
+        data = services.RuleInput(
+            name="Reach",
+            trigger={"kind": "deal_won"},
+            conditions={"match": "all", "items": conds},
+            actions=acts,
+        )
+        with pytest.raises(BadInput) as refused:
+            services.save_rule(data, by=manager)
+        error = refused.value
+        assert (error.where, error.key) == (where, key), message
+        assert str(error.message).startswith(f"{where}: {message}")
+    assert not Rule.objects.exists()
+
+
+def test_an_out_of_reach_id_past_the_form_is_refused_beside_its_field(
+    manager, admin_user, client_for, stages, other_team, monkeypatch
+):
+    from automations import editor
+
+    # A picker offering more than the owner may name (as a page built before a team
+    # change would): the service's check is what refuses.
+    everything = editor.Choices.for_owner(admin_user)
+    monkeypatch.setattr(editor.Choices, "for_owner", classmethod(lambda cls, owner: everything))
+    client = client_for(manager)
+    url = reverse("automations:new")
+    data = posted(client.get(url).text, name="Mine", trigger_kind="deal_won", a__0__subject="Call")
+    team_condition = {"c-0-kind": ["team"], "c-0-op": ["in"], "c-0-ids": [str(other_team.pk)]}
+    response = client.post(url, data | team_condition)
+    assert response.status_code == 400
+    beside = _field_error(response.text, "id_c-0-ids")
+    assert "Owner&#x27;s team: choose teams you manage." in beside
+    assert "Round-robin" not in response.text
+    assert not Rule.objects.exists()
