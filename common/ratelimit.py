@@ -80,15 +80,18 @@ def _count(key: str, window: int, window_index: int) -> int:
 
 
 def _redis_count(backend: RedisCache, key: str, window: int) -> int:
-    """Start the window's counter (expiring with it) unless it exists, and count this
-    request: one round trip. The cache API's add and incr take three (incr asks whether
-    the key exists first), on every rate-limited request (every move)."""
+    """Count this request in the window's counter, and make the counter expire with the
+    window unless it already does: one round trip. The cache API's add and incr take
+    three (incr asks whether the key exists first), on every rate-limited request (every
+    move). EXPIRE ... NX after INCR leaves no counter without an expiry, whatever
+    happened to the key before (expired or evicted between two commands, or written by
+    an older version): such a key would stay in Redis for good."""
     full_key = backend.make_and_validate_key(key)
     client = backend._cache.get_client(full_key, write=True)
     pipe = client.pipeline(transaction=False)
-    pipe.set(full_key, 0, ex=window, nx=True)
     pipe.incr(full_key)
-    return int(pipe.execute()[-1])
+    pipe.expire(full_key, window, nx=True)
+    return int(pipe.execute()[0])
 
 
 def hits(key: str, window: int) -> tuple[int, int]:

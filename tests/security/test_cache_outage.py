@@ -175,3 +175,24 @@ def test_redis_stopped_mid_session_then_back(redis, cache_at, rep, stages, caplo
         "\nRedis stopped: "
         + ", ".join(f"{name} 200 in {seconds * 1000:.0f} ms" for name, seconds in timings.items())
     )
+
+
+def test_a_counter_found_without_an_expiry_gets_one(redis, cache_at, rep, stages):
+    """A counter left without an expiry (expired or evicted between two commands, or
+    written by an older version) is given the window's expiry by the next request: no
+    rate-limit key stays in Redis for good."""
+    cache_at(redis.url)
+    search = requests_a_rep_makes(rep, stages)["search"]
+    counters = redis_client.Redis.from_url(redis.url)
+    try:
+        assert search() == 200
+        [key] = counters.keys("*ratelimit:search*")
+        counters.persist(key)
+        assert counters.ttl(key) == -1
+
+        assert search() == 200
+
+        assert int(counters.get(key)) == 2
+        assert 0 < counters.ttl(key) <= 60
+    finally:
+        counters.close()
