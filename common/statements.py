@@ -23,6 +23,11 @@ from typing import Any
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, models
 
+# The largest id a database column holds: a larger one names no row. The ORM answers such
+# a lookup with no rows; a hand-written statement must check it first (SQLite's driver
+# raises on an integer past 64 bits).
+MAX_ID = 2**63 - 1
+
 
 def quote(name: str) -> str:
     return connection.ops.quote_name(name)

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from accounts import policy
 from common.errors import BadInput
-from common.statements import Prepared
+from common.statements import MAX_ID, Prepared
 from deals.models import MoveSource
 from deals.queries import SORTS, STAGE_FIELDS, BoardFilters, stage_from_row
 from stages.gate import Failure
@@ -147,7 +147,6 @@ class MoveCommand:
 
 
 MOVE_KEY = re.compile(r"[A-Za-z0-9-]{8,40}")
-MAX_ID = 2**63 - 1  # the largest id a database column holds
 
 
 def _whole_number(value: str, *, most: int | None = MAX_ID) -> int | None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import connection
 
 from accounts.models import User
-from common.statements import Rows, quote, run, run_all
+from common.statements import MAX_ID, Rows, quote, run, run_all
 from contacts.models import Organization
 from deals.models import Activity, Deal, StageChange, StalledFlag
 from stages.models import Stage
@@ -42,6 +42,8 @@ def _lock_sql() -> str:
 
 def lock(deal_id: int) -> Deal | None:
     """Deal `deal_id`, its row locked until the transaction ends; None if there is none."""
+    if not 0 < deal_id <= MAX_ID:
+        return None
     row = run(_lock_sql(), [deal_id])
     return None if row is None else DEALS.instance(row)  # type: ignore[return-value]
 

@@ -270,6 +270,16 @@ def test_unknown_deal_and_unknown_stage(client_for, rep, stages):
     assert "That stage does not exist." in response.content.decode()
 
 
+@pytest.mark.parametrize("deal_id", [2**63, 2**64 + 5])
+def test_a_deal_id_past_what_a_column_holds_is_404(client_for, rep, stages, deal_id):
+    """The move's lock is a hand-written statement: an id no column can hold names no
+    deal (404), as through the ORM, instead of an error from the database driver."""
+    url = reverse("deal_move", args=[deal_id])
+    data = {"stage": stages["qualified"].pk, "version": 1}
+    for headers in (HTMX, {}):
+        assert client_for(rep).post(url, data, **headers).status_code == 404
+
+
 def test_malformed_move_request_is_refused(client_for, rep, stages):
     deal = DealFactory(owner=rep, stage=stages["lead"])
     response = client_for(rep).post(
