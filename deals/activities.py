@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -43,22 +43,43 @@ def activity_times() -> dict[str, Subquery]:
     return {"last_activity_at": Subquery(latest), "next_activity": Subquery(following)}
 
 
-def refresh_activity_times(deal_ids: Collection[int]) -> None:
+def lock_deals(deal_ids: Iterable[int]) -> list[int]:
+    """Lock the deals' rows (`SELECT … FOR UPDATE`, in id order, 500 at a time) and
+    return their ids in that order.
+
+    Every write of activities takes its deals' locks first, before it touches an
+    activity row: `delete_deal` and `complete_and_move` lock the deal and then write its
+    activities, so an activity write that locked the activity first and the deal second
+    could deadlock with them.
+    """
+    ids = sorted(set(deal_ids))
+    for start in range(0, len(ids), 500):
+        list(
+            Deal.objects.filter(pk__in=ids[start : start + 500])
+            .order_by("pk")
+            .select_for_update()
+            .values("pk")
+        )
+    return ids
+
+
+def refresh_activity_times(deal_ids: Iterable[int], *, locked: bool = False) -> None:
     """Recount the deals' activity times (`activity_times`); every write of activities
     calls it in its transaction.
 
     A recount, not an increment, so it is right whatever was written and in whatever
-    order (imports write the past); one UPDATE per 500 deals. The deals are locked first:
-    a writer that waited for another's lock recounts after that one committed, and so
-    sees its activities (an UPDATE's subqueries read the snapshot it started with).
+    order (imports write the past); one UPDATE per 500 deals. The deals are locked first
+    (`lock_deals`; `locked=True` when the caller already holds them): a writer that
+    waited for another's lock recounts after that one committed, and so sees its
+    activities (an UPDATE's subqueries read the snapshot it started with).
     """
-    ids = sorted(set(deal_ids))
+    ids = sorted(set(deal_ids)) if locked else lock_deals(deal_ids)
     for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        list(Deal.objects.filter(pk__in=chunk).order_by("pk").select_for_update().values("pk"))
         # Stamped as written too: the automations scan reads activities that fell due
         # before its last pass on deals written since (an activity logged overdue).
-        Deal.objects.filter(pk__in=chunk).update(**activity_times(), updated_at=timezone.now())
+        Deal.objects.filter(pk__in=ids[start : start + 500]).update(
+            **activity_times(), updated_at=timezone.now()
+        )
 
 
 def _event(
@@ -99,6 +120,7 @@ def log_activity(
     _editable_deal(deal.pk, by)
     now = timezone.now()
     with transaction.atomic():
+        lock_deals([deal.pk])
         activity = Activity.objects.create(
             deal=deal,
             owner=owner or by,
@@ -110,7 +132,7 @@ def log_activity(
             done=done,
             done_at=now if done else None,
         )
-        refresh_activity_times([deal.pk])
+        refresh_activity_times([deal.pk], locked=True)
         # Logging activity can clear "no recent activity"/"no next step" flags.
         events.publish(_event("activity.created", activity, deal, by=by, source=source))
     return activity
@@ -131,15 +153,34 @@ def _own_activity(activity_id: int, by: User) -> Activity:
     return activity
 
 
+def _locked(activity: Activity) -> Activity:
+    """The activity re-read under its deal's lock and its own, in that order (see
+    `lock_deals`); in a transaction. Gone, or moved to another deal since it was
+    checked: not found."""
+    lock_deals([activity.deal_id])
+    fresh = (
+        Activity.objects.select_for_update()
+        .filter(pk=activity.pk, deal_id=activity.deal_id)
+        .first()
+    )
+    if fresh is None:
+        raise NotVisible("Activity not found.")
+    fresh.deal = activity.deal
+    return fresh
+
+
 def complete_activity(activity_id: int, *, by: User) -> Activity:
     """Mark done (idempotent: completing twice keeps the first completion time)."""
     activity = _own_activity(activity_id, by)
-    if not activity.done:
-        with transaction.atomic():
+    if activity.done:
+        return activity
+    with transaction.atomic():
+        activity = _locked(activity)
+        if not activity.done:
             activity.done = True
             activity.done_at = timezone.now()
             activity.save(update_fields=["done", "done_at"])
-            refresh_activity_times([activity.deal_id])
+            refresh_activity_times([activity.deal_id], locked=True)
             events.publish(_event("activity.completed", activity, activity.deal, by=by))
     return activity
 
@@ -149,10 +190,12 @@ def update_activity(
 ) -> Activity:
     """Edit or reschedule. A done activity keeps its completion time."""
     activity = _own_activity(activity_id, by)
-    activity.subject, activity.type, activity.due_at, activity.note = subject, type, due_at, note
     with transaction.atomic():
+        activity = _locked(activity)
+        activity.subject, activity.type, activity.due_at = subject, type, due_at
+        activity.note = note
         activity.save(update_fields=["subject", "type", "due_at", "note"])
-        refresh_activity_times([activity.deal_id])
+        refresh_activity_times([activity.deal_id], locked=True)
         events.publish(_event("activity.updated", activity, activity.deal, by=by))
     return activity
 
@@ -163,7 +206,9 @@ def delete_activity(activity_id: int, *, by: User) -> None:
     if activity.owner_id != by.pk:
         raise NotAllowed("You can only delete your own activities.")
     with transaction.atomic():
+        activity = _locked(activity)
         published = _event("activity.deleted", activity, activity.deal, by=by)
+        deal_id = activity.deal_id
         activity.delete()
-        refresh_activity_times([activity.deal_id])
+        refresh_activity_times([deal_id], locked=True)
         events.publish(published)

@@ -25,7 +25,7 @@ from accounts import policy
 from accounts.models import Team
 from contacts.models import Organization, Person
 from deals import events
-from deals.activities import refresh_activity_times
+from deals.activities import lock_deals, refresh_activity_times
 from deals.models import Activity, Deal, EventSource, GateEvent, RewrittenHistory, StageChange
 from imports.models import ImportAction, ImportedRecord, ImportJob, ImportStatus
 from imports.records import ACTIVITY, DEAL, ORGANIZATION, PERSON, TEAM, USER
@@ -115,6 +115,8 @@ def undo_import(job: ImportJob, *, by: User) -> dict[str, int]:
         _revert_contacts(locked)
         removed = 0
         for chunk in _chunks(_ids(locked, DEAL, ImportAction.CREATED)):
+            # Deals before their activities, the order every activity write locks in.
+            lock_deals(chunk)
             _publish_deleted(locked, chunk, by=by)
             # History first: StageChange protects its deal (see the module docstring).
             # Summaries derived from the history drop these deals' rows when they next
@@ -127,9 +129,9 @@ def undo_import(job: ImportJob, *, by: User) -> dict[str, int]:
         activities = 0
         for chunk in _chunks(_ids(locked, ACTIVITY, ImportAction.CREATED)):
             gone = Activity.objects.filter(pk__in=chunk)
-            on_deals = set(gone.values_list("deal_id", flat=True))
+            on_deals = lock_deals(gone.values_list("deal_id", flat=True))
             activities += gone.delete()[1].get("deals.Activity", 0)
-            refresh_activity_times(on_deals)
+            refresh_activity_times(on_deals, locked=True)
         result["activities_deleted"] = activities
         kept = 0
         from accounts.models import User as UserModel

@@ -4,6 +4,7 @@ from decimal import Decimal
 from typing import Any
 
 import factory
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Role, Team, User
@@ -115,6 +116,7 @@ class ActivityFactory(factory.django.DjangoModelFactory):
     @classmethod
     def _create(cls, model_class: type[Activity], *args: Any, **kwargs: Any) -> Activity:
         """Written as the activity services write: the deal's activity times follow."""
-        activity = super()._create(model_class, *args, **kwargs)
-        refresh_activity_times([activity.deal_id])
+        with transaction.atomic():  # the recount locks the deal
+            activity = super()._create(model_class, *args, **kwargs)
+            refresh_activity_times([activity.deal_id])
         return activity

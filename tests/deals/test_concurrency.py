@@ -11,11 +11,13 @@ from collections import Counter
 from collections.abc import Callable
 
 import pytest
-from django.db import connection, connections
+from django.db import OperationalError, connection, connections
 
-from deals.models import Deal, StageChange
-from deals.services import VersionConflict, move_deal
-from tests.factories import DealFactory
+from common.errors import NotVisible
+from deals import activities
+from deals.models import Activity, Deal, RewrittenHistory, StageChange
+from deals.services import VersionConflict, delete_deal, move_deal
+from tests.factories import ActivityFactory, DealFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -147,3 +149,79 @@ def test_many_rounds_of_many_simultaneous_moves_keep_history_contiguous(rep, man
     )
     assert all(hops[i][0] == hops[i - 1][1] for i in range(1, len(hops)))
     assert hops[-1][1] == deal.stage_id
+
+
+ACTIVITY_WRITES = {
+    "complete": lambda pk, by: activities.complete_activity(pk, by=by),
+    "update": lambda pk, by: activities.update_activity(
+        pk, by=by, subject="Moved", type="call", due_at=None, note=""
+    ),
+    "delete": lambda pk, by: activities.delete_activity(pk, by=by),
+}
+
+
+@pytest.mark.parametrize("write", sorted(ACTIVITY_WRITES))
+def test_an_activity_write_and_its_deals_deletion_at_once_do_not_deadlock(
+    write, rep, manager, stages, monkeypatch
+):
+    """Each side is held at the point where, with opposite lock orders, it would hold one
+    row and want the other's: the activity write on its recount (the activity written,
+    the deal's lock next), the deletion on its history mark (the deal locked, its
+    activities' next). Each waits until the other got there too, or is blocked on a lock
+    it holds; then both go on. Locking the deal first in both, one simply waits for the
+    other; with the activity first, PostgreSQL found a deadlock and failed one of them."""
+    deal = DealFactory(owner=rep, stage=stages["lead"])
+    activity = ActivityFactory(deal=deal, owner=rep)
+    reached = {"write": threading.Event(), "delete": threading.Event()}
+    pids: dict[str, int] = {}
+    started = threading.Barrier(2)
+
+    def hold(me: str, other: str) -> None:
+        reached[me].set()
+        with connection.cursor() as cursor:
+            while not reached[other].wait(0.01):
+                cursor.execute("SELECT cardinality(pg_blocking_pids(%s)) > 0", [pids[other]])
+                if cursor.fetchone()[0]:
+                    return
+
+    recount, mark = activities.refresh_activity_times, RewrittenHistory.mark
+
+    def held_recount(deal_ids, **kwargs):
+        hold("write", "delete")
+        return recount(deal_ids, **kwargs)
+
+    def held_mark(deal_ids):
+        hold("delete", "write")
+        return mark(deal_ids)
+
+    monkeypatch.setattr(activities, "refresh_activity_times", held_recount)
+    monkeypatch.setattr(RewrittenHistory, "mark", held_mark)
+
+    def side(name: str, act: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                pids[name] = cursor.fetchone()[0]
+            started.wait(timeout=30)
+            return act()
+
+        return run
+
+    written, deleted = race(
+        [
+            side("write", lambda: ACTIVITY_WRITES[write](activity.pk, rep)),
+            side(
+                "delete",
+                lambda: delete_deal(
+                    Deal.objects.get(pk=deal.pk), by=manager, expected_version=deal.version
+                ),
+            ),
+        ]
+    )
+
+    assert not isinstance(deleted, BaseException), deleted
+    # The write went first, or found its activity gone with the deal: never a deadlock.
+    assert not isinstance(written, OperationalError), written
+    assert written is None or isinstance(written, (Activity, NotVisible)), written
+    assert not Deal.objects.filter(pk=deal.pk).exists()
+    assert not Activity.objects.filter(pk=activity.pk).exists()
