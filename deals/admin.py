@@ -6,9 +6,12 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.db import transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from deals import services
+from deals.activities import lock_deals, refresh_activity_times
 from deals.models import Activity, Deal, GateEvent, MoveSource, StageChange
 from stages import gate
 
@@ -112,6 +115,27 @@ class GateEventAdmin(ReadOnlyAdmin):
 
 @admin.register(Activity)
 class ActivityAdmin(admin.ModelAdmin):
+    """Activities are the deal's record of work, not derived data, so the admin may
+    still add, correct and delete them; like every activity write it locks the deals
+    first and recounts their kept activity times (`deals.activities`), the old deal's
+    as well when an activity moves."""
+
     list_display = ("subject", "type", "deal", "owner", "due_at", "done")
     list_filter = ("type", "done")
     raw_id_fields = ("deal", "person")
+
+    def save_model(self, request: HttpRequest, obj: Activity, form: Any, change: bool) -> None:
+        with transaction.atomic():
+            before = Activity.objects.filter(pk=obj.pk).values_list("deal_id", flat=True)
+            deals = lock_deals({obj.deal_id, *(before if change else ())})
+            super().save_model(request, obj, form, change)
+            refresh_activity_times(deals, locked=True)
+
+    def delete_model(self, request: HttpRequest, obj: Activity) -> None:
+        self.delete_queryset(request, Activity.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Activity]) -> None:
+        with transaction.atomic():
+            deals = lock_deals(queryset.values_list("deal_id", flat=True))
+            super().delete_queryset(request, queryset)
+            refresh_activity_times(deals, locked=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from deals import activities, services, stalled
@@ -236,3 +237,81 @@ def test_the_job_clears_a_flag_whose_deal_has_gone(deal):
 
     assert not StalledFlag.objects.filter(deal_id=deal.pk + 1000).exists()
     assert not Event.objects.filter(deal_id=deal.pk + 1000).exists()
+
+
+def admin_form(activity_deal: Deal, owner, **fields) -> dict[str, object]:
+    """The admin's Activity form, filled in (dates in its split date/time widgets)."""
+    due = fields.pop("due_at", None)
+    return {
+        "deal": activity_deal.pk,
+        "owner": owner.pk,
+        "type": "call",
+        "subject": "From the admin",
+        "note": "",
+        "due_at_0": due.strftime("%Y-%m-%d") if due else "",
+        "due_at_1": due.strftime("%H:%M:%S") if due else "",
+        "done_at_0": "",
+        "done_at_1": "",
+        "created_at_0": NOW.strftime("%Y-%m-%d"),
+        "created_at_1": NOW.strftime("%H:%M:%S"),
+        **fields,
+    }
+
+
+def test_the_admin_adding_an_activity_recounts_its_deal(deal, rep, admin_user, client_for):
+    response = client_for(admin_user).post(
+        reverse("admin:deals_activity_add"),
+        admin_form(deal, rep, due_at=NOW + timedelta(days=2)),
+    )
+
+    assert response.status_code == 302, response.content
+    assert kept(deal)[1] == Activity.objects.get(deal=deal).pk
+    assert_kept_equals_recount(deal)
+
+
+def test_the_admin_moving_an_activity_recounts_both_deals(deal, rep, admin_user, client_for):
+    other = DealFactory(owner=rep, stage=deal.stage)
+    activity = activities.log_activity(
+        deal, by=rep, type="call", subject="Call", due_at=NOW + timedelta(days=1)
+    )
+
+    response = client_for(admin_user).post(
+        reverse("admin:deals_activity_change", args=[activity.pk]),
+        admin_form(other, rep, due_at=NOW + timedelta(days=1)),
+    )
+
+    assert response.status_code == 302, response.content
+    assert kept(deal)[1] is None
+    assert kept(other)[1] == activity.pk
+    assert_kept_equals_recount(deal, other)
+
+
+def test_the_admin_deleting_an_activity_recounts_its_deal(deal, rep, admin_user, client_for):
+    activity = activities.log_activity(
+        deal, by=rep, type="call", subject="Call", due_at=NOW + timedelta(days=1)
+    )
+
+    response = client_for(admin_user).post(
+        reverse("admin:deals_activity_delete", args=[activity.pk]), {"post": "yes"}
+    )
+
+    assert response.status_code == 302
+    assert kept(deal) == (None, None)
+
+
+def test_the_admin_deleting_selected_activities_recounts_their_deals(
+    deal, rep, admin_user, client_for
+):
+    other = DealFactory(owner=rep, stage=deal.stage)
+    chosen = [
+        activities.log_activity(d, by=rep, type="call", subject="Call", due_at=NOW).pk
+        for d in (deal, other)
+    ]
+
+    response = client_for(admin_user).post(
+        reverse("admin:deals_activity_changelist"),
+        {"action": "delete_selected", "_selected_action": chosen, "post": "yes"},
+    )
+
+    assert response.status_code == 302
+    assert (kept(deal), kept(other)) == ((None, None), (None, None))
