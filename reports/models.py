@@ -17,12 +17,17 @@ if TYPE_CHECKING:
     from accounts.models import User
 
 
-def _summarised(to: str) -> models.ForeignKey:
+def _summarised(to: str, *, null: bool = False) -> models.ForeignKey:
     """A summary row's link to what it summarises: no database constraint or index of
     its own (the summaries' indexes lead with the columns their panels read), no reverse
     accessor, and left alone when the target goes (the catch-up removes the row)."""
     return models.ForeignKey(
-        to, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+        to,
+        null=null,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
     )
 
 
@@ -275,14 +280,7 @@ class StageEntry(FromHistory):
     pipeline = _summarised("stages.Pipeline")
     # The change's from-stage (null for a deal's first change): the movement panel's
     # direction, counted per day in `StageEntryDay`.
-    from_stage = models.ForeignKey(
-        "stages.Stage",
-        null=True,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
+    from_stage = _summarised("stages.Stage", null=True)
     seq = models.PositiveIntegerField()
     entered_at = models.DateTimeField()
     previous_at = models.DateTimeField(null=True)
@@ -401,14 +399,7 @@ class CloseMonthStage(models.Model):
         related_name="+",
     )
     month = models.DateField()
-    stage = models.ForeignKey(
-        "stages.Stage",
-        null=True,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
+    stage = _summarised("stages.Stage", null=True)
 
 
 class StageStayMark(models.Model):

@@ -250,11 +250,7 @@ def _movement_from_days(scope: DashboardScope, mark: datetime) -> dict[str, int]
         WHERE pipeline_id = %s AND day >= %s AND day <= %s
         GROUP BY from_stage, stage_id
         UNION ALL
-        SELECT COALESCE(x.from_stage_id, 0), x.to_stage_id, COUNT(*)
-        FROM {history.HISTORY} x
-        WHERE x.pipeline_id = %s AND x.to_stage_id IN (SELECT id FROM {history.STAGE})
-          AND x.at >= %s AND x.at < %s
-        GROUP BY 1, 2
+        {_moves_since_mark()}
     )
     {_DIRECTIONS}
     """
@@ -264,9 +260,7 @@ def _movement_from_days(scope: DashboardScope, mark: datetime) -> dict[str, int]
         pipeline,
         history._day(period.first_day),
         history._day(period.last_day),
-        pipeline,
-        history._dt(max(mark, period.start)),
-        history._dt(period.end),
+        *_since_mark_params(scope, mark),
     ]
     return _directions(sql, params)
 
@@ -285,12 +279,7 @@ def _movement_from_entries(scope: DashboardScope, mark: datetime) -> dict[str, i
           AND e.entered_at >= %s AND e.entered_at < %s
         GROUP BY 1, 2
         UNION ALL
-        SELECT COALESCE(x.from_stage_id, 0), x.to_stage_id, COUNT(*)
-        FROM {history.HISTORY} x
-        WHERE {member.format(deal="x.deal_id")} AND x.pipeline_id = %s
-          AND x.to_stage_id IN (SELECT id FROM {history.STAGE})
-          AND x.at >= %s AND x.at < %s
-        GROUP BY 1, 2
+        {_moves_since_mark(member.format(deal="x.deal_id"))}
     )
     {_DIRECTIONS}
     """
@@ -301,11 +290,30 @@ def _movement_from_entries(scope: DashboardScope, mark: datetime) -> dict[str, i
         pipeline,
         history._dt(period.start),
         history._dt(min(mark, period.end)),
-        pipeline,
-        history._dt(max(mark, period.start)),
-        history._dt(period.end),
+        *_since_mark_params(scope, mark),
     ]
     return _directions(sql, params)
+
+
+def _moves_since_mark(member: str = "") -> str:
+    """SQL: (from-stage or 0, to-stage, count) of the history's changes of the deals
+    `member` admits (all when empty) from the summaries' mark to the period's end, which
+    no summary holds yet; params from `_since_mark_params`."""
+    admitted = f"{member} AND " if member else ""
+    return f"""SELECT COALESCE(x.from_stage_id, 0), x.to_stage_id, COUNT(*)
+        FROM {history.HISTORY} x
+        WHERE {admitted}x.pipeline_id = %s
+          AND x.to_stage_id IN (SELECT id FROM {history.STAGE})
+          AND x.at >= %s AND x.at < %s
+        GROUP BY 1, 2"""
+
+
+def _since_mark_params(scope: DashboardScope, mark: datetime) -> list[Any]:
+    return [
+        scope.pipeline.pk,
+        history._dt(max(mark, scope.period.start)),
+        history._dt(scope.period.end),
+    ]
 
 
 def _directions(sql: str, params: list[Any]) -> dict[str, int]:

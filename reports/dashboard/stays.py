@@ -133,12 +133,11 @@ def refresh(*, now: datetime | None = None) -> StaysRefreshed:
                 cursor.execute(f"DELETE FROM {DAY}")
                 cursor.execute(f"DELETE FROM {LENGTH}")
                 _count_days(cursor, "1 = 1", [], sign=1)
+                # Months began at another zone's midnights.
+                cursor.execute(f"DELETE FROM {CLOSE_MONTH}")
             if recount or rebuilt:
                 cursor.execute(f"DELETE FROM {ENTRY_DAY}")
                 _count_entries(cursor, "1 = 1", [], sign=1)
-            if recount:
-                # Months began at another zone's midnights.
-                cursor.execute(f"DELETE FROM {CLOSE_MONTH}")
             fill_close_month_stages(cursor, cutoff)
         if first or recount or cutoff != mark.covered_until or mark.stages_key != key:
             mark.covered_until = cutoff

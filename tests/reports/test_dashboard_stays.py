@@ -418,6 +418,18 @@ def test_a_deal_deleted_through_the_service_leaves_no_stored_rows_behind(
 ADMIN_TIME_QUERIES = 5
 
 
+def add_past_history_as_an_import_does(rep, stages):
+    """Three deals with March history, marked as an import marks them, then caught up."""
+    more = [
+        make_deal(
+            rep, [(stages["lead"], march(1 + i)), (stages["demo"], march(5 + i))], title=f"n{i}"
+        )
+        for i in range(3)
+    ]
+    RewrittenHistory.mark([deal.pk for deal in more])
+    stays.catch_up()
+
+
 def test_the_admins_time_in_stage_reads_the_length_counts_in_a_fixed_number_of_queries(
     history, admin_user, pipeline, rep, stages, django_assert_num_queries
 ):
@@ -428,15 +440,7 @@ def test_the_admins_time_in_stage_reads_the_length_counts_in_a_fixed_number_of_q
     scope = scope_for(admin_user, pipeline)
     with django_assert_num_queries(ADMIN_TIME_QUERIES):
         Dashboard(scope).time()
-    more = [
-        make_deal(
-            rep, [(stages["lead"], march(1 + i)), (stages["demo"], march(5 + i))], title=f"n{i}"
-        )
-        for i in range(3)
-    ]
-    # Past history, written as an import writes it: marked, so caught up.
-    RewrittenHistory.mark([deal.pk for deal in more])
-    stays.catch_up()
+    add_past_history_as_an_import_does(rep, stages)
     with django_assert_num_queries(ADMIN_TIME_QUERIES):
         Dashboard(scope).time()
     raw = Dashboard(scope, summaries=False).time().csv_rows
@@ -456,15 +460,7 @@ def test_the_admins_funnel_and_movement_read_the_entry_day_counts_in_one_query_e
     )
     with django_assert_num_queries(2):
         Dashboard(scope).movement()
-    more = [
-        make_deal(
-            rep, [(stages["lead"], march(1 + i)), (stages["demo"], march(5 + i))], title=f"n{i}"
-        )
-        for i in range(3)
-    ]
-    # Past history, written as an import writes it: marked, so caught up.
-    RewrittenHistory.mark([deal.pk for deal in more])
-    stays.catch_up()
+    add_past_history_as_an_import_does(rep, stages)
     raw = {}
     for slug in ("funnel", "movement"):
         with django_assert_num_queries(2):
