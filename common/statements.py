@@ -23,6 +23,10 @@ from typing import Any
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, models
 
+# Per column position: the backend's and the field's converters, and the expression they
+# are given (what the ORM applies to each fetched value).
+Converters = list[tuple[int, list[Callable[..., Any]], Any]]
+
 # The largest id a database column holds: a larger one names no row. The ORM answers such
 # a lookup with no rows; a hand-written statement must check it first (SQLite's driver
 # raises on an integer past 64 bits).
@@ -43,7 +47,7 @@ class Rows:
         self.fields = [f for f in fields if f.attname in names] if names else fields
         self.names = [f.attname for f in self.fields]
         self.table = quote(model._meta.db_table)
-        self._converters: list[tuple[int, list[Callable[..., Any]], Any]] | None = None
+        self._converters: Converters | None = None
 
     def __len__(self) -> int:
         return len(self.fields)
@@ -66,12 +70,7 @@ class Rows:
                 if found:
                     self._converters.append((i, found, col))
         if self._converters:
-            values = list(values)
-            for i, converters, col in self._converters:
-                value = values[i]
-                for convert in converters:
-                    value = convert(value, col, connection)
-                values[i] = value
+            values = _convert(list(values), self._converters)
         return values
 
     def values(self, obj: models.Model, names: Sequence[str]) -> list[Any]:
@@ -128,16 +127,7 @@ class Prepared:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             found = cursor.fetchall()
-        result = []
-        for row in found:
-            values = list(row)
-            for pos, (convs, expression) in converters:
-                value = values[pos]
-                for convert in convs:
-                    value = convert(value, expression, connection)
-                values[pos] = value
-            result.append(dict(zip(names, values, strict=True)))
-        return result
+        return [dict(zip(names, _convert(list(row), converters), strict=True)) for row in found]
 
     @staticmethod
     def _compile(queryset: models.QuerySet) -> tuple[str, tuple[Any, ...], list[str], Any]:
@@ -149,5 +139,19 @@ class Prepared:
             return "", (), [], []
         names = [*query.extra_select, *query.values_select, *query.annotation_select]
         selected = [s[0] for s in compiler.select[: compiler.col_count]]
-        converters = list(compiler.get_converters(selected).items())
+        converters = [
+            (pos, convs, expression)
+            for pos, (convs, expression) in compiler.get_converters(selected).items()
+        ]
         return sql, tuple(params), names, converters
+
+
+def _convert(values: list[Any], converters: Converters) -> list[Any]:
+    """`values` (one row) as Python values: at each position, the backend's and the
+    field's converters in turn, as the ORM applies them."""
+    for pos, convs, expression in converters:
+        value = values[pos]
+        for convert in convs:
+            value = convert(value, expression, connection)
+        values[pos] = value
+    return values

@@ -33,7 +33,7 @@ from stages.models import Stage, StageKind
 if TYPE_CHECKING:
     from accounts.models import User
 
-POSITION_GAP = 1024
+POSITION_GAP = rows.POSITION_GAP  # imports read it here too
 
 
 # The deals' names for the domain errors (common.errors); callers may catch either.
